@@ -1,0 +1,76 @@
+"""fmkit: one workflow to fine-tune, evaluate, export and serve foundation models, extended by plugins.
+
+Public API (everything a plugin or a script needs):
+
+- contract: :data:`hookimpl`, :data:`HOOK_API_VERSION`, :class:`Component`, :class:`Params`,
+  :class:`Task`, :class:`Transform`, :class:`Metric`, :class:`ScheduleHandle`, :class:`Exporter`
+- plugins: :func:`register_plugin`, :func:`get_plugin_manager`, :func:`get_registry`
+- workflow: :func:`load_recipe`, :func:`train`, :func:`evaluate`, :func:`predict`, :func:`export`,
+  :func:`load`
+
+Heavy modules (torch, the engine) are imported only when a workflow function is called.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .components import KINDS, Component, NoParams, Params
+from .errors import FmkitError
+from .hookspecs import HOOK_API_VERSION, hookimpl, hookspec
+from .interfaces import Exporter, Metric, ScheduleHandle, Transform
+from .plugins import get_plugin_manager, register_plugin
+from .task import Task
+
+__version__ = "0.1.0"
+
+
+def get_registry():
+    """The component registry of the process-wide plugin manager."""
+    return get_plugin_manager().registry
+
+
+def load_recipe(source: Any, overrides: list[str] | None = None):
+    """Load and validate a recipe (path, dict or :class:`fmkit.recipe.Recipe`)."""
+    from .recipe import load_recipe as _load
+
+    return _load(source, overrides)
+
+
+def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None = None, resume: str | None = None):
+    """Run a recipe end to end; returns a :class:`fmkit.engine.Run`."""
+    from .engine.api import train as _train
+
+    return _train(recipe, overrides=overrides, run_dir=run_dir, resume=resume)
+
+
+def evaluate(run_dir: str, data: str | None = None, split: str = "auto") -> dict:
+    """Score a run's best checkpoint; returns the flat metric dict."""
+    from .engine.api import evaluate as _evaluate
+
+    return _evaluate(run_dir, data=data, split=split)
+
+
+def predict(run_dir: str, inputs: list[Any]) -> list[dict]:
+    """Predict raw inputs with a run's best checkpoint or an export folder."""
+    return load(run_dir).predict(inputs)
+
+
+def export(run_dir: str, format: str, output: str | None = None, quantize: str | None = None) -> str:
+    """Export a run's best model; returns the export folder."""
+    from .export.api import export as _export
+
+    return _export(run_dir, format, output=output, quantize=quantize)
+
+
+def load(path: str, backend: str = "torch"):
+    """Load an export folder or a run directory as a predictor with ``.predict(raw_inputs)``."""
+    from .export.loading import load_predictor
+
+    return load_predictor(path, backend=backend)
+
+
+__all__ = [
+    "HOOK_API_VERSION", "KINDS", "Component", "Exporter", "FmkitError", "Metric", "NoParams", "Params",
+    "ScheduleHandle", "Task", "Transform", "evaluate", "export", "get_plugin_manager", "get_registry",
+    "hookimpl", "hookspec", "load", "load_recipe", "predict", "register_plugin", "train",
+]

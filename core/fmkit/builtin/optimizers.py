@@ -1,0 +1,106 @@
+"""Built-in optimizers (AdamW, Adam, SGD) with sensible parameter groups.
+
+Parameter groups: biases and normalisation weights get no weight decay; the head (parameters whose
+names start with one of the model's ``fmkit_head_prefixes``, or the usual head names) can have its
+own learning rate (``head_lr``); models that expose ``fmkit_layer_prefixes()`` (embeddings first,
+then each layer) get layer-wise learning-rate decay with ``layer_decay < 1``.
+"""
+from __future__ import annotations
+
+from ..components import Params
+
+DEFAULT_HEAD_PREFIXES = ("classifier", "score", "head", "fc", "lm_head")
+
+
+class OptimizerParams(Params):
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    #: learning rate of the task head; the backbone uses ``lr``
+    head_lr: float | None = None
+    #: layer-wise learning-rate decay factor (1.0: off)
+    layer_decay: float = 1.0
+    no_decay_bias_and_norm: bool = True
+    #: use torch's fused kernels where this device supports them ("auto"), always, or never
+    fused: bool | None = None
+
+
+class AdamParams(OptimizerParams):
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+
+class AdamWParams(AdamParams):
+    pass
+
+
+class SGDParams(OptimizerParams):
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+
+def _is_no_decay(name: str, param) -> bool:
+    return param.ndim <= 1 or name.endswith(".bias") or "norm" in name.lower()
+
+
+def param_groups(model, p: OptimizerParams) -> list[dict]:
+    """Split a model's trainable parameters into groups by decay, head and layer depth."""
+    heads = tuple(getattr(model, "fmkit_head_prefixes", DEFAULT_HEAD_PREFIXES))
+    layers = list(model.fmkit_layer_prefixes()) if hasattr(model, "fmkit_layer_prefixes") else []
+    groups: dict[tuple, dict] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        lr = p.lr
+        is_head = name.startswith(heads) or any(f".{h}." in f".{name}" for h in heads)
+        if is_head and p.head_lr is not None:
+            lr = p.head_lr
+        elif layers and p.layer_decay != 1.0 and not is_head:
+            depth = next((i for i, pref in reversed(list(enumerate(layers))) if name.startswith(pref)), 0)
+            lr = p.lr * p.layer_decay ** (len(layers) - depth)
+        wd = 0.0 if (p.no_decay_bias_and_norm and _is_no_decay(name, param)) else p.weight_decay
+        g = groups.setdefault((lr, wd), {"params": [], "lr": lr, "weight_decay": wd})
+        g["params"].append(param)
+    return list(groups.values())
+
+
+def _fused_kw(cls, model, p: OptimizerParams) -> dict:
+    import inspect
+
+    if "fused" not in inspect.signature(cls).parameters:
+        return {}
+    if p.fused is not None:
+        return {"fused": p.fused}
+    try:
+        dev = next(model.parameters()).device.type
+    except StopIteration:
+        return {}
+    return {"fused": True} if dev in ("cuda", "cpu", "mps") else {}
+
+
+def adamw(params: AdamWParams, context: dict):
+    """AdamW (decoupled weight decay), fused where torch supports it."""
+    import torch
+
+    model = context["model"]
+    return torch.optim.AdamW(param_groups(model, params), lr=params.lr, betas=params.betas, eps=params.eps,
+                             **_fused_kw(torch.optim.AdamW, model, params))
+
+
+def adam(params: AdamParams, context: dict):
+    """Adam with L2 weight decay, fused where torch supports it."""
+    import torch
+
+    model = context["model"]
+    return torch.optim.Adam(param_groups(model, params), lr=params.lr, betas=params.betas, eps=params.eps,
+                            **_fused_kw(torch.optim.Adam, model, params))
+
+
+def sgd(params: SGDParams, context: dict):
+    """SGD with momentum and optional Nesterov."""
+    import torch
+
+    model = context["model"]
+    return torch.optim.SGD(param_groups(model, params), lr=params.lr, momentum=params.momentum,
+                           nesterov=params.nesterov)

@@ -1,0 +1,1 @@
+"""The ``fmkit`` command line."""

@@ -1,0 +1,139 @@
+"""Commands that need no torch: plugins, components, validate, schema, new."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..plugins import get_plugin_manager
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), fmt.format(*["-" * w for w in widths])]
+    lines += [fmt.format(*[str(c) for c in r]) for r in rows]
+    return "\n".join(x.rstrip() for x in lines)
+
+
+def plugins_list(args) -> int:
+    pm = get_plugin_manager()
+    pm.registry  # noqa: B018 - registration errors are load errors too
+    infos = list(pm.infos.values())
+    if args.json:
+        print(json.dumps([i.to_json() for i in infos], indent=2))
+        return 0
+    rows = [[i.name, i.status, i.distribution or "-", i.version or "-", i.source, len(i.hooks)] for i in infos]
+    print(_table(rows, ["plugin", "status", "distribution", "version", "source", "hooks"]))
+    for i in infos:
+        if i.error:
+            print(f"\n{i.name}: {i.status}: {i.error}\n  location: {i.location}", file=sys.stderr)
+    return 0
+
+
+def components_list(args) -> int:
+    from ..components import KINDS
+
+    if args.kind and args.kind not in KINDS:
+        import difflib
+
+        close = difflib.get_close_matches(args.kind, list(KINDS), n=1)
+        print(f"error: unknown kind {args.kind!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+              + f" (kinds: {', '.join(KINDS)})", file=sys.stderr)
+        return 2
+    comps = get_plugin_manager().registry.components(args.kind)
+    if args.json:
+        print(json.dumps([{"kind": c.kind, "id": c.name, "qualified_id": c.qualified_id, "plugin": c.plugin,
+                           "summary": c.summary} for c in comps], indent=2))
+        return 0
+    print(_table([[c.kind, c.name, c.plugin, c.summary] for c in comps], ["kind", "id", "plugin", "summary"]))
+    return 0
+
+
+def components_show(args) -> int:
+    from ..errors import ComponentNotFoundError
+
+    reg = get_plugin_manager().registry
+    found = [reg.get(args.kind, args.id)] if args.kind else reg.find(args.id)
+    if not found:
+        import difflib
+
+        names = sorted({c.name for c in reg})
+        raise ComponentNotFoundError("component", args.id, difflib.get_close_matches(args.id, names, n=3))
+    out = []
+    for c in found:
+        model = c.params_model()
+        schema = model.model_json_schema()
+        params = []
+        for fname, field in model.model_fields.items():
+            params.append({"name": fname, "type": str(field.annotation).replace("typing.", ""),
+                           "default": None if field.is_required() else field.get_default(call_default_factory=True),
+                           "required": field.is_required(), "description": field.description})
+        out.append({"kind": c.kind, "id": c.name, "qualified_id": c.qualified_id, "plugin": c.plugin,
+                    "summary": c.summary, "parameters": params, "example": {"name": c.name, **c.example},
+                    "schema": schema})
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    import yaml
+
+    for c in out:
+        print(f"{c['kind']} {c['qualified_id']}\n  {c['summary']}\n\nparameters:")
+        for p in c["parameters"] or [{"name": "(none)", "type": "", "default": "", "required": False}]:
+            extra = "required" if p["required"] else f"default {p['default']!r}"
+            print(f"  {p['name']}: {p['type']}  ({extra})")
+        section = {"data": c["example"]} if c["kind"] == "dataset" else {c["kind"]: c["example"]}
+        print("\nexample:\n" + "\n".join("  " + x for x in yaml.safe_dump(section, sort_keys=False).splitlines()) + "\n")
+    return 0
+
+
+def validate(args) -> int:
+    from ..errors import RecipeError
+    from ..recipe import load_recipe
+
+    try:
+        load_recipe(args.recipe, args.overrides)
+    except RecipeError as e:
+        if args.json:
+            print(json.dumps({"valid": False, "errors": e.to_json()}, indent=2))
+        else:
+            print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"valid": True, "errors": []}) if args.json else f"{args.recipe}: valid")
+    return 0
+
+
+def schema(args) -> int:
+    from ..recipe.jsonschema import recipe_json_schema
+
+    text = json.dumps(recipe_json_schema(get_plugin_manager().registry), indent=2)
+    if args.output:
+        from ..utils.atomic import atomic_write_text
+
+        atomic_write_text(args.output, text + "\n")
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def new_plugin(args) -> int:
+    from ..scaffold import scaffold_plugin
+
+    dest = scaffold_plugin(args.name, Path(args.output))
+    print(f"created {dest}\nnext: pip install -e {dest} && fmkit plugins list")
+    return 0
+
+
+def new_recipe(args) -> int:
+    from ..scaffold import starter_recipe
+
+    text = starter_recipe(args.task, get_plugin_manager().registry)
+    if args.output:
+        from ..utils.atomic import atomic_write_text
+
+        atomic_write_text(args.output, text)
+        print(f"wrote {args.output}; complete the data paths, then: fmkit validate {args.output}")
+    else:
+        print(text, end="")
+    return 0

@@ -1,0 +1,137 @@
+"""Entry point of the ``fmkit`` command: argument parsing and exit codes only.
+
+Exit codes: 0 success, 1 failure, 2 bad usage or invalid input. Commands import heavy modules
+inside their functions, so ``fmkit plugins list`` never imports torch.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import FmkitError
+
+
+def _recipe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="recipe YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe field, e.g. --set train.epochs=3 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import commands_core as core
+    from . import commands_run as run
+
+    parser = argparse.ArgumentParser(prog="fmkit", description="Fine-tune, evaluate, export and serve foundation models.")
+    parser.add_argument("--strict-plugins", action="store_true", help="fail when any plugin fails to load")
+    parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME", help="switch a plugin off (repeatable)")
+    parser.add_argument("--version", action="version", version="fmkit 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    plugins = sub.add_parser("plugins", help="installed plugins").add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
+    p = plugins.add_parser("list", help="list plugins with distribution, version, hooks and load errors")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=core.plugins_list)
+
+    comps = sub.add_parser("components", help="registered components").add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
+    p = comps.add_parser("list", help="list components")
+    p.add_argument("--kind", help="only this kind (task, model, dataset, transform, loss, optimizer, scheduler, metric, exporter)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=core.components_list)
+    p = comps.add_parser("show", help="a component's summary, parameters and an example")
+    p.add_argument("id", help="short or qualified id (plugin:name)")
+    p.add_argument("--kind")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=core.components_show)
+
+    p = sub.add_parser("validate", help="validate a recipe; report every problem with its line")
+    _recipe_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=core.validate)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of recipes with every installed component")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=core.schema)
+
+    new = sub.add_parser("new", help="scaffold a plugin or a starter recipe").add_subparsers(dest="sub", metavar="WHAT", required=True)
+    p = new.add_parser("plugin", help="a pip-installable plugin package")
+    p.add_argument("name", help="distribution name, e.g. acme-vision")
+    p.add_argument("-o", "--output", default=".", help="parent folder (default: .)")
+    p.set_defaults(func=core.new_plugin)
+    p = new.add_parser("recipe", help="a commented starter recipe for an installed task")
+    p.add_argument("task")
+    p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.set_defaults(func=core.new_recipe)
+
+    p = sub.add_parser("train", help="train, evaluate and export from a recipe")
+    _recipe_args(p)
+    p.add_argument("--run-dir", help="run directory (default: <tracking.runs_dir>/<name>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
+    p.set_defaults(func=run.train)
+
+    p = sub.add_parser("evaluate", help="score a run's best checkpoint")
+    p.add_argument("run_dir")
+    p.add_argument("--data", help="another file of the same format")
+    p.add_argument("--split", choices=["auto", "validation", "test"], default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run.evaluate)
+
+    p = sub.add_parser("predict", help="batch inference on a file of raw inputs")
+    p.add_argument("run_dir", help="run directory or export folder")
+    p.add_argument("input", help="file of raw inputs (one per line, CSV, JSONL, or a folder)")
+    p.add_argument("-o", "--output", help="JSONL or CSV output (default: stdout as JSONL)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=run.predict)
+
+    p = sub.add_parser("export", help="export a run's best model")
+    p.add_argument("run_dir")
+    p.add_argument("--format", required=True, help="onnx, torchscript, safetensors, hf, ...")
+    p.add_argument("--quantize", choices=["int8"])
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=run.export)
+
+    p = sub.add_parser("serve", help="serve an export (or run) as an HTTP API")
+    p.add_argument("path")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    p.add_argument("--max-batch-size", type=int, default=16)
+    p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--api-key-env", help="environment variable holding the API key (header X-API-Key)")
+    p.set_defaults(func=run.serve)
+
+    from ..plugins import get_plugin_manager
+
+    try:
+        get_plugin_manager().hook.fmkit_add_cli_commands(subparsers=sub)
+    except Exception as e:  # a plugin's CLI hook must not break the command line
+        print(f"warning: a plugin failed to add CLI commands: {e}", file=sys.stderr)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # plugin settings must be known before the parser asks plugins for commands
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--strict-plugins", action="store_true")
+    pre.add_argument("--disable-plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    from ..plugins import configure
+
+    try:
+        configure(strict=known.strict_plugins or None, disabled=set(known.disable_plugin))
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except FmkitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Plugin discovery and the plugin manager.
+
+Plugins come from three places, in this order: the core's own built-in plugin, the entry-point
+group ``fmkit.plugins`` (loaded with stevedore; a plugin that fails is recorded and skipped), and
+explicit registration (:func:`fmkit.register_plugin`, or a recipe's ``plugins:`` list of module
+paths). Controls, the same as pytest's: ``FMKIT_DISABLE_PLUGIN_AUTOLOAD=1`` loads nothing from
+entry points, ``FMKIT_DISABLE_PLUGINS=a,b`` (``--disable-plugin``) switches plugins off, and
+``FMKIT_STRICT_PLUGINS=1`` (``--strict-plugins``) turns every load failure into an error.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginHookError, PluginLoadError, PluginVersionError
+
+ENTRY_POINT_GROUP = "fmkit.plugins"
+BUILTIN_PLUGIN = "fmkit"
+
+
+@dataclass
+class PluginInfo:
+    """What ``fmkit plugins list`` shows about one plugin."""
+
+    name: str
+    source: str  # builtin | entry-point | python | recipe
+    status: str = "loaded"  # loaded | failed | disabled | refused
+    distribution: str | None = None
+    version: str | None = None
+    location: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    error: str | None = None
+    api: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _core_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_list(name: str) -> set[str]:
+    return {x.strip() for x in os.environ.get(name, "").split(",") if x.strip()}
+
+
+def check_api_compat(plugin_name: str, obj: Any) -> str | None:
+    """Return the plugin's declared hook-API range; raise if the installed core is outside it."""
+    spec = getattr(obj, "fmkit_api", None)
+    if spec is None:
+        return None
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        ok = SpecifierSet(str(spec)).contains(hookspecs.HOOK_API_VERSION, prereleases=True)
+    except InvalidSpecifier as e:
+        raise PluginVersionError(f"plugin {plugin_name!r} declares an invalid fmkit_api {spec!r}: {e}") from e
+    if not ok:
+        raise PluginVersionError(
+            f"plugin {plugin_name!r} needs fmkit hook API {spec}, but the installed fmkit provides "
+            f"hook API {hookspecs.HOOK_API_VERSION}; upgrade or downgrade the plugin or fmkit"
+        )
+    return str(spec)
+
+
+class PluginManager:
+    """fmkit's pluggy manager plus the bookkeeping that ``fmkit plugins list`` reports."""
+
+    def __init__(self, autoload: bool | None = None, disabled: set[str] | None = None, strict: bool | None = None):
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.strict = _env_flag("FMKIT_STRICT_PLUGINS") if strict is None else strict
+        self.disabled = _env_list("FMKIT_DISABLE_PLUGINS") | set(disabled or ())
+        self.autoload = (not _env_flag("FMKIT_DISABLE_PLUGIN_AUTOLOAD")) if autoload is None else autoload
+        self.infos: dict[str, PluginInfo] = {}
+        self._registry = None
+        self.hook_timings: dict[str, float] = {}
+        self._impl_cache: dict[str, list] = {}
+        from .builtin import plugin as builtin_plugin
+
+        self._add(builtin_plugin, BUILTIN_PLUGIN, PluginInfo(BUILTIN_PLUGIN, "builtin", distribution="fmkit", version=_core_version()))
+        if self.autoload:
+            self.load_entry_points()
+
+    # ------------------------------------------------------------------ loading
+    def _fail(self, info: PluginInfo, error: BaseException, status: str = "failed") -> None:
+        info.status = status
+        info.error = f"{type(error).__name__}: {error}"
+        self.infos[info.name] = info
+        if self.strict:
+            if isinstance(error, PluginLoadError):
+                raise error
+            raise PluginLoadError(
+                f"plugin {info.name!r} ({info.distribution or 'no distribution'} {info.version or ''}) "
+                f"failed to load: {info.error}"
+            ) from error
+
+    def _add(self, obj: Any, name: str, info: PluginInfo) -> bool:
+        if name in self.disabled:
+            info.status = "disabled"
+            self.infos[name] = info
+            return False
+        try:
+            info.api = check_api_compat(name, obj)
+            if self.pm.has_plugin(name):
+                raise PluginLoadError(f"a plugin named {name!r} is already registered")
+            self.pm.register(obj, name=name)
+        except PluginVersionError as e:
+            self._fail(info, e, status="refused")
+            return False
+        except Exception as e:  # a broken plugin never takes the core down
+            self._fail(info, e)
+            return False
+        info.location = info.location or getattr(obj, "__file__", None) or type(obj).__module__
+        info.hooks = sorted(h.name for h in self.pm.get_hookcallers(obj) or [])
+        self.infos[name] = info
+        self._registry = None
+        self._impl_cache = {}
+        return True
+
+    def load_entry_points(self) -> None:
+        """Load every plugin of the ``fmkit.plugins`` entry-point group through stevedore."""
+        from importlib.metadata import entry_points
+
+        eps = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        wanted = []
+        for name, ep in sorted(eps.items()):
+            dist = getattr(ep, "dist", None)
+            info = PluginInfo(
+                name, "entry-point",
+                distribution=dist.metadata["Name"] if dist else None,
+                version=dist.version if dist else None,
+                location=ep.value,
+            )
+            if name in self.disabled:
+                info.status = "disabled"
+            self.infos[name] = info
+            if info.status != "disabled":
+                wanted.append(name)
+        if not wanted:
+            return
+        from stevedore import named
+
+        failures: list[tuple[str, BaseException]] = []
+        mgr = named.NamedExtensionManager(
+            ENTRY_POINT_GROUP, names=wanted, invoke_on_load=False,
+            on_load_failure_callback=lambda _m, ep, err: failures.append((ep.name, err)),
+            warn_on_missing_entrypoint=False,
+        )
+        for name, err in failures:
+            self._fail(self.infos[name], err)
+        for ext in mgr.extensions:
+            self._add(ext.plugin, ext.name, self.infos[ext.name])
+
+    def register(self, obj: Any, name: str | None = None, source: str = "python") -> bool:
+        """Register a plugin object or module; returns whether it was accepted."""
+        name = name or getattr(obj, "fmkit_plugin_name", None) or getattr(obj, "__name__", None) or type(obj).__name__
+        if self.pm.has_plugin(name) and self.pm.get_plugin(name) is obj:
+            return True
+        return self._add(obj, name, PluginInfo(name, source, location=getattr(obj, "__file__", None)))
+
+    def load_modules(self, paths: list[str], source: str = "recipe") -> None:
+        """Import and register modules by dotted path (a recipe's ``plugins:`` list)."""
+        for path in paths:
+            if self.pm.has_plugin(path):
+                continue
+            info = PluginInfo(path, source, location=path)
+            if path in self.disabled:
+                info.status = "disabled"
+                self.infos[path] = info
+                continue
+            try:
+                module = importlib.import_module(path)
+            except Exception as e:
+                self._fail(info, e)
+                continue
+            info.location = getattr(module, "__file__", path)
+            self._add(module, path, info)
+
+    # ------------------------------------------------------------------ using
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    @property
+    def registry(self):
+        """The component registry, rebuilt whenever the set of plugins changes."""
+        if self._registry is None:
+            from .registry import Registry
+
+            self._registry = Registry.from_plugins(self)
+        return self._registry
+
+    def impls(self, hook_name: str) -> list[tuple[str, Any]]:
+        """``(plugin name, function)`` for every implementation of a hook, in call order."""
+        caller = getattr(self.pm.hook, hook_name)
+        return [(impl.plugin_name, impl.function) for impl in reversed(caller.get_hookimpls())]
+
+    def dispatch(self, hook_name: str, **kwargs: Any) -> dict[str, Any]:
+        """Call a lifecycle hook on every plugin; the one place hooks are invoked from the engine.
+
+        Returns ``{plugin: result}`` for non-None results. An exception names its plugin and hook.
+        Time spent per hook is accumulated in :attr:`hook_timings` (profiling).
+        """
+        results: dict[str, Any] = {}
+        impls = self._impl_cache.get(hook_name)
+        if impls is None:
+            import inspect
+
+            impls = []
+            for plugin, fn in self.impls(hook_name):
+                argnames = [a for a in inspect.signature(fn).parameters if a in kwargs]
+                impls.append((plugin, fn, argnames))
+            self._impl_cache[hook_name] = impls
+        if not impls:
+            return results
+        t0 = time.perf_counter()
+        for plugin, fn, argnames in impls:
+            try:
+                out = fn(**{a: kwargs[a] for a in argnames})
+            except (KeyboardInterrupt, PluginHookError):
+                raise
+            except Exception as e:
+                raise PluginHookError(plugin, hook_name, e) from e
+            if out is not None:
+                results[plugin] = out
+        self.hook_timings[hook_name] = self.hook_timings.get(hook_name, 0.0) + time.perf_counter() - t0
+        return results
+
+
+_default: PluginManager | None = None
+_pending: list[tuple[Any, str | None]] = []
+
+
+def get_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager, created on first use."""
+    global _default
+    if _default is None:
+        _default = PluginManager()
+        for obj, name in _pending:
+            _default.register(obj, name)
+    return _default
+
+
+def configure(strict: bool | None = None, disabled: set[str] | None = None, autoload: bool | None = None) -> PluginManager:
+    """Replace the process-wide manager with one built from these settings (used by the CLI)."""
+    global _default
+    _default = PluginManager(autoload=autoload, disabled=disabled, strict=strict)
+    for obj, name in _pending:
+        _default.register(obj, name)
+    return _default
+
+
+def register_plugin(obj: Any, name: str | None = None) -> bool:
+    """Register a plugin from Python code: a module or an object with ``@fmkit.hookimpl`` methods."""
+    _pending.append((obj, name))
+    if _default is None:
+        return True
+    return _default.register(obj, name)

@@ -1,0 +1,163 @@
+"""The recipe's structure (pydantic v2). Component sections are checked against each component's
+own parameter model in :mod:`fmkit.recipe.validate`; here they are ``{name: ..., **params}``."""
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ComponentRef(BaseModel):
+    """``name:`` of a registered component plus that component's own parameters."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    name: str
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params()}
+
+
+def _ref(v: Any) -> Any:
+    return {"name": v} if isinstance(v, str) else v
+
+
+RefOrName = Union[ComponentRef, str]
+
+
+class DataSection(BaseModel):
+    """The dataset (``name:`` optional: the task's default) plus data-pipeline settings.
+
+    Keys other than those below are the dataset component's own parameters (``train``,
+    ``text_column``...), validated by its parameter model.
+    """
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    name: str | None = None
+    #: cleaning transforms applied once to raw examples (drops are counted in the report)
+    clean: list[ComponentRef] = []
+    #: augmentations applied to training examples only
+    augment: list[ComponentRef] = []
+    #: share of train held out for validation when the data has no validation split
+    validation_split: float = Field(0.1, ge=0.0, lt=1.0)
+    split_seed: int = 0
+    stratify: bool = True
+    #: cache preprocessed examples on disk, keyed by data content and preprocessing parameters
+    cache: bool = True
+    cache_dir: str | None = None
+    num_workers: int = Field(0, ge=0)
+    pin_memory: bool | None = None
+    #: batch examples of similar length together (less padding); the task defines length
+    group_by_length: bool = False
+
+    _v = field_validator("clean", "augment", mode="before")(lambda cls, v: [_ref(x) for x in (v or [])])
+
+    def dataset_params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class EarlyStopping(Section):
+    patience: int = Field(3, ge=1)
+    monitor: str | None = None
+    mode: Literal["min", "max"] | None = None
+    min_delta: float = 0.0
+
+
+class TrainSection(Section):
+    epochs: int = Field(1, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int | None = Field(None, ge=1)
+    grad_accum_steps: int = Field(1, ge=1)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    seed: int = 42
+    deterministic: bool = False
+    #: "epoch", or evaluate every N optimizer steps
+    eval_every: Literal["epoch"] | int = "epoch"
+    #: save a resumable checkpoint every N optimizer steps (and at every epoch end)
+    checkpoint_every: int | None = Field(None, ge=1)
+    keep_last: int = Field(2, ge=1)
+    early_stopping: EarlyStopping | None = None
+    device: str = "auto"
+    grad_clip: float | None = Field(1.0, gt=0)
+    log_every: int = Field(10, ge=1)
+    compile: bool = False
+    #: train only the head for this many epochs, then unfreeze the backbone
+    freeze_backbone_epochs: int = Field(0, ge=0)
+    #: stop after this many non-finite losses (each such step is skipped)
+    max_bad_steps: int = Field(20, ge=1)
+    progress: Literal["auto", "on", "off"] = "auto"
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    threads: int | None = Field(None, ge=1)
+
+
+class EvaluateSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: metrics to compute (default: the task's)
+    metrics: list[ComponentRef] | None = None
+    #: split reported as final results: test when the data has one, else validation
+    split: Literal["auto", "validation", "test"] = "auto"
+    #: metric that picks the best checkpoint (default: the task's)
+    monitor: str | None = None
+    monitor_mode: Literal["min", "max"] | None = None
+
+    _v = field_validator("metrics", mode="before")(lambda cls, v: None if v is None else [_ref(x) for x in v])
+
+
+class ExportSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    formats: list[str] = []
+    quantize: Literal["int8"] | None = None
+    #: largest allowed absolute difference between exported and eager outputs
+    tolerance: float = 1e-3
+    output: str | None = None
+
+
+class ServeSection(Section):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    backend: Literal["torch", "onnx"] = "torch"
+    max_batch_size: int = Field(16, ge=1)
+    max_wait_ms: float = Field(5.0, ge=0)
+    max_items: int = Field(64, ge=1)
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
+    #: environment variable holding the API key clients send as X-API-Key
+    api_key_env: str | None = None
+
+
+class TrackingSection(Section):
+    #: parent folder of run directories
+    runs_dir: str = "runs"
+    run_name: str | None = None
+    tensorboard: bool = True
+    report: bool = True
+
+
+class Recipe(BaseModel):
+    """A whole recipe. Sections other than task, model and data have defaults."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    task: ComponentRef
+    model: ComponentRef
+    data: DataSection = DataSection()
+    loss: ComponentRef | None = None
+    optimizer: ComponentRef = ComponentRef(name="adamw")
+    scheduler: ComponentRef | None = None
+    train: TrainSection = TrainSection()
+    evaluate: EvaluateSection = EvaluateSection()
+    export: ExportSection = ExportSection()
+    serve: ServeSection = ServeSection()
+    tracking: TrackingSection = TrackingSection()
+    plugins: list[str] = []
+    required_plugins: list[str] = []
+
+    _v = field_validator("task", "model", "loss", "optimizer", "scheduler", mode="before")(lambda cls, v: _ref(v))
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=False)

@@ -1,0 +1,219 @@
+"""Full recipe validation: structure, every component's parameters, plugins, cross-field checks.
+
+Every problem is collected (not just the first), each with its dotted path and its line in the
+file, and unknown names get "did you mean" suggestions. Validation writes nothing.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import AmbiguousComponentError, ComponentNotFoundError, RecipeError, RecipeIssue
+from .loader import Lines, apply_overrides, load_yaml_with_lines
+from .schema import ComponentRef, DataSection, Recipe
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..plugins import PluginManager
+
+
+def _fmt_path(loc: tuple) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _line(lines: Lines, loc: tuple) -> int | None:
+    loc = tuple(loc)
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return None
+
+
+def _model_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the (nested) pydantic model at ``loc``, for key suggestions."""
+    for p in loc:
+        if isinstance(p, int):
+            continue
+        field = model.model_fields.get(p)
+        if field is None:
+            break
+        ann = field.annotation
+        for cand in getattr(ann, "__args__", ()) + (ann,):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                model = cand
+                break
+        else:
+            break
+    return list(model.model_fields)
+
+
+def _pydantic_issues(err: ValidationError, prefix: tuple, lines: Lines, source: str,
+                     model: type[BaseModel]) -> list[RecipeIssue]:
+    issues = []
+    for e in err.errors():
+        loc = prefix + tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            key = str(e["loc"][-1])
+            close = difflib.get_close_matches(key, _model_fields(model, tuple(e["loc"][:-1])), n=3, cutoff=0.5)
+            msg = f"unknown key {key!r}" + (f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "")
+        elif e["type"] == "missing":
+            msg = "this field is required"
+        elif "input" in e and not isinstance(e["input"], (dict, list)):
+            msg += f" (got {e['input']!r})"
+        issues.append(RecipeIssue(_fmt_path(loc), msg, _line(lines, loc), source))
+    return issues
+
+
+class _Checker:
+    def __init__(self, manager: PluginManager, lines: Lines, source: str):
+        self.manager, self.lines, self.source = manager, lines, source
+        self.issues: list[RecipeIssue] = []
+
+    def issue(self, loc: tuple, message: str) -> None:
+        self.issues.append(RecipeIssue(_fmt_path(loc), message, _line(self.lines, loc), self.source))
+
+    def component(self, kind: str, ref: ComponentRef | dict | None, loc: tuple, params: dict | None = None) -> dict | None:
+        """Validate one component section; return ``{name, **normalised params}`` or None."""
+        if ref is None:
+            return None
+        name = ref.name if isinstance(ref, ComponentRef) else ref["name"]
+        if params is None:
+            params = ref.params() if isinstance(ref, ComponentRef) else {k: v for k, v in ref.items() if k != "name"}
+        try:
+            comp = self.manager.registry.get(kind, name)
+        except (ComponentNotFoundError, AmbiguousComponentError) as e:
+            self.issue(loc + ("name",), str(e))
+            return None
+        try:
+            model = comp.params_model()
+            validated = model.model_validate(params)
+        except ValidationError as e:
+            self.issues.extend(_pydantic_issues(e, loc, self.lines, self.source, model))
+            return None
+        except Exception as e:  # a plugin whose parameter model cannot load
+            self.issue(loc, f"{kind} {name!r} from plugin {comp.plugin!r} cannot be loaded: {type(e).__name__}: {e}")
+            return None
+        return {"name": name, **validated.model_dump(mode="json")}
+
+
+def check_required_plugins(manager: PluginManager, required: list[str], lines: Lines, source: str) -> list[RecipeIssue]:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    issues = []
+    for i, spec in enumerate(required):
+        loc = ("required_plugins", i)
+        try:
+            req = Requirement(spec)
+        except InvalidRequirement as e:
+            issues.append(RecipeIssue(_fmt_path(loc), f"invalid requirement {spec!r}: {e}", _line(lines, loc), source))
+            continue
+        found = [i for i in manager.infos.values()
+                 if i.status == "loaded" and req.name.lower() in {i.name.lower(), (i.distribution or "").lower()}]
+        if not found:
+            issues.append(RecipeIssue(_fmt_path(loc), f"required plugin {req.name!r} is not installed or failed to load "
+                                      f"(see `fmkit plugins list`); install it with `pip install {spec}`",
+                                      _line(lines, loc), source))
+            continue
+        version = found[0].version
+        if req.specifier and (version is None or not req.specifier.contains(version, prereleases=True)):
+            issues.append(RecipeIssue(_fmt_path(loc), f"required plugin {spec!r} but version {version} is installed",
+                                      _line(lines, loc), source))
+    return issues
+
+
+def validate_recipe(data: dict, manager: PluginManager | None = None, lines: Lines | None = None,
+                    source: str = "<recipe>") -> Recipe:
+    """Validate recipe data against its structure and every component's parameters.
+
+    Returns the resolved :class:`Recipe` (defaults from the task filled in, every component's
+    parameters normalised). Raises :class:`RecipeError` listing every problem.
+    """
+    from ..plugins import get_plugin_manager
+
+    manager = manager or get_plugin_manager()
+    lines = lines or {}
+    plugin_list = data.get("plugins") or []
+    if isinstance(plugin_list, list) and all(isinstance(p, str) for p in plugin_list):
+        manager.load_modules(plugin_list)
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as e:
+        raise RecipeError(_pydantic_issues(e, (), lines, source, Recipe), source) from None
+
+    c = _Checker(manager, lines, source)
+    c.issues.extend(check_required_plugins(manager, recipe.required_plugins, lines, source))
+    out = recipe.to_dict()
+    task = c.component("task", recipe.task, ("task",))
+    task_cls = None
+    if task:
+        out["task"] = task
+        try:
+            task_cls = manager.registry.get("task", task["name"]).tags.get("defaults", {})
+        except Exception:
+            task_cls = {}
+    defaults = task_cls or {}
+    out["model"] = c.component("model", recipe.model, ("model",)) or out["model"]
+    if recipe.loss is None and defaults.get("loss"):
+        out["loss"] = c.component("loss", ComponentRef.model_validate(_as_ref(defaults["loss"])), ("loss",))
+    else:
+        out["loss"] = c.component("loss", recipe.loss, ("loss",)) or out["loss"]
+    out["optimizer"] = c.component("optimizer", recipe.optimizer, ("optimizer",)) or out["optimizer"]
+    out["scheduler"] = c.component("scheduler", recipe.scheduler, ("scheduler",)) or out["scheduler"]
+
+    data_name = recipe.data.name or defaults.get("dataset")
+    if data_name is None:
+        c.issue(("data", "name"), "no dataset named and the task has no default; set data.name "
+                "(see `fmkit components list --kind dataset`)")
+    else:
+        ds = c.component("dataset", {"name": data_name}, ("data",), recipe.data.dataset_params())
+        if ds:
+            out["data"] = {**out["data"], **ds}
+    out["data"]["clean"] = [c.component("transform", r, ("data", "clean", i)) for i, r in enumerate(recipe.data.clean)]
+    out["data"]["augment"] = [c.component("transform", r, ("data", "augment", i)) for i, r in enumerate(recipe.data.augment)]
+    metrics = recipe.evaluate.metrics
+    if metrics is None:
+        metrics = [ComponentRef.model_validate(_as_ref(m)) for m in defaults.get("metrics", [])]
+        out["evaluate"]["metrics"] = [c.component("metric", r, ("evaluate", "metrics")) for r in metrics]
+    else:
+        out["evaluate"]["metrics"] = [c.component("metric", r, ("evaluate", "metrics", i)) for i, r in enumerate(metrics)]
+    for i, fmt in enumerate(recipe.export.formats):
+        c.component("exporter", {"name": fmt}, ("export", "formats", i))
+    if recipe.train.precision == "fp16" and recipe.train.device == "cpu":
+        c.issue(("train", "precision"), "fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+    if c.issues:
+        raise RecipeError(c.issues, source)
+    return Recipe.model_validate(out)
+
+
+def _as_ref(v: Any) -> dict:
+    return {"name": v} if isinstance(v, str) else dict(v)
+
+
+def load_recipe(source: str | os.PathLike | dict | Recipe, overrides: list[str] | None = None,
+                manager: PluginManager | None = None) -> Recipe:
+    """Load a recipe from a YAML file, a dict or a :class:`Recipe`, apply overrides, validate."""
+    if isinstance(source, Recipe):
+        data, lines, name = source.to_dict(), {}, "<recipe>"
+    elif isinstance(source, dict):
+        import copy
+
+        data, lines, name = copy.deepcopy(source), {}, "<recipe>"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise RecipeError([RecipeIssue("", f"recipe file not found: {path}", None, str(path))], str(path))
+        data, lines = load_yaml_with_lines(path.read_text(encoding="utf-8"), str(path))
+        name = str(path)
+    apply_overrides(data, overrides)
+    return validate_recipe(data, manager, lines, name)
+
+
+__all__ = ["DataSection", "load_recipe", "validate_recipe"]

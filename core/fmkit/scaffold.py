@@ -1,0 +1,98 @@
+"""``fmkit new plugin`` and ``fmkit new recipe``: scaffolds from ``templates/`` and the registry."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UsageError
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "plugin"
+
+
+def _template_dir() -> Path:
+    if TEMPLATE_DIR.is_dir():
+        return TEMPLATE_DIR
+    repo = Path(__file__).resolve().parents[2] / "templates" / "plugin"  # editable install
+    if repo.is_dir():
+        return repo
+    raise UsageError("the plugin template is missing from this fmkit installation; reinstall fmkit")
+
+
+def scaffold_plugin(name: str, parent: Path) -> Path:
+    """Copy the plugin template, renaming ``fmkit_example``/``fmkit-example`` to ``name``."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+        raise UsageError(f"plugin name {name!r} must start with a letter and hold only letters, digits, - and _")
+    dist = name.lower().replace("_", "-")
+    package = dist.replace("-", "_")
+    dest = Path(parent) / dist
+    if dest.exists():
+        raise UsageError(f"{dest} already exists; choose another name or folder (-o)")
+    src = _template_dir()
+    tmp = dest.with_name(f".tmp-{dist}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for path in src.rglob("*"):
+            if "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            rel = str(path.relative_to(src)).replace("fmkit_example", package)
+            target = tmp / rel
+            if path.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            text = path.read_text(encoding="utf-8")
+            text = text.replace("fmkit_example", package).replace("fmkit-example", dist)
+            target.write_text(text, encoding="utf-8")
+        tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def _commented(params_model, indent: str, values: dict[str, Any]) -> list[str]:
+    lines = []
+    for fname, field in params_model.model_fields.items():
+        value = values.get(fname, None if field.is_required() else field.get_default(call_default_factory=True))
+        ann = str(field.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+        note = field.description or ("required" if field.is_required() else "optional")
+        dumped = yaml.safe_dump({fname: value}, default_flow_style=True, sort_keys=False).strip()[1:-1]
+        prefix = "" if field.is_required() or fname in values else "# "
+        lines.append(f"{indent}{prefix}{dumped}    # {ann}; {note}")
+    return lines
+
+
+def starter_recipe(task_name: str, registry) -> str:
+    """A commented recipe for ``task_name`` with the task's default components filled in."""
+    from .recipe.schema import DataSection, EvaluateSection, ExportSection, TrainSection
+
+    task = registry.get("task", task_name)
+    d = task.tags.get("defaults", {})
+    out = [f"# fmkit recipe for {task.name}: {task.summary}",
+           "# Fill in the data paths, then: fmkit validate THIS_FILE && fmkit train THIS_FILE",
+           "# Commented lines show optional fields with their defaults.", "",
+           f"task:\n  name: {task.name}    # provided by plugin {task.plugin}"]
+    out += _commented(task.params_model(), "  ", {})
+    model_name = d.get("model")
+    if model_name:
+        m = registry.get("model", model_name)
+        out += ["", f"model:\n  name: {m.name}    # {m.summary}"]
+        out += _commented(m.params_model(), "  ", dict(d.get("model_example", m.example)))
+    ds = registry.get("dataset", d["dataset"]) if d.get("dataset") else None
+    out += ["", "data:"]
+    if ds:
+        out.append(f"  name: {ds.name}    # {ds.summary}")
+        out += _commented(ds.params_model(), "  ", dict(ds.example))
+    out += [line for line in _commented(DataSection, "  ", {}) if not line.strip().startswith(("name", "# name"))]
+    if d.get("loss"):
+        out += ["", f"# loss: {d['loss'] if isinstance(d['loss'], str) else d['loss']['name']}    # the task's default"]
+    out += ["", "optimizer:\n  name: adamw", "  lr: 0.0003    # learning rate",
+            "", "scheduler:\n  name: linear", "  warmup_ratio: 0.1", "", "train:"]
+    out += _commented(TrainSection, "  ", {"epochs": 3, "batch_size": 32})
+    out += ["", "evaluate:"] + _commented(EvaluateSection, "  ", {})
+    out += ["", "export:"] + _commented(ExportSection, "  ", {"formats": ["safetensors"]})
+    return "\n".join(out) + "\n"

@@ -1,0 +1,142 @@
+"""The :class:`Task` base class: the one place where a modality's knowledge lives.
+
+The engine, the exporters and the server only ever call these methods; they never ask which
+modality they are handling. A plugin writes its task once and gets training, evaluation,
+prediction, export and serving.
+
+Flow through a task::
+
+    raw examples --setup()--> fitted task (labels, tokenizer, scaler...)
+    raw example  --preprocess()--> features (cached on disk)  --collate()--> batch (dict of tensors)
+    batch --forward(model)--> outputs --loss()/metric_inputs()--> training and metrics
+    raw inputs --encode_raw()--> batch --forward--> outputs --format_predictions()--> JSON answers
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .components import Params
+
+
+class Task:
+    """Base class of every task. Subclass it and register a ``task`` component.
+
+    The task's *component* carries the defaults a recipe may leave out, in
+    ``tags={"defaults": {"dataset": ..., "loss": ..., "metrics": [...]}}``, so recipes validate
+    without importing the task.
+
+    Class attributes a subclass sets:
+        name: the task id (``text-classification``).
+        monitor / monitor_mode: the validation metric that selects the best checkpoint.
+        classification: whether outputs are class scores (enables the per-class report and
+            confusion matrix).
+    """
+
+    name: str = ""
+    monitor: str = "loss"
+    monitor_mode: str = "min"
+    classification: bool = True
+    #: whether :meth:`preprocess` output may be cached on disk (off for large decoded images)
+    cacheable: bool = True
+
+    def __init__(self, params: Params):
+        self.params = params
+        self.labels: list[str] | None = None
+
+    # ------------------------------------------------------------------ fitting
+    def setup(self, train_examples: list[dict], model_params: dict[str, Any]) -> None:
+        """Fit everything learnt from the training split (label names, tokenizer, scaler).
+
+        Called once per training run after cleaning and splitting, with the raw training
+        examples and the recipe's ``model`` section. Never look at validation or test data here.
+        """
+
+    def stratify_key(self, example: dict) -> Any:
+        """A key to stratify the validation split on (the label), or ``None`` for no stratification."""
+        return None
+
+    def group_key(self, example: dict) -> Any:
+        """A group (speaker, patient...) that must not straddle train and validation, or ``None``."""
+        return None
+
+    def model_context(self) -> dict[str, Any]:
+        """What model factories need to know (``num_labels``, ``id2label``, channels...)."""
+        ctx: dict[str, Any] = {"task": self.name}
+        if self.labels is not None:
+            ctx["num_labels"] = len(self.labels)
+            ctx["labels"] = list(self.labels)
+        return ctx
+
+    def metric_context(self) -> dict[str, Any]:
+        """What metric and loss factories need to know (``num_classes``, label names...)."""
+        return self.model_context()
+
+    # ------------------------------------------------------------------ data
+    def preprocess(self, example: dict) -> dict:
+        """Turn one raw example into model-ready features (deterministic; may be cached)."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A string that changes whenever :meth:`preprocess` would give other features."""
+        return repr(self.params.model_dump()) + repr(self.labels)
+
+    def length(self, features: dict) -> int:
+        """The size of one example, for length-grouped batching (1 when it does not apply)."""
+        return 1
+
+    def collate(self, features: list[dict]) -> dict[str, Any]:
+        """Stack features into a batch: a dict of tensors; targets under ``"targets"``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ model
+    def forward(self, model: Any, batch: dict[str, Any]) -> Any:
+        """Run the model on a batch and return its outputs (usually a tensor of scores)."""
+        raise NotImplementedError
+
+    def loss(self, outputs: Any, batch: dict[str, Any], loss_fn: Any) -> Any:
+        """The training loss of a batch; by default ``loss_fn(outputs, batch["targets"])``."""
+        return loss_fn(outputs, batch["targets"])
+
+    def metric_inputs(self, outputs: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
+        """``(predictions, targets)`` handed to every metric's ``update``."""
+        return outputs.detach(), batch["targets"]
+
+    # ------------------------------------------------------------------ inference
+    def encode_raw(self, inputs: list[Any]) -> dict[str, Any]:
+        """Turn raw inputs (strings, image bytes, waveforms, arrays) into a batch without targets."""
+        return self.collate([self.preprocess(self.raw_to_example(x)) for x in inputs])
+
+    def raw_to_example(self, raw: Any) -> dict:
+        """Turn one raw input into the raw-example dict :meth:`preprocess` takes."""
+        raise NotImplementedError
+
+    def format_predictions(self, outputs: Any) -> list[dict]:
+        """Turn a batch of outputs into JSON-able answers, one per input, in order."""
+        raise NotImplementedError
+
+    def export_input_names(self) -> list[str]:
+        """Names (keys of the batch) of the tensors an exported model takes, in order."""
+        raise NotImplementedError
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """Dynamic axes of each export input (the batch axis at least)."""
+        return {n: {0: "batch"} for n in self.export_input_names()}
+
+    def example_inputs(self) -> list[Any]:
+        """A few raw inputs that :meth:`encode_raw` accepts (for docs, tests and verification)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ assets
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state learnt in :meth:`setup` (labels, scaler statistics...)."""
+        return {"labels": self.labels}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.labels = state.get("labels")
+
+    def save_assets(self, directory: str) -> None:
+        """Write files the task needs at inference besides its state (a tokenizer, say)."""
+
+    def load_assets(self, directory: str) -> None:
+        """Read back what :meth:`save_assets` wrote."""
