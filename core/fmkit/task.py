@@ -39,7 +39,7 @@ class Task:
     #: whether :meth:`preprocess` output may be cached on disk (off for large decoded images)
     cacheable: bool = True
 
-    def __init__(self, params: Params):
+    def __init__(self, params: Params, context: dict | None = None):
         self.params = params
         self.labels: list[str] | None = None
 
@@ -75,6 +75,10 @@ class Task:
     def preprocess(self, example: dict) -> dict:
         """Turn one raw example into model-ready features (deterministic; may be cached)."""
         raise NotImplementedError
+
+    def preprocess_many(self, examples: list[dict]) -> list[dict]:
+        """Preprocess many examples at once (override for batched tokenisers); same result as a loop."""
+        return [self.preprocess(ex) for ex in examples]
 
     def fingerprint(self) -> str:
         """A string that changes whenever :meth:`preprocess` would give other features."""

@@ -1,0 +1,1 @@
+"""The training engine: modality-free; everything modality-specific comes from the task."""

@@ -1,0 +1,187 @@
+"""``fmkit.train`` and ``fmkit.evaluate``: assemble a recipe and run it."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import UsageError
+from ..plugins import get_plugin_manager
+from ..recipe import load_recipe
+from ..utils.atomic import atomic_write_text
+from . import distributed
+from .artifacts import load_trained, read_run_recipe, save_task_artifacts
+from .builder import Builder
+from .run import MetricsLog, Run, RunContext, environment, new_run_dir, write_json
+
+log = logging.getLogger("fmkit")
+
+
+def _resolve(recipe: Any, overrides, resume: str | None):
+    if resume:
+        if recipe is None:
+            return read_run_recipe(Path(resume))
+    return load_recipe(recipe, overrides)
+
+
+def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None = None, resume: str | None = None) -> Run:
+    """Validate and run a recipe: data → train → evaluate → export. Returns the :class:`Run`."""
+    import torch
+
+    from . import checkpoint as ckpt
+    from .data import EpochBatchPlan, PreparedDataset, load_splits, make_loader, preprocess_cached
+    from .loop import Trainer, seed_everything
+    from .precision import pick_device
+
+    recipe = _resolve(recipe, overrides, resume)
+    pm = get_plugin_manager()
+    cfg = recipe.train
+    device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    distributed.init(device)
+    rank, local_rank, world = distributed.world()
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if resume:
+        rd = Path(resume)
+        if not (rd / "recipe.yaml").is_file():
+            raise UsageError(f"--resume {resume}: not a run directory (no recipe.yaml)")
+    elif rank == 0:
+        rd = new_run_dir(recipe, run_dir)
+    else:
+        rd = None
+    if world > 1:  # every rank writes to rank 0's run directory
+        obj = [str(rd) if rd else None]
+        torch.distributed.broadcast_object_list(obj, src=0)
+        rd = Path(obj[0])
+    run = RunContext(recipe=recipe, run_dir=rd, device=device, rank=rank, world_size=world)
+    if rank == 0:
+        atomic_write_text(rd / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        write_json(rd / "environment.json", environment(cfg.seed, str(device)))
+    seed_everything(cfg.seed, cfg.deterministic)
+
+    b = Builder(recipe, pm)
+    task = b.task()
+    run.task = task
+    dropped: dict[str, int] = {}
+    splits = load_splits(b.dataset(task), recipe, task, dropped, lambda: b.transforms("clean", task))
+    task.setup(splits["train"], recipe.model.as_dict())
+    if rank == 0 and not resume:
+        save_task_artifacts(task, rd / "artifacts")
+    cache_dir = (Path(recipe.data.cache_dir) if recipe.data.cache_dir else Path(recipe.tracking.runs_dir) / ".cache") \
+        if recipe.data.cache else None
+    feats = {name: preprocess_cached(ex, task, cache_dir, name) for name, ex in splits.items()}
+    run.data_summary = {"examples": {k: len(v) for k, v in splits.items()}, "dropped": dropped,
+                        "labels": task.labels}
+
+    model = b.model(task).to(device)
+    raw_model = model
+    loss_fn = b.loss(task)
+    optimizer = b.optimizer(model)
+    lengths = [task.length(f) for f in feats["train"]] if recipe.data.group_by_length else None
+    plan = EpochBatchPlan(len(feats["train"]), cfg.batch_size, True, cfg.seed, lengths, rank, world)
+    dataset = PreparedDataset(feats["train"], b.transforms("augment", task), cfg.seed)
+    pin = recipe.data.pin_memory if recipe.data.pin_memory is not None else device.type == "cuda"
+    train_loader = make_loader(dataset, plan, task.collate, recipe.data.num_workers, pin)
+    eval_bs = cfg.eval_batch_size or cfg.batch_size * 2
+    val_name = "validation" if feats.get("validation") else "train"
+    val_plan = EpochBatchPlan(len(feats[val_name]), eval_bs, False, 0, None, rank, world)
+    val_loader = make_loader(PreparedDataset(feats[val_name]), val_plan, task.collate, recipe.data.num_workers, pin)
+    steps_per_epoch = max(1, -(-len(plan) // cfg.grad_accum_steps))
+    total = min(cfg.epochs * steps_per_epoch, cfg.max_steps or 10**12)
+    scheduler = b.scheduler(optimizer, total, steps_per_epoch)
+    if cfg.compile:
+        model = torch.compile(model)
+    model = distributed.wrap(model, device, cfg.strategy)
+    run.model, run.optimizer = raw_model, optimizer
+    resume_step = None
+    if resume:
+        latest = ckpt.latest_checkpoint(rd / "checkpoints")
+        if latest is None:
+            raise UsageError(f"--resume {resume}: no checkpoint to resume from in {rd / 'checkpoints'}")
+        resume_step = int(latest.name.split("-")[1])
+    mlog = MetricsLog(rd, recipe.tracking.tensorboard, enabled=rank == 0, resume_step=resume_step)
+    trainer = Trainer(run, model, raw_model, loss_fn, optimizer, scheduler, b.metrics(task), train_loader, plan,
+                      dataset, val_loader, pm, mlog)
+    if resume:
+        trainer.load(latest)
+        log.info("resumed from %s (step %d)", latest, run.global_step)
+    pm.dispatch("fmkit_on_run_start", run=run)
+    try:
+        trainer.fit()
+    except BaseException as e:
+        mlog.close()
+        pm.dispatch("fmkit_on_exception", run=run, error=e)
+        raise
+
+    # final evaluation of the best checkpoint on test (or validation)
+    ckpt.load_weights(raw_model, rd / "checkpoints" / "best" / "model.safetensors")
+    from .evaluation import evaluate_loader
+
+    final_split = recipe.evaluate.split
+    if final_split == "auto":
+        final_split = "test" if feats.get("test") else val_name
+    fplan = EpochBatchPlan(len(feats[final_split]), eval_bs, False, 0, None, rank, world)
+    floader = make_loader(PreparedDataset(feats[final_split]), fplan, task.collate, 0, pin)
+    results, artifacts = evaluate_loader(model, task, floader, loss_fn, b.metrics(task), device, cfg.precision)
+    results = {k: v for k, v in results.items()}
+    pm.dispatch("fmkit_on_evaluate_end", run=run, split=final_split, metrics=results)
+    out = Run(run_dir=rd, results=results, best_checkpoint=rd / "checkpoints" / "best")
+    if rank == 0:
+        mlog.log({"split": final_split, "step": run.global_step, "final": True, **results})
+        write_json(rd / "eval.json", results)
+        write_json(rd / "eval_details.json", {"split": final_split, "artifacts": artifacts,
+                                               "data": run.data_summary, "oom_events": trainer.oom_events,
+                                               "skipped_steps": trainer.bad_steps, "monitor": trainer.monitor,
+                                               "best": trainer.best, "hook_seconds": pm.hook_timings})
+        mlog.close()
+        if recipe.tracking.report:
+            from .report import write_report
+
+            out.report_path = write_report(rd, recipe, results, artifacts, run.data_summary, final_split, task)
+        for fmt in recipe.export.formats:
+            from ..export.api import export
+
+            out.exports[fmt] = str(export(rd, fmt, quantize=recipe.export.quantize, tolerance=recipe.export.tolerance,
+                                          output=str(Path(recipe.export.output) / fmt) if recipe.export.output else None))
+    else:
+        mlog.close()
+    pm.dispatch("fmkit_on_run_end", run=run, results=results)
+    distributed.cleanup()
+    return out
+
+
+def evaluate(run_dir: str, data: str | None = None, split: str = "auto") -> dict:
+    """Score the best checkpoint of ``run_dir`` on its data (or on ``data``, a file of the same format)."""
+    from .data import EpochBatchPlan, PreparedDataset, load_splits, make_loader
+    from .evaluation import evaluate_loader
+    from .precision import pick_device
+
+    trained = load_trained(run_dir)
+    recipe, task = trained.recipe, trained.task
+    b = Builder(recipe)
+    dataset = b.dataset(task)
+    if data:
+        if not hasattr(dataset, "load_file"):
+            raise UsageError(f"dataset {recipe.data.name!r} cannot read a single file (--data)")
+        examples = dataset.load_file(data)
+        from .data import clean_examples
+
+        examples = clean_examples(examples, b.transforms("clean", task), {}, "data")
+    else:
+        splits = load_splits(dataset, recipe, task, {}, lambda: b.transforms("clean", task))
+        name = split if split != "auto" else ("test" if splits.get("test") else "validation")
+        if name not in splits:
+            raise UsageError(f"the recipe's data has no {name!r} split; available: {sorted(splits)}")
+        examples = splits[name]
+    device = pick_device(recipe.train.device)
+    model = trained.model.to(device)
+    feats = [task.preprocess(ex) for ex in examples]
+    loader = make_loader(PreparedDataset(feats), EpochBatchPlan(len(feats), recipe.train.eval_batch_size or 64, False),
+                         task.collate, 0, False)
+    results, _ = evaluate_loader(model, task, loader, b.loss(task), b.metrics(task), device, recipe.train.precision)
+    return results

@@ -1,0 +1,82 @@
+"""A trained model with its task: rebuilt from a run directory or an export folder.
+
+``artifacts/`` in a run directory holds ``task.json`` (the task's fitted state) and ``assets/``
+(tokenizer and other files), written once after the task's setup; the best weights are in
+``checkpoints/best/model.safetensors``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import UsageError
+
+
+@dataclass
+class TrainedModel:
+    """A model ready for inference, with the task that turns raw inputs into batches."""
+
+    recipe: Any
+    task: Any
+    model: Any
+    source: Path
+
+    def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict]:
+        import torch
+
+        self.model.eval()
+        out: list[dict] = []
+        with torch.inference_mode():
+            for s in range(0, len(inputs), batch_size):
+                batch = self.task.encode_raw(list(inputs[s:s + batch_size]))
+                out.extend(self.task.format_predictions(self.task.forward(self.model, batch)))
+        return out
+
+
+def save_task_artifacts(task, directory: Path) -> None:
+    from ..utils.atomic import atomic_directory
+
+    with atomic_directory(directory) as tmp:
+        (tmp / "task.json").write_text(json.dumps(task.state_dict(), indent=2, default=str))
+        (tmp / "assets").mkdir()
+        task.save_assets(str(tmp / "assets"))
+
+
+def load_task(recipe, directory: Path, manager=None):
+    from .builder import Builder
+
+    task = Builder(recipe, manager).task()
+    task.load_state_dict(json.loads((directory / "task.json").read_text()))
+    task.load_assets(str(directory / "assets"))
+    return task
+
+
+def read_run_recipe(run_dir: Path):
+    from ..recipe import load_recipe
+
+    path = run_dir / "recipe.yaml"
+    if not path.is_file():
+        raise UsageError(f"{run_dir} is not an fmkit run directory (no recipe.yaml); pass the folder `fmkit train` printed")
+    return load_recipe(yaml.safe_load(path.read_text()))
+
+
+def load_trained(run_dir: str | Path, checkpoint: str = "best") -> TrainedModel:
+    """Rebuild task and model from a run directory and load its best (or given) checkpoint."""
+    from .checkpoint import load_weights
+    from .builder import Builder
+
+    run_dir = Path(run_dir)
+    recipe = read_run_recipe(run_dir)
+    weights = run_dir / "checkpoints" / checkpoint / "model.safetensors"
+    if not weights.is_file():
+        raise UsageError(f"no checkpoint {checkpoint!r} in {run_dir}/checkpoints; did training finish an evaluation?")
+    task = load_task(recipe, run_dir / "artifacts")
+    model = Builder(recipe).model(task)
+    load_weights(model, weights)
+    model.eval()
+    return TrainedModel(recipe, task, model, run_dir)
+

@@ -1,0 +1,170 @@
+"""The data pipeline: load → clean (drops counted) → split → preprocess (cached) → batches.
+
+Batches come from :class:`EpochBatchPlan`, a seeded, resumable plan of index batches per epoch
+(optionally grouped by length and sharded across distributed ranks), so a resumed run sees exactly
+the batches the uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import DataError
+from ..utils.atomic import atomic_write_bytes
+
+log = logging.getLogger("fmkit")
+
+
+def clean_examples(examples: list[dict], transforms: list, dropped: dict[str, int], split: str) -> list[dict]:
+    """Apply cleaning transforms; count each dropped example under ``split/reason``."""
+    if not transforms:
+        return examples
+    out = []
+    for ex in examples:
+        for t in transforms:
+            ex = t(ex)
+            if ex is None:
+                key = f"{split}/{t.reason}"
+                dropped[key] = dropped.get(key, 0) + 1
+                break
+        else:
+            out.append(ex)
+    return out
+
+
+def split_validation(examples: list[dict], fraction: float, seed: int, task, stratify: bool) -> tuple[list, list]:
+    """Hold out ``fraction`` of examples; stratified by the task's key, groups kept together."""
+    rng = random.Random(seed)
+    groups: dict[Any, list[int]] = defaultdict(list)
+    for i, ex in enumerate(examples):
+        g = task.group_key(ex)
+        groups[("i", i) if g is None else ("g", g)].append(i)
+    strata: dict[Any, list[Any]] = defaultdict(list)
+    for gkey, idx in groups.items():
+        strata[task.stratify_key(examples[idx[0]]) if stratify else None].append(gkey)
+    val_idx: set[int] = set()
+    for key in sorted(strata, key=repr):
+        gkeys = sorted(strata[key], key=repr)
+        rng.shuffle(gkeys)
+        n_val = int(round(len(gkeys) * fraction))
+        for g in gkeys[:n_val]:
+            val_idx.update(groups[g])
+    train = [ex for i, ex in enumerate(examples) if i not in val_idx]
+    val = [ex for i, ex in enumerate(examples) if i in val_idx]
+    return train, val
+
+
+def _fingerprint(examples: list[dict]) -> str:
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(repr(sorted(ex.items())).encode("utf-8", "replace"))
+    return h.hexdigest()
+
+
+def preprocess_cached(examples: list[dict], task, cache_dir: Path | None, split: str) -> list[dict]:
+    """Preprocess every example, reusing an on-disk cache keyed by content and task parameters."""
+    path = None
+    if cache_dir is not None and task.cacheable:
+        key = hashlib.sha256(f"{_fingerprint(examples)}|{task.fingerprint()}|{type(task).__qualname__}".encode()).hexdigest()[:24]
+        path = Path(cache_dir) / f"{task.name}-{split}-{key}.pt"
+        if path.is_file():
+            try:
+                return torch.load(path, weights_only=True)
+            except Exception as e:  # a damaged cache is rebuilt, never trusted
+                log.warning("ignoring unreadable cache %s: %s", path, e)
+    feats = []
+    for s in range(0, len(examples), 4096):
+        feats.extend(task.preprocess_many(examples[s:s + 4096]))
+    if path is not None:
+        import io
+
+        buf = io.BytesIO()
+        torch.save(feats, buf)
+        atomic_write_bytes(path, buf.getvalue())
+    return feats
+
+
+class PreparedDataset(torch.utils.data.Dataset):
+    """Preprocessed features plus training-time augmentation with per-example seeded generators."""
+
+    def __init__(self, features: list[dict], augment: list | None = None, seed: int = 0):
+        self.features, self.augment, self.seed, self.epoch = features, augment or [], seed, 0
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict:
+        f = self.features[i]
+        if self.augment:
+            import numpy as np
+
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            f = dict(f)
+            for t in self.augment:
+                f = t(f, rng)
+        return f
+
+
+class EpochBatchPlan:
+    """Seeded index batches for one epoch, resumable from any batch, shardable across ranks."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0, lengths: list[int] | None = None,
+                 rank: int = 0, world: int = 1, drop_last: bool = False):
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.lengths, self.rank, self.world, self.drop_last = lengths, rank, world, drop_last
+        self.epoch, self.start = 0, 0
+
+    def batches(self) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g).tolist() if self.shuffle else list(range(self.n))
+        bs = self.batch_size
+        if self.lengths is not None:
+            chunk = bs * 50
+            order = [i for s in range(0, len(order), chunk)
+                     for i in sorted(order[s:s + chunk], key=lambda j: -self.lengths[j])]
+        out = [order[s:s + bs] for s in range(0, len(order), bs)]
+        if self.drop_last and out and len(out[-1]) < bs:
+            out.pop()
+        if self.lengths is not None and self.shuffle:
+            perm = torch.randperm(len(out), generator=g).tolist()
+            out = [out[p] for p in perm]
+        if self.world > 1:
+            if len(out) % self.world:
+                out += out[: self.world - len(out) % self.world]
+            out = out[self.rank::self.world]
+        return out
+
+    def __len__(self) -> int:
+        return len(self.batches())
+
+    def __iter__(self):
+        return iter(self.batches()[self.start:])
+
+
+def make_loader(dataset: PreparedDataset, plan: EpochBatchPlan, collate, num_workers: int, pin_memory: bool):
+    return torch.utils.data.DataLoader(dataset, batch_sampler=plan, collate_fn=collate, num_workers=num_workers,
+                                       pin_memory=pin_memory, persistent_workers=False,
+                                       # own generator: creating an iterator must not consume the global RNG,
+                                       # or a resumed run would diverge from the uninterrupted one
+                                       generator=torch.Generator().manual_seed(plan.seed))
+
+
+def load_splits(dataset, recipe, task, dropped: dict[str, int], make_clean) -> dict[str, list[dict]]:
+    """Load raw splits, clean them (fresh transforms per split), hold out validation when missing."""
+    splits = dataset.load()
+    if not splits.get("train"):
+        raise DataError("the dataset gave no training examples; check data.train in the recipe")
+    for name in list(splits):
+        splits[name] = clean_examples(splits[name], make_clean(), dropped, name)
+        if name == "train" and not splits[name]:
+            raise DataError("every training example was dropped while cleaning; see data.clean")
+    if not splits.get("validation") and recipe.data.validation_split > 0:
+        splits["train"], splits["validation"] = split_validation(
+            splits["train"], recipe.data.validation_split, recipe.data.split_seed, task, recipe.data.stratify)
+    return splits

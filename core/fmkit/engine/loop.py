@@ -1,0 +1,276 @@
+"""The training loop: accumulation, clipping, mixed precision, evaluation, early stopping,
+checkpoints with exact resume, and fault handling (OOM, non-finite loss, Ctrl-C)."""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import TrainingError
+from . import checkpoint as ckpt
+from .distributed import barrier
+from .evaluation import _chunks, _is_oom, evaluate_loader, to_device
+from .precision import autocast, grad_scaler
+from .progress import TrainingBar
+
+log = logging.getLogger("fmkit")
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+class Trainer:
+    """Runs optimisation for a built run; all modality knowledge comes from ``run.task``."""
+
+    def __init__(self, run, model, raw_model, loss_fn, optimizer, scheduler, metrics, train_loader, plan, dataset,
+                 val_loader, manager, mlog):
+        self.run, self.model, self.raw_model = run, model, raw_model
+        self.loss_fn, self.optimizer, self.scheduler, self.metrics = loss_fn, optimizer, scheduler, metrics
+        self.train_loader, self.plan, self.dataset, self.val_loader = train_loader, plan, dataset, val_loader
+        self.pm, self.mlog = manager, mlog
+        t = run.recipe.train
+        self.cfg = t
+        self.device = run.device
+        self.scaler = grad_scaler(self.device, t.precision)
+        self.ckpt_dir = run.run_dir / "checkpoints"
+        self.steps_per_epoch = max(1, math.ceil(len(plan) / t.grad_accum_steps))
+        total = t.epochs * self.steps_per_epoch
+        self.total_steps = min(total, t.max_steps) if t.max_steps else total
+        monitor = run.recipe.evaluate.monitor or (t.early_stopping.monitor if t.early_stopping else None) or run.task.monitor
+        self.monitor = monitor
+        self.mode = run.recipe.evaluate.monitor_mode or (t.early_stopping.mode if t.early_stopping and t.early_stopping.mode
+                                                         else (run.task.monitor_mode if monitor == run.task.monitor else
+                                                               ("min" if monitor in ("loss", "mae", "mse", "rmse", "mape", "smape", "mase") else "max")))
+        # loop position and counters (all saved in checkpoints)
+        self.epoch, self.batch_in_epoch, self.bad_steps, self.chunks = 0, 0, 0, 1
+        self.best, self.evals_without_improvement, self.stop = None, 0, False
+        self.oom_events: list[dict] = []
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict:
+        plugin_states = self.pm.dispatch("fmkit_checkpoint_state", run=self.run)
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "rng": ckpt.rng_state(),
+            "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "global_step": self.run.global_step,
+            "bad_steps": self.bad_steps, "chunks": self.chunks, "best": self.best,
+            "evals_without_improvement": self.evals_without_improvement, "history": self.run.history,
+            "plugins": plugin_states,
+        }
+
+    def load(self, directory: Path) -> None:
+        ckpt.load_weights(self.raw_model, directory / "model.safetensors")
+        s = ckpt.load_state(directory)
+        self.optimizer.load_state_dict(s["optimizer"])
+        if self.scheduler and s["scheduler"]:
+            self.scheduler.load_state_dict(s["scheduler"])
+        if self.scaler and s["scaler"]:
+            self.scaler.load_state_dict(s["scaler"])
+        self.epoch, self.batch_in_epoch, self.run.global_step = s["epoch"], s["batch_in_epoch"], s["global_step"]
+        self.bad_steps, self.chunks, self.best = s["bad_steps"], s["chunks"], s["best"]
+        self.evals_without_improvement, self.run.history = s["evals_without_improvement"], s["history"]
+        for plugin, fn in self.pm.impls("fmkit_restore_checkpoint_state"):
+            if plugin in (s.get("plugins") or {}):
+                fn(run=self.run, state=s["plugins"][plugin])
+        ckpt.set_rng_state(s["rng"])
+
+    def save(self, reason: str) -> Path | None:
+        if not self.run.is_main:
+            return None
+        d = self.ckpt_dir / f"step-{self.run.global_step:08d}"
+        meta = {"step": self.run.global_step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "reason": reason, "time": time.time()}
+        ckpt.save_checkpoint(d, self.raw_model, self.state(), meta)
+        ckpt.prune(self.ckpt_dir, self.cfg.keep_last)
+        self.pm.dispatch("fmkit_on_checkpoint_saved", run=self.run, path=str(d), step=self.run.global_step)
+        return d
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self) -> dict:
+        results, artifacts = evaluate_loader(self.model, self.run.task, self.val_loader, self.loss_fn, self.metrics,
+                                             self.device, self.cfg.precision)
+        record = {"split": "validation", "step": self.run.global_step, "epoch": self.epoch, **results}
+        self.run.history.append(record)
+        self.mlog.log(record)
+        self.pm.dispatch("fmkit_on_evaluate_end", run=self.run, split="validation", metrics=results)
+        value = results.get(self.monitor)
+        if value is None:
+            raise TrainingError(f"monitored metric {self.monitor!r} is not computed; computed: {sorted(results)} "
+                                "(set evaluate.monitor or add the metric to evaluate.metrics)")
+        es = self.cfg.early_stopping
+        delta = es.min_delta if es else 0.0
+        better = self.best is None or (value < self.best - delta if self.mode == "min" else value > self.best + delta)
+        if better:
+            self.best, self.evals_without_improvement = value, 0
+            if self.run.is_main:
+                with ckpt.atomic_directory(self.ckpt_dir / "best") as tmp:
+                    ckpt.save_weights(self.raw_model, tmp / "model.safetensors")
+                    (tmp / "meta.json").write_text(
+                        __import__("json").dumps({"step": self.run.global_step, "epoch": self.epoch,
+                                                  "monitor": self.monitor, "value": value, "metrics": results}))
+        else:
+            self.evals_without_improvement += 1
+            if es and self.evals_without_improvement >= es.patience:
+                log.info("early stopping: %s did not improve for %d evaluations", self.monitor, es.patience)
+                self.stop = True
+        if self.scheduler and self.scheduler.needs_metric:
+            self.scheduler.step(value)
+        return results
+
+    # ------------------------------------------------------------------ steps
+    def _set_frozen(self, frozen: bool) -> None:
+        from ..builtin.optimizers import DEFAULT_HEAD_PREFIXES
+
+        heads = tuple(getattr(self.raw_model, "fmkit_head_prefixes", DEFAULT_HEAD_PREFIXES))
+        for name, p in self.raw_model.named_parameters():
+            if not (name.startswith(heads) or any(f".{h}." in f".{name}" for h in heads)):
+                p.requires_grad_(not frozen)
+
+    def _micro_step(self, batch: dict, scale: float) -> torch.Tensor:
+        """Forward and backward on one loader batch, split into ``self.chunks`` parts (OOM)."""
+        task, n = self.run.task, None
+        while True:
+            try:
+                parts = _chunks(batch, self.chunks)
+                size = sum(len(next(iter(p.values()))) for p in parts)
+                total = torch.zeros((), device=self.device)
+                for part in parts:
+                    n = len(next(iter(part.values())))
+                    with autocast(self.device, self.cfg.precision):
+                        out = task.forward(self.model, part)
+                        loss = task.loss(out, part, self.loss_fn)
+                    if not torch.isfinite(loss):
+                        return loss.detach()
+                    weighted = loss * (n / size) * scale
+                    (self.scaler.scale(weighted) if self.scaler else weighted).backward()
+                    total = total + loss.detach() * (n / size)
+                return total
+            except RuntimeError as e:
+                if not _is_oom(e) or self.chunks >= 64:
+                    raise
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                self.chunks *= 2
+                event = {"step": self.run.global_step, "micro_batches": self.chunks,
+                         "effective_grad_accum": self.chunks * self.cfg.grad_accum_steps}
+                self.oom_events.append(event)
+                log.warning("out of memory at step %d: splitting each batch into %d micro-batches "
+                            "(accumulation x%d, effective batch unchanged)", self.run.global_step, self.chunks,
+                            self.chunks * self.cfg.grad_accum_steps)
+
+    def _optimizer_step(self) -> None:
+        if self.cfg.grad_clip:
+            if self.scaler:
+                self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.cfg.grad_clip)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scheduler and self.scheduler.interval == "step" and not self.scheduler.needs_metric:
+            self.scheduler.step()
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> None:
+        cfg, run = self.cfg, self.run
+        accum, log_every = cfg.grad_accum_steps, cfg.log_every
+        eval_steps = cfg.eval_every if isinstance(cfg.eval_every, int) else None
+        bar = TrainingBar(self.total_steps, run.global_step, cfg.progress) if run.is_main else TrainingBar(0, 0, "off")
+        self.model.train()
+        t_log, samples = time.perf_counter(), 0
+        loss_acc, loss_n = torch.zeros((), dtype=torch.float64), 0
+        try:
+            while self.epoch < cfg.epochs and run.global_step < self.total_steps and not self.stop:
+                run.epoch = self.epoch
+                self._set_frozen(self.epoch < cfg.freeze_backbone_epochs)
+                self.plan.epoch = self.dataset.epoch = self.epoch
+                self.plan.start = self.batch_in_epoch
+                self.pm.dispatch("fmkit_on_epoch_start", run=run, epoch=self.epoch)
+                epoch_loss, epoch_n, pending = 0.0, 0, 0
+                for batch in self.train_loader:
+                    batch = to_device(batch, self.device, non_blocking=True)
+                    loss = self._micro_step(batch, 1.0 / accum)
+                    self.batch_in_epoch += 1
+                    pending += 1
+                    samples += len(next(iter(batch.values())))
+                    if not torch.isfinite(loss):
+                        self.bad_steps += 1
+                        self.optimizer.zero_grad(set_to_none=True)
+                        pending = 0
+                        log.warning("non-finite loss at step %d: step skipped (%d/%d)", run.global_step,
+                                    self.bad_steps, cfg.max_bad_steps)
+                        if self.bad_steps >= cfg.max_bad_steps:
+                            raise TrainingError(
+                                f"{self.bad_steps} non-finite losses (train.max_bad_steps={cfg.max_bad_steps}); stopped. "
+                                "Lower optimizer.lr, use fp32, or check the data; the last good checkpoint is kept")
+                        continue
+                    loss_acc += loss.double()
+                    loss_n += 1
+                    if pending < accum and self.batch_in_epoch < len(self.plan):
+                        continue
+                    pending = 0
+                    self._optimizer_step()
+                    run.global_step += 1
+                    step = run.global_step
+                    logs = {}
+                    if step % log_every == 0 or step == self.total_steps:
+                        mean_loss = float(loss_acc / max(loss_n, 1))
+                        epoch_loss, epoch_n = epoch_loss + mean_loss * loss_n, epoch_n + loss_n
+                        loss_acc.zero_()
+                        loss_n = 0
+                        dt = time.perf_counter() - t_log
+                        logs = {"loss": mean_loss, "lr": self.optimizer.param_groups[-1]["lr"],
+                                "samples_per_s": samples / dt if dt > 0 else 0.0}
+                        t_log, samples = time.perf_counter(), 0
+                        self.mlog.log({"split": "train", "step": step, "epoch": self.epoch, **logs})
+                        bar.update(step, logs)
+                    else:
+                        bar.update(step)
+                    self.pm.dispatch("fmkit_on_step_end", run=run, step=step, logs=logs)
+                    if eval_steps and step % eval_steps == 0:
+                        self.evaluate()
+                    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                        self.save("interval")
+                    if step >= self.total_steps or self.stop:
+                        break
+                epoch_done = self.batch_in_epoch >= len(self.plan)
+                if epoch_done:
+                    self.pm.dispatch("fmkit_on_epoch_end", run=run, epoch=self.epoch,
+                                     metrics={"loss": epoch_loss / epoch_n if epoch_n else float("nan")})
+                    if self.scheduler and self.scheduler.interval == "epoch" and not self.scheduler.needs_metric:
+                        self.scheduler.step()
+                    if not eval_steps:
+                        self.evaluate()
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                    self.save("epoch")
+                else:
+                    break
+            if not run.history or run.history[-1]["step"] != run.global_step:
+                self.evaluate()
+                self.save("final")
+        except KeyboardInterrupt:
+            path = self.save("interrupted")
+            bar.close()
+            if run.is_main and path:
+                print(f"\ninterrupted: checkpoint saved to {path}\nresume with: fmkit train "
+                      f"{run.run_dir / 'recipe.yaml'} --resume {run.run_dir}", flush=True)
+            raise
+        finally:
+            bar.close()
+        barrier()

@@ -1,0 +1,126 @@
+"""Run directory, run context handed to lifecycle hooks, and the run's results."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..utils.atomic import atomic_write_text
+
+
+@dataclass
+class RunContext:
+    """What lifecycle hooks see: the resolved recipe, run directory, task, model and state."""
+
+    recipe: Any
+    run_dir: Path
+    task: Any = None
+    model: Any = None
+    optimizer: Any = None
+    device: Any = None
+    rank: int = 0
+    world_size: int = 1
+    global_step: int = 0
+    epoch: int = 0
+    data_summary: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class Run:
+    """The outcome of :func:`fmkit.train`."""
+
+    run_dir: Path
+    results: dict[str, float]
+    report_path: Path | None = None
+    exports: dict[str, str] = field(default_factory=dict)
+    best_checkpoint: Path | None = None
+
+
+def new_run_dir(recipe, explicit: str | None) -> Path:
+    if explicit:
+        path = Path(explicit)
+    else:
+        name = recipe.tracking.run_name or f"{recipe.task.name}-{recipe.model.name}".replace(":", "_")
+        path = Path(recipe.tracking.runs_dir) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = path.with_name(f"{path.name.rsplit('.', 1)[0]}.{n}")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except Exception:
+        return None
+
+
+def environment(seed: int, device: str) -> dict[str, Any]:
+    from importlib import metadata
+
+    pkgs = {}
+    for name in ("fmkit", "torch", "numpy", "transformers", "tokenizers", "timm", "torchaudio", "safetensors",
+                 "onnx", "onnxruntime", "peft", "pandas", "fmkit-nlp", "fmkit-cv", "fmkit-audio", "fmkit-timeseries"):
+        try:
+            pkgs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": pkgs,
+            "git_commit": _git_commit(), "seed": seed, "device": device, "cpu_count": os.cpu_count(),
+            "argv": sys.argv}
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+class MetricsLog:
+    """``metrics.jsonl`` (one line per logged step and per evaluation) plus optional TensorBoard."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool, enabled: bool = True, resume_step: int | None = None):
+        self.enabled = enabled
+        self.path = run_dir / "metrics.jsonl"
+        self.tb = None
+        if not enabled:
+            return
+        if resume_step is not None and self.path.is_file():  # drop lines past the resumed checkpoint
+            keep = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= resume_step]
+            atomic_write_text(self.path, "".join(x + "\n" for x in keep))
+        self.file = open(self.path, "a", buffering=1)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            except Exception:  # tensorboard not installed: the JSONL log is enough
+                self.tb = None
+
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            prefix = record.get("split", "train")
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k not in ("step", "epoch"):
+                    self.tb.add_scalar(f"{prefix}/{k}", v, record.get("step", 0))
+
+    def close(self) -> None:
+        if self.enabled:
+            self.file.close()
+            if self.tb is not None:
+                self.tb.close()

@@ -1,0 +1,192 @@
+"""``fmkit export``: write a run's best model in a format, verify it, record it in ``export.json``.
+
+Every export is self-contained (weights, model configuration, the task's fitted state and assets,
+labels, signature, metrics, recipe) and verified: its outputs are compared with the eager model's on
+real validation inputs; past the tolerance the export fails and nothing is left behind.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ExportError
+from ..utils.atomic import atomic_directory
+
+
+def _validation_examples(trained, limit: int = 256) -> list[dict]:
+    from ..engine.builder import Builder
+    from ..engine.data import load_splits
+
+    b = Builder(trained.recipe)
+    try:
+        splits = load_splits(b.dataset(trained.task), trained.recipe, trained.task, {}, lambda: b.transforms("clean", trained.task))
+    except Exception:  # data gone since training: fall back to the task's own example inputs
+        return []
+    examples = splits.get("validation") or splits.get("test") or splits["train"]
+    return examples[:limit]
+
+
+def _batches(task, examples: list[dict], size: int = 32) -> list[dict]:
+    if not examples:
+        return [task.encode_raw(task.example_inputs())]
+    return [task.collate([task.preprocess(e) for e in examples[s:s + size]]) for s in range(0, len(examples), size)]
+
+
+def _compare(task, eager_fn, export_fn, batches: list[dict]) -> dict[str, Any]:
+    import torch
+
+    diff, agree, total = 0.0, 0, 0
+    for b in batches:
+        with torch.inference_mode():
+            a, e = eager_fn(b).float(), export_fn(b).float()
+        diff = max(diff, float((a - e).abs().max()))
+        if task.classification:
+            agree += int((a.argmax(-1) == e.argmax(-1)).sum())
+            total += a.argmax(-1).numel()
+    out = {"max_abs_diff": diff, "examples": sum(len(next(iter(b.values()))) for b in batches)}
+    if total:
+        out["prediction_agreement"] = agree / total
+    return out
+
+
+def _metric(trained, run_batch, batches: list[dict]) -> dict[str, float]:
+    import torch
+
+    from ..engine.builder import Builder
+
+    metrics = Builder(trained.recipe).metrics(trained.task)
+    loss_free = [m for m in metrics]
+    for b in batches:
+        if "targets" not in b:
+            return {}
+        with torch.inference_mode():
+            preds, targets = trained.task.metric_inputs(run_batch(b), b)
+        for m in loss_free:
+            m.update(preds, targets)
+    out: dict[str, float] = {}
+    for m in loss_free:
+        out.update(m.compute())
+    return out
+
+
+def _timed(fn, batches: list[dict], repeats: int = 3) -> float:
+    import torch
+
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        with torch.inference_mode():
+            for b in batches:
+                fn(b)
+        best = min(best, time.perf_counter() - t)
+    return best / max(1, len(batches))
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def export(run_dir: str | Path, format: str, output: str | None = None, quantize: str | None = None,
+           tolerance: float = 1e-3) -> Path:
+    """Export ``run_dir``'s best model as ``format``; returns the (verified) export folder."""
+    import torch
+
+    from ..engine.artifacts import load_trained
+    from ..engine.checkpoint import save_weights
+    from ..plugins import get_plugin_manager
+
+    run_dir = Path(run_dir)
+    trained = load_trained(run_dir)
+    task, model = trained.task, trained.model
+    exporter = get_plugin_manager().registry.build("exporter", {"name": format}, task.model_context())
+    out = Path(output) if output else run_dir / "exports" / (format + (f"-{quantize}" if quantize else ""))
+    batches = _batches(task, _validation_examples(trained))
+    eager = lambda b: task.forward(model, b)  # noqa: E731
+    with atomic_directory(out) as tmp:
+        save_weights(model, tmp / "model.safetensors")
+        model_section, model_paths = trained.recipe.model.as_dict(), []
+        if hasattr(model, "fmkit_export_params"):  # e.g. write config.json so the export needs no original folder
+            overrides = model.fmkit_export_params(str(tmp)) or {}
+            for k, v in overrides.items():
+                if isinstance(v, str) and Path(v).is_absolute() and Path(v).is_relative_to(tmp):
+                    model_paths.append(k)
+                    v = str(Path(v).relative_to(tmp))
+                model_section[k] = v
+        (tmp / "task").mkdir()
+        (tmp / "task" / "task.json").write_text(json.dumps(task.state_dict(), indent=2, default=str))
+        (tmp / "task" / "assets").mkdir()
+        task.save_assets(str(tmp / "task" / "assets"))
+        meta: dict[str, Any] = {"format": format, "task": trained.recipe.task.as_dict(), "model": model_section,
+                                "model_paths": model_paths, "labels": task.labels,
+                                "signature": {"inputs": task.export_input_names(), "dynamic_axes": {
+                                    k: {str(a): n for a, n in v.items()} for k, v in task.dynamic_axes().items()},
+                                    "example_inputs": _jsonable(task.example_inputs())},
+                                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "source_run": str(run_dir.resolve())}
+        (tmp / "export.json").write_text(json.dumps(meta))
+        meta.update(exporter.export(trained, str(tmp), batches[0]))
+        runner = exporter.runner(str(tmp), trained)
+        verification = _compare(task, eager, runner, batches)
+        if verification["max_abs_diff"] > tolerance:
+            raise ExportError(f"{format} export of {run_dir} differs from the eager model by "
+                              f"{verification['max_abs_diff']:.3g} (> tolerance {tolerance}); nothing was written")
+        verification["tolerance"] = tolerance
+        meta["verification"] = verification
+        if quantize == "int8":
+            meta["quantize"] = "int8"
+            meta["int8"] = _quantize(trained, exporter, format, tmp, runner, batches)
+        eval_path = run_dir / "eval.json"
+        meta["metrics"] = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
+        import yaml
+
+        meta["recipe"] = trained.recipe.to_dict()
+        meta["versions"] = {"fmkit": __import__("fmkit").__version__, "torch": torch.__version__}
+        meta["size_bytes"] = _size(tmp)
+        (tmp / "export.json").write_text(json.dumps(meta, indent=2, default=str))
+        (tmp / "recipe.yaml").write_text(yaml.safe_dump(meta["recipe"], sort_keys=False))
+    return out
+
+
+def _quantize(trained, exporter, format: str, tmp: Path, float_runner, batches) -> dict[str, Any]:
+    """int8 dynamic quantization: record size, speed and metric change next to the float model."""
+    import torch
+
+    task = trained.task
+    if format == "onnx":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(tmp / "model.onnx"), str(tmp / "model.int8.onnx"), weight_type=QuantType.QInt8)
+        q_runner = exporter.runner(str(tmp), trained, filename="model.int8.onnx")
+        float_size, q_size = (tmp / "model.onnx").stat().st_size, (tmp / "model.int8.onnx").stat().st_size
+    else:
+        qmodel = torch.ao.quantization.quantize_dynamic(trained.model, {torch.nn.Linear}, dtype=torch.qint8)
+        q_runner = lambda b: task.forward(qmodel, b)  # noqa: E731
+        float_runner = lambda b: task.forward(trained.model, b)  # noqa: E731
+        import io
+
+        buf = io.BytesIO()
+        torch.save(qmodel.state_dict(), buf)
+        float_size, q_size = (tmp / "model.safetensors").stat().st_size, len(buf.getvalue())
+    cmp = _compare(task, float_runner, q_runner, batches)
+    f_metric, q_metric = _metric(trained, float_runner, batches), _metric(trained, q_runner, batches)
+    f_time, q_time = _timed(float_runner, batches[:4]), _timed(q_runner, batches[:4])
+    agreement = cmp.get("prediction_agreement", 1.0)
+    if agreement < 0.9:
+        raise ExportError(f"int8 quantization changes {100 * (1 - agreement):.1f}% of predictions; export without "
+                          "--quantize, or train longer for a more robust model")
+    return {"float_bytes": float_size, "int8_bytes": q_size, "float_ms_per_batch": 1000 * f_time,
+            "int8_ms_per_batch": 1000 * q_time, "speedup": f_time / q_time if q_time else None,
+            "float_metrics": f_metric, "int8_metrics": q_metric,
+            "metric_change": {k: q_metric[k] - f_metric[k] for k in f_metric if k in q_metric}, **cmp}
+
+
+def _jsonable(x: Any) -> Any:
+    try:
+        json.dumps(x)
+        return x
+    except TypeError:
+        return None
+
+
+__all__ = ["export"]

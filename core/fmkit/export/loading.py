@@ -1,0 +1,93 @@
+"""Load an export folder (or a run directory) as a predictor: ``fmkit.load(path).predict(inputs)``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+
+def _task_from_export(meta: dict, directory: Path):
+    from ..plugins import get_plugin_manager
+
+    reg = get_plugin_manager().registry
+    task = reg.build("task", meta["task"])
+    task.load_state_dict(json.loads((directory / "task" / "task.json").read_text()))
+    task.load_assets(str(directory / "task" / "assets"))
+    return task
+
+
+def load_torch_model(directory: Path, task):
+    """Rebuild the model from ``export.json``'s model section and load ``model.safetensors``."""
+    from ..engine.checkpoint import load_weights
+    from ..plugins import get_plugin_manager
+
+    meta = json.loads((directory / "export.json").read_text())
+    section = dict(meta["model"])
+    for key in meta.get("model_paths", []):  # paths the model wrote into the export, made absolute
+        section[key] = str(directory / section[key])
+    model = get_plugin_manager().registry.build("model", section, task.model_context())
+    load_weights(model, directory / "model.safetensors")
+    return model.eval()
+
+
+def onnx_runner(path: Path, task):
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+
+    def run(batch: dict):
+        feeds = {n: batch[n].detach().cpu().numpy() for n in names}
+        return torch.from_numpy(np.asarray(session.run(None, feeds)[0]))
+
+    return run
+
+
+class Predictor:
+    """Raw inputs in, JSON-able predictions out, with either backend."""
+
+    def __init__(self, task, run_batch, metadata: dict[str, Any]):
+        self.task, self.run_batch, self.metadata = task, run_batch, metadata
+
+    def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict]:
+        import torch
+
+        out: list[dict] = []
+        with torch.inference_mode():
+            for s in range(0, len(inputs), batch_size):
+                batch = self.task.encode_raw(list(inputs[s:s + batch_size]))
+                out.extend(self.task.format_predictions(self.run_batch(batch)))
+        return out
+
+
+def load_predictor(path: str | Path, backend: str = "torch") -> Predictor:
+    path = Path(path)
+    if (path / "export.json").is_file():
+        meta = json.loads((path / "export.json").read_text())
+        task = _task_from_export(meta, path)
+        if backend == "onnx":
+            name = "model.int8.onnx" if (path / "model.int8.onnx").is_file() else "model.onnx"
+            if not (path / name).is_file():
+                raise UsageError(f"{path} has no ONNX model; export with --format onnx to serve with --backend onnx")
+            return Predictor(task, onnx_runner(path / name, task), meta)
+        model = load_torch_model(path, task)
+        if meta.get("quantize") == "int8":
+            import torch
+
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return Predictor(task, lambda b: task.forward(model, b), meta)
+    if (path / "recipe.yaml").is_file():
+        from ..engine.artifacts import load_trained
+
+        trained = load_trained(path)
+        if backend == "onnx":
+            raise UsageError("a run directory has no ONNX model; export it first: fmkit export RUN --format onnx")
+        meta = {"task": trained.recipe.task.as_dict(), "labels": trained.task.labels, "source": str(path)}
+        return Predictor(trained.task, lambda b: trained.task.forward(trained.model, b), meta)
+    raise UsageError(f"{path} is neither an export folder (export.json) nor a run directory (recipe.yaml)")

@@ -1,0 +1,127 @@
+"""Reading labelled text: CSV, TSV (unquoted too), JSONL, Parquet, class folders, per-label line files."""
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+from typing import Literal
+
+from fmkit.components import Params
+from fmkit.errors import DataError
+
+
+class TextFilesParams(Params):
+    train: str | None = None
+    validation: str | None = None
+    test: str | None = None
+    #: one file per label with one text per line (rt_polarity): {label: path}; used for train
+    label_files: dict[str, str] | None = None
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "folder"] = "auto"
+    text_column: str = "text"
+    #: second text column for sentence-pair tasks
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    encoding: str = "utf-8"
+    #: multi-label targets: labels separated by this string in the label column
+    label_separator: str | None = None
+    #: TSV files without quoting (SST-2): quotes are ordinary characters
+    quoting: Literal["auto", "minimal", "none"] = "auto"
+    #: carve a seeded test split out of train when the data has none
+    test_fraction: float = 0.0
+    seed: int = 0
+
+
+class TextFiles:
+    """Loads raw examples ``{"text", "text_pair"?, "label"}`` per split."""
+
+    def __init__(self, params: TextFilesParams, context: dict | None = None):
+        self.p = params
+
+    def _format(self, path: Path) -> str:
+        if self.p.format != "auto":
+            return self.p.format
+        if path.is_dir():
+            return "folder"
+        return {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}.get(
+            path.suffix.lower(), "csv")
+
+    def load_file(self, path_str: str) -> list[dict]:
+        path = Path(path_str)
+        if not path.exists():
+            raise DataError(f"data file {path} does not exist (check data.train/validation/test in the recipe)")
+        fmt = self._format(path)
+        if fmt == "folder":
+            return self._folder(path)
+        rows = self._table(path, fmt)
+        p = self.p
+        out = []
+        for i, row in enumerate(rows):
+            if p.text_column not in row:
+                raise DataError(f"{path}: no column {p.text_column!r} (columns: {sorted(row)}); set data.text_column")
+            ex = {"text": row[p.text_column]}
+            if p.text_pair_column:
+                ex["text_pair"] = row.get(p.text_pair_column)
+            if p.label_column in row:
+                label = row[p.label_column]
+                ex["label"] = (str(label).split(p.label_separator) if p.label_separator and label is not None
+                               else (None if label is None else str(label)))
+            out.append(ex)
+        return out
+
+    def _table(self, path: Path, fmt: str) -> list[dict]:
+        enc = self.p.encoding
+        try:
+            if fmt in ("csv", "tsv"):
+                quoting = csv.QUOTE_NONE if (self.p.quoting == "none" or (self.p.quoting == "auto" and fmt == "tsv")) \
+                    else csv.QUOTE_MINIMAL
+                with open(path, encoding=enc, newline="") as f:
+                    return list(csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=quoting))
+            if fmt == "jsonl":
+                import json
+
+                with open(path, encoding=enc) as f:
+                    return [json.loads(line) for line in f if line.strip()]
+            import pandas as pd
+
+            return pd.read_parquet(path).to_dict("records")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path} is not {enc}: {e}; set data.encoding (for example latin-1)") from None
+        except (csv.Error, ValueError) as e:
+            raise DataError(f"{path}: cannot parse as {fmt}: {e}") from None
+
+    def _folder(self, root: Path) -> list[dict]:
+        out = []
+        for label_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            for f in sorted(label_dir.iterdir()):
+                if f.is_file():
+                    out.append({"text": f.read_text(encoding=self.p.encoding, errors="replace"), "label": label_dir.name})
+        if not out:
+            raise DataError(f"{root}: no class sub-folders with text files (expected {root}/<label>/<file>.txt)")
+        return out
+
+    def load(self) -> dict[str, list[dict]]:
+        p, splits = self.p, {}
+        if p.label_files:
+            rows = []
+            for label, path in p.label_files.items():
+                try:
+                    lines = Path(path).read_text(encoding=p.encoding).splitlines()
+                except FileNotFoundError:
+                    raise DataError(f"data.label_files.{label}: {path} does not exist") from None
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{path} is not {p.encoding}: {e}; set data.encoding: latin-1") from None
+                rows += [{"text": t, "label": label} for t in lines]
+            splits["train"] = rows
+        for name in ("train", "validation", "test"):
+            path = getattr(p, name)
+            if path:
+                splits[name] = self.load_file(path)
+        if not splits.get("train"):
+            raise DataError("no training data: set data.train (a file or folder) or data.label_files")
+        if p.test_fraction and "test" not in splits:
+            rng = random.Random(p.seed)
+            rows = list(splits["train"])
+            rng.shuffle(rows)
+            n = int(round(len(rows) * p.test_fraction))
+            splits["test"], splits["train"] = rows[:n], rows[n:]
+        return splits

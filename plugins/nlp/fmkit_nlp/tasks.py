@@ -1,0 +1,172 @@
+"""text-classification: binary, multi-class, multi-label and sentence pairs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from fmkit import Task
+from fmkit.components import Params
+from fmkit.errors import DataError
+
+from .tokenization import TokenizerParams, load_tokenizer, train_tokenizer
+
+
+class TextClassificationParams(Params):
+    max_length: int = 128
+    truncation: Literal["longest_first", "only_first", "only_second"] = "longest_first"
+    multi_label: bool = False
+    #: where the tokenizer comes from when the model has no pretrained folder
+    tokenizer: TokenizerParams = TokenizerParams()
+
+
+class TextClassification(Task):
+    """Strings (or pairs) in, one label (or several, multi-label) with scores out."""
+
+    name = "text-classification"
+    monitor, monitor_mode = "accuracy", "max"
+
+    def __init__(self, params: TextClassificationParams, context: dict | None = None):
+        super().__init__(params, context)
+        self.tokenizer = None
+        self.pairs = False
+        self.class_counts: list[int] = []
+
+    # ---------------------------------------------------------------- fitting
+    def setup(self, train_examples, model_params):
+        labels: dict[str, int] = {}
+        for ex in train_examples:
+            for lab in self._labels_of(ex):
+                labels[lab] = labels.get(lab, 0) + 1
+        if not labels:
+            raise DataError("the training data has no labels; check data.label_column")
+        self.labels = sorted(labels, key=_natural)
+        self.class_counts = [labels[lab] for lab in self.labels]
+        self.pairs = any(ex.get("text_pair") for ex in train_examples)
+        pretrained = model_params.get("pretrained")
+        if self.params.tokenizer.path or pretrained:
+            self.tokenizer = load_tokenizer(self.params.tokenizer.path or pretrained)
+        else:
+            self.tokenizer = train_tokenizer((ex["text"] for ex in train_examples), self.params.tokenizer)
+
+    def _labels_of(self, ex) -> list[str]:
+        lab = ex.get("label")
+        if lab is None:
+            return []
+        return [str(x) for x in lab] if isinstance(lab, list) else [str(lab)]
+
+    def stratify_key(self, example):
+        return None if self.params.multi_label else example.get("label")
+
+    def model_context(self):
+        ctx = super().model_context()
+        ctx.update(multi_label=self.params.multi_label, vocab_size=len(self.tokenizer) if self.tokenizer else None,
+                   class_counts=self.class_counts)
+        return ctx
+
+    # ---------------------------------------------------------------- data
+    def fingerprint(self):
+        return json.dumps([self.params.model_dump(), self.labels, getattr(self.tokenizer, "name_or_path", ""),
+                           len(self.tokenizer) if self.tokenizer else 0])
+
+    def preprocess_many(self, examples):
+        p = self.params
+        texts = [str(ex.get("text") or "") for ex in examples]
+        pairs = [str(ex.get("text_pair") or "") for ex in examples] if self.pairs else None
+        enc = self.tokenizer(texts, pairs, truncation=p.truncation, max_length=p.max_length,
+                             return_token_type_ids=self.pairs, return_attention_mask=False)
+        out = []
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        for i, ex in enumerate(examples):
+            f: dict[str, Any] = {"input_ids": enc["input_ids"][i]}
+            if self.pairs:
+                f["token_type_ids"] = enc["token_type_ids"][i]
+            labs = self._labels_of(ex)
+            if labs:
+                if p.multi_label:
+                    f["targets"] = [1.0 if lab in labs else 0.0 for lab in self.labels]
+                else:
+                    f["targets"] = index.get(labs[0], -100)
+            out.append(f)
+        return out
+
+    def preprocess(self, example):
+        return self.preprocess_many([example])[0]
+
+    def length(self, features):
+        return len(features["input_ids"])
+
+    def collate(self, features):
+        n = max(len(f["input_ids"]) for f in features)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(features), n), pad, dtype=torch.long)
+        mask = torch.zeros((len(features), n), dtype=torch.long)
+        tt = torch.zeros((len(features), n), dtype=torch.long) if self.pairs else None
+        for i, f in enumerate(features):
+            k = len(f["input_ids"])
+            ids[i, :k] = torch.tensor(f["input_ids"])
+            mask[i, :k] = 1
+            if tt is not None:
+                tt[i, :k] = torch.tensor(f["token_type_ids"])
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if tt is not None:
+            batch["token_type_ids"] = tt
+        if "targets" in features[0]:
+            dtype = torch.float32 if self.params.multi_label else torch.long
+            batch["targets"] = torch.tensor([f["targets"] for f in features], dtype=dtype)
+        return batch
+
+    # ---------------------------------------------------------------- model
+    def forward(self, model, batch):
+        return model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+
+    # ---------------------------------------------------------------- inference
+    def raw_to_example(self, raw):
+        if isinstance(raw, str):
+            return {"text": raw}
+        if isinstance(raw, (list, tuple)) and len(raw) == 2:
+            return {"text": str(raw[0]), "text_pair": str(raw[1])}
+        if isinstance(raw, dict) and "text" in raw:
+            return {"text": str(raw["text"]), "text_pair": raw.get("text_pair")}
+        raise DataError(f"a text input must be a string, a [text, text_pair] pair or {{'text': ...}}; got {type(raw).__name__}")
+
+    def format_predictions(self, outputs):
+        outputs = outputs.float()
+        if self.params.multi_label:
+            probs = torch.sigmoid(outputs)
+            return [{"labels": [lab for lab, p in zip(self.labels, row) if p >= 0.5],
+                     "label": self.labels[int(row.argmax())],
+                     "scores": {lab: float(p) for lab, p in zip(self.labels, row)}} for row in probs]
+        probs = outputs.softmax(-1)
+        return [{"label": self.labels[int(row.argmax())], "score": float(row.max()),
+                 "scores": {lab: float(p) for lab, p in zip(self.labels, row)}} for row in probs]
+
+    def export_input_names(self):
+        return ["input_ids", "attention_mask"] + (["token_type_ids"] if self.pairs else [])
+
+    def dynamic_axes(self):
+        return {n: {0: "batch", 1: "sequence"} for n in self.export_input_names()}
+
+    def example_inputs(self):
+        if self.pairs:
+            return [["A man is playing a guitar.", "Someone plays music."], ["It rains.", "The sun is out."]]
+        return ["I would like to check my account balance.", "This was a wonderful film!"]
+
+    # ---------------------------------------------------------------- assets
+    def state_dict(self):
+        return {"labels": self.labels, "pairs": self.pairs, "class_counts": self.class_counts}
+
+    def load_state_dict(self, state):
+        self.labels, self.pairs = state["labels"], state.get("pairs", False)
+        self.class_counts = state.get("class_counts", [])
+
+    def save_assets(self, directory):
+        self.tokenizer.save_pretrained(str(Path(directory) / "tokenizer"))
+
+    def load_assets(self, directory):
+        self.tokenizer = load_tokenizer(str(Path(directory) / "tokenizer"))
+
+
+def _natural(label: str):
+    return (0, int(label), "") if label.lstrip("-").isdigit() else (1, 0, label)
