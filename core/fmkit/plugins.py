@@ -157,7 +157,7 @@ class PluginManager:
         mgr = named.NamedExtensionManager(
             ENTRY_POINT_GROUP, names=wanted, invoke_on_load=False,
             on_load_failure_callback=lambda _m, ep, err: failures.append((ep.name, err)),
-            warn_on_missing_entrypoint=False,
+            on_missing_entrypoints_callback=lambda names: None,
         )
         for name, err in failures:
             self._fail(self.infos[name], err)

@@ -58,9 +58,11 @@ def _commented(params_model, indent: str, values: dict[str, Any]) -> list[str]:
     lines = []
     for fname, field in params_model.model_fields.items():
         value = values.get(fname, None if field.is_required() else field.get_default(call_default_factory=True))
+        if hasattr(value, "model_dump"):
+            value = value.model_dump(mode="json")
         ann = str(field.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
         note = field.description or ("required" if field.is_required() else "optional")
-        dumped = yaml.safe_dump({fname: value}, default_flow_style=True, sort_keys=False).strip()[1:-1]
+        dumped = yaml.safe_dump({fname: value}, default_flow_style=True, sort_keys=False, width=10**6).strip()[1:-1]
         prefix = "" if field.is_required() or fname in values else "# "
         lines.append(f"{indent}{prefix}{dumped}    # {ann}; {note}")
     return lines
@@ -75,12 +77,12 @@ def starter_recipe(task_name: str, registry) -> str:
     out = [f"# fmkit recipe for {task.name}: {task.summary}",
            "# Fill in the data paths, then: fmkit validate THIS_FILE && fmkit train THIS_FILE",
            "# Commented lines show optional fields with their defaults.", "",
-           f"task:\n  name: {task.name}    # provided by plugin {task.plugin}"]
+           "task:", f"  name: {task.name}    # provided by plugin {task.plugin}"]
     out += _commented(task.params_model(), "  ", {})
     model_name = d.get("model")
     if model_name:
         m = registry.get("model", model_name)
-        out += ["", f"model:\n  name: {m.name}    # {m.summary}"]
+        out += ["", "model:", f"  name: {m.name}    # {m.summary}"]
         out += _commented(m.params_model(), "  ", dict(d.get("model_example", m.example)))
     ds = registry.get("dataset", d["dataset"]) if d.get("dataset") else None
     out += ["", "data:"]
@@ -90,8 +92,9 @@ def starter_recipe(task_name: str, registry) -> str:
     out += [line for line in _commented(DataSection, "  ", {}) if not line.strip().startswith(("name", "# name"))]
     if d.get("loss"):
         out += ["", f"# loss: {d['loss'] if isinstance(d['loss'], str) else d['loss']['name']}    # the task's default"]
-    out += ["", "optimizer:\n  name: adamw", "  lr: 0.0003    # learning rate",
-            "", "scheduler:\n  name: linear", "  warmup_ratio: 0.1", "", "train:"]
+    out += ["", "optimizer:", "  name: adamw    # see `fmkit components list --kind optimizer`",
+            "  lr: 0.0003    # learning rate", "", "scheduler:", "  name: linear    # warmup, then linear decay",
+            "  warmup_ratio: 0.1    # share of steps spent warming up", "", "train:"]
     out += _commented(TrainSection, "  ", {"epochs": 3, "batch_size": 32})
     out += ["", "evaluate:"] + _commented(EvaluateSection, "  ", {})
     out += ["", "export:"] + _commented(ExportSection, "  ", {"formats": ["safetensors"]})

@@ -130,6 +130,10 @@ class Task:
         """A few raw inputs that :meth:`encode_raw` accepts (for docs, tests and verification)."""
         raise NotImplementedError
 
+    def sample_examples(self) -> list[dict]:
+        """A handful of labelled raw examples (at least two classes or targets) for the contract suite."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ assets
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state learnt in :meth:`setup` (labels, scaler statistics...)."""

@@ -143,49 +143,66 @@ def validate_recipe(data: dict, manager: PluginManager | None = None, lines: Lin
     plugin_list = data.get("plugins") or []
     if isinstance(plugin_list, list) and all(isinstance(p, str) for p in plugin_list):
         manager.load_modules(plugin_list)
+    if isinstance(data.get("optimizer"), dict) and "name" not in data["optimizer"]:
+        data["optimizer"] = {"name": "adamw", **data["optimizer"]}  # --set optimizer.lr=... alone
+    c = _Checker(manager, lines, source)
     try:
         recipe = Recipe.model_validate(data)
-    except ValidationError as e:
-        raise RecipeError(_pydantic_issues(e, (), lines, source, Recipe), source) from None
+        out = recipe.to_dict()
+    except ValidationError as e:  # keep going: report component problems in the same pass
+        c.issues.extend(_pydantic_issues(e, (), lines, source, Recipe))
+        recipe, out = None, {}
 
-    c = _Checker(manager, lines, source)
-    c.issues.extend(check_required_plugins(manager, recipe.required_plugins, lines, source))
-    out = recipe.to_dict()
-    task = c.component("task", recipe.task, ("task",))
-    task_cls = None
+    def raw(section: str):
+        v = data.get(section)
+        if isinstance(v, str):
+            return {"name": v}
+        return v if isinstance(v, dict) and isinstance(v.get("name"), str) else None
+
+    if isinstance(data.get("required_plugins"), list):
+        c.issues.extend(check_required_plugins(manager, [str(x) for x in data["required_plugins"]], lines, source))
+    task = c.component("task", raw("task"), ("task",))
+    defaults: dict = {}
     if task:
         out["task"] = task
-        try:
-            task_cls = manager.registry.get("task", task["name"]).tags.get("defaults", {})
-        except Exception:
-            task_cls = {}
-    defaults = task_cls or {}
-    out["model"] = c.component("model", recipe.model, ("model",)) or out["model"]
-    if recipe.loss is None and defaults.get("loss"):
-        out["loss"] = c.component("loss", ComponentRef.model_validate(_as_ref(defaults["loss"])), ("loss",))
+        defaults = manager.registry.get("task", task["name"]).tags.get("defaults", {})
+    out["model"] = c.component("model", raw("model"), ("model",))
+    if raw("loss") is None and defaults.get("loss"):
+        out["loss"] = c.component("loss", _as_ref(defaults["loss"]), ("loss",))
     else:
-        out["loss"] = c.component("loss", recipe.loss, ("loss",)) or out["loss"]
-    out["optimizer"] = c.component("optimizer", recipe.optimizer, ("optimizer",)) or out["optimizer"]
-    out["scheduler"] = c.component("scheduler", recipe.scheduler, ("scheduler",)) or out["scheduler"]
-
-    data_name = recipe.data.name or defaults.get("dataset")
+        out["loss"] = c.component("loss", raw("loss"), ("loss",))
+    out["optimizer"] = c.component("optimizer", raw("optimizer") or {"name": "adamw"}, ("optimizer",))
+    out["scheduler"] = c.component("scheduler", raw("scheduler"), ("scheduler",))
+    data_sec = data.get("data") if isinstance(data.get("data"), dict) else {}
+    generic = set(DataSection.model_fields)
+    data_name = data_sec.get("name") or defaults.get("dataset")
     if data_name is None:
         c.issue(("data", "name"), "no dataset named and the task has no default; set data.name "
                 "(see `fmkit components list --kind dataset`)")
     else:
-        ds = c.component("dataset", {"name": data_name}, ("data",), recipe.data.dataset_params())
-        if ds:
+        ds = c.component("dataset", {"name": data_name}, ("data",),
+                         {k: v for k, v in data_sec.items() if k not in generic})
+        if ds and recipe is not None:
             out["data"] = {**out["data"], **ds}
-    out["data"]["clean"] = [c.component("transform", r, ("data", "clean", i)) for i, r in enumerate(recipe.data.clean)]
-    out["data"]["augment"] = [c.component("transform", r, ("data", "augment", i)) for i, r in enumerate(recipe.data.augment)]
-    metrics = recipe.evaluate.metrics
+    for which in ("clean", "augment"):
+        items = data_sec.get(which) or []
+        if isinstance(items, list):
+            built = [c.component("transform", _as_ref(r), ("data", which, i)) for i, r in enumerate(items)
+                     if isinstance(r, (str, dict))]
+            if recipe is not None:
+                out["data"][which] = built
+    ev = data.get("evaluate") if isinstance(data.get("evaluate"), dict) else {}
+    metrics = ev.get("metrics")
     if metrics is None:
-        metrics = [ComponentRef.model_validate(_as_ref(m)) for m in defaults.get("metrics", [])]
-        out["evaluate"]["metrics"] = [c.component("metric", r, ("evaluate", "metrics")) for r in metrics]
+        built = [c.component("metric", _as_ref(m), ("evaluate", "metrics")) for m in defaults.get("metrics", [])]
     else:
-        out["evaluate"]["metrics"] = [c.component("metric", r, ("evaluate", "metrics", i)) for i, r in enumerate(metrics)]
-    for i, fmt in enumerate(recipe.export.formats):
-        c.component("exporter", {"name": fmt}, ("export", "formats", i))
+        built = [c.component("metric", _as_ref(m), ("evaluate", "metrics", i)) for i, m in enumerate(metrics or [])]
+    if recipe is not None:
+        out["evaluate"]["metrics"] = built
+        for i, fmt in enumerate(recipe.export.formats):
+            c.component("exporter", {"name": fmt}, ("export", "formats", i))
+    if recipe is None:
+        raise RecipeError(c.issues, source)
     if recipe.train.precision == "fp16" and recipe.train.device == "cpu":
         c.issue(("train", "precision"), "fp16 needs a CUDA device; use bf16 or fp32 on CPU")
     if c.issues:

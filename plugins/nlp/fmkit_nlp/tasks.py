@@ -153,6 +153,11 @@ class TextClassification(Task):
             return [["A man is playing a guitar.", "Someone plays music."], ["It rains.", "The sun is out."]]
         return ["I would like to check my account balance.", "This was a wonderful film!"]
 
+    def sample_examples(self):
+        texts = ["great film, loved it", "terrible plot and bad acting", "wonderful and moving", "boring, awful",
+                 "a delight from start to end", "I hated every minute"]
+        return [{"text": t, "label": "pos" if i % 2 == 0 else "neg"} for i, t in enumerate(texts)]
+
     # ---------------------------------------------------------------- assets
     def state_dict(self):
         return {"labels": self.labels, "pairs": self.pairs, "class_counts": self.class_counts}

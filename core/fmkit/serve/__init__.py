@@ -1,0 +1,1 @@
+"""HTTP serving of exports: FastAPI + uvicorn with micro-batching."""

@@ -1,0 +1,118 @@
+"""``fmkit serve``: ``POST /v1/predict``, ``GET /v1/health``, ``GET /v1/metadata``, ``GET /metrics``.
+
+Requests are validated (422 naming the field), bounded (413 for large bodies or too many items),
+and inputs that cannot be decoded get 400 naming the item; the server keeps serving.
+"""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..errors import UsageError
+
+
+class PredictRequest(BaseModel):
+    """Body of ``POST /v1/predict``: raw inputs in the task's format."""
+
+    inputs: list[Any]
+
+
+def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_wait_ms: float = 5.0,
+               max_items: int = 64, max_body_bytes: int = 16 * 1024 * 1024, api_key: str | None = None,
+               batching: bool = True):
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.responses import JSONResponse, PlainTextResponse
+    from ..export.loading import load_predictor
+    from .batching import MicroBatcher
+
+    predictor = load_predictor(path, backend=backend)
+    task = predictor.task
+    stats = {"requests": 0, "errors": 0, "items": 0, "latency_sum": 0.0}
+
+    def predict_items(items: list[Any]) -> list[Any]:
+        return predictor.predict(items, batch_size=max_batch_size)
+
+    batcher = MicroBatcher(predict_items, max_batch_size if batching else 1, max_wait_ms if batching else 0)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        await batcher.start()
+        yield
+        await batcher.stop()  # graceful: finish requests in flight
+
+    app = FastAPI(title="fmkit model server", version="1", lifespan=lifespan)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if api_key and request.url.path.startswith("/v1/predict") and request.headers.get("x-api-key") != api_key:
+            return JSONResponse({"detail": "missing or wrong X-API-Key header"}, status_code=401)
+        size = request.headers.get("content-length")
+        if size and int(size) > max_body_bytes:
+            return JSONResponse({"detail": f"request body of {size} bytes exceeds the limit of {max_body_bytes}"},
+                                status_code=413)
+        return await call_next(request)
+
+    @app.post("/v1/predict")
+    async def predict(req: PredictRequest):
+        t0 = time.perf_counter()
+        stats["requests"] += 1
+        if len(req.inputs) > max_items:
+            stats["errors"] += 1
+            raise HTTPException(413, f"{len(req.inputs)} inputs in one request; the limit is {max_items}")
+        for i, item in enumerate(req.inputs):  # decode each item first so a bad one is named
+            try:
+                task.raw_to_example(item)
+            except Exception as e:
+                stats["errors"] += 1
+                raise HTTPException(400, f"inputs[{i}] cannot be decoded: {e}") from None
+        preds = await batcher.submit(req.inputs)
+        stats["items"] += len(req.inputs)
+        stats["latency_sum"] += time.perf_counter() - t0
+        return {"predictions": preds}
+
+    @app.get("/v1/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/v1/metadata")
+    async def metadata():
+        m = predictor.metadata
+        return {"task": m.get("task"), "labels": task.labels, "signature": m.get("signature"),
+                "versions": m.get("versions"), "metrics": m.get("metrics"), "backend": backend,
+                "batching": {"enabled": batching, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}}
+
+    @app.get("/metrics")
+    async def metrics():
+        lines = [
+            "# TYPE fmkit_requests_total counter", f"fmkit_requests_total {stats['requests']}",
+            "# TYPE fmkit_request_errors_total counter", f"fmkit_request_errors_total {stats['errors']}",
+            "# TYPE fmkit_items_total counter", f"fmkit_items_total {stats['items']}",
+            "# TYPE fmkit_request_latency_seconds_sum counter", f"fmkit_request_latency_seconds_sum {stats['latency_sum']}",
+            "# TYPE fmkit_batches_total counter", f"fmkit_batches_total {batcher.batches}",
+        ]
+        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+    app.state.batcher = batcher
+    return app
+
+
+def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", max_batch_size: int = 16,
+          max_wait_ms: float = 5.0, api_key_env: str | None = None) -> None:
+    try:
+        import uvicorn
+    except ImportError:
+        raise UsageError("serving needs fastapi and uvicorn: pip install 'fmkit[serve]'") from None
+    api_key = os.environ.get(api_key_env) if api_key_env else None
+    if api_key_env and not api_key:
+        raise UsageError(f"--api-key-env {api_key_env}: that environment variable is empty")
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        print(f"warning: listening on {host} without an API key (use --api-key-env)")
+    app = create_app(path, backend, max_batch_size, max_wait_ms, api_key=api_key)
+    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=30, log_level="info")
+
+
+__all__ = ["create_app", "serve"]

@@ -1,0 +1,66 @@
+"""Micro-batching: concurrent requests are gathered (up to a size or a wait) and predicted together
+in a worker thread, off the event loop."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable
+
+
+class MicroBatcher:
+    """Collects items from many requests and runs ``predict(list)`` on batches of them."""
+
+    def __init__(self, predict: Callable[[list[Any]], list[Any]], max_batch_size: int = 16, max_wait_ms: float = 5.0):
+        self.predict, self.max_batch_size, self.max_wait = predict, max_batch_size, max_wait_ms / 1000
+        self.queue: asyncio.Queue | None = None
+        self.task: asyncio.Task | None = None
+        self.batches = 0
+        self.items = 0
+        self.inflight = 0
+
+    async def start(self) -> None:
+        self.queue = asyncio.Queue()
+        self.task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        while self.inflight or (self.queue and not self.queue.empty()):  # finish requests in flight
+            await asyncio.sleep(0.01)
+        if self.task:
+            self.task.cancel()
+
+    async def submit(self, items: list[Any]) -> list[Any]:
+        """Predict ``items`` (one request's inputs); results in the same order."""
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in items]
+        self.inflight += 1
+        try:
+            for item, fut in zip(items, futures):
+                self.queue.put_nowait((item, fut))
+            return list(await asyncio.gather(*futures))
+        finally:
+            self.inflight -= 1
+
+    async def _loop(self) -> None:
+        while True:
+            item, fut = await self.queue.get()
+            batch = [(item, fut)]
+            deadline = time.monotonic() + self.max_wait
+            while len(batch) < self.max_batch_size:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), timeout))
+                except asyncio.TimeoutError:
+                    break
+            self.batches += 1
+            self.items += len(batch)
+            try:
+                results = await asyncio.to_thread(self.predict, [b[0] for b in batch])
+                for (_, f), r in zip(batch, results):
+                    if not f.done():
+                        f.set_result(r)
+            except Exception as e:  # one bad batch fails its requests, never the server
+                for _, f in batch:
+                    if not f.done():
+                        f.set_exception(e)

@@ -1,0 +1,102 @@
+"""Recipe validation errors, schema, starter recipes, and start-up without heavy imports."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import yaml
+from conftest import ROOT, run_cli
+
+VALID = """task:
+  name: text-classification
+model:
+  name: hf-classifier
+  pretrained: some/folder
+data:
+  train: data.csv
+train:
+  epochs: 2
+"""
+
+
+def validate(tmp_path, text: str, *extra: str):
+    p = tmp_path / "recipe.yaml"
+    p.write_text(text)
+    return run_cli("validate", str(p), "--json", *extra)
+
+
+def test_valid_recipe(tmp_path):
+    r = validate(tmp_path, VALID)
+    assert r.returncode == 0 and json.loads(r.stdout)["valid"]
+
+
+def test_bad_yaml_reports_its_line(tmp_path):
+    r = validate(tmp_path, VALID + "optimizer: [adamw\n")
+    assert r.returncode == 2
+    err = json.loads(r.stdout)["errors"][0]
+    assert err["line"] in (10, 11) and "YAML" in err["message"]
+
+
+def test_every_error_at_once_with_paths_lines_and_suggestions(tmp_path):
+    text = VALID.replace("epochs: 2", "epochs: many\n  batch_sise: 8").replace("name: hf-classifier", "name: hf-clasifier")
+    text += "loss:\n  name: cross-entropy\n  label_smothing: 0.1\n"
+    r = validate(tmp_path, text)
+    assert r.returncode == 2
+    errors = {e["path"]: e for e in json.loads(r.stdout)["errors"]}
+    assert errors["train.epochs"]["line"] == 9 and "integer" in errors["train.epochs"]["message"]
+    assert "did you mean 'batch_size'" in errors["train.batch_sise"]["message"]
+    assert errors["train.batch_sise"]["line"] == 10
+    assert "did you mean 'hf-classifier'" in errors["model.name"]["message"] and errors["model.name"]["line"] == 4
+    assert "label_smoothing" in errors["loss.label_smothing"]["message"] and errors["loss.label_smothing"]["line"] == 13
+
+
+def test_unknown_section_and_set_overrides(tmp_path):
+    r = validate(tmp_path, VALID + "trian: {}\n")
+    assert "did you mean 'train'" in r.stdout
+    r = validate(tmp_path, VALID, "--set", "train.epochs=0")
+    assert r.returncode == 2 and "train.epochs" in r.stdout
+    r = validate(tmp_path, VALID, "--set", "train.epochs=5", "--set", "optimizer.lr=1e-5")
+    assert r.returncode == 0, r.stdout
+
+
+def test_schema_includes_component_parameters(tmp_path):
+    r = run_cli("schema", "-o", str(tmp_path / "s.json"))
+    assert r.returncode == 0
+    schema = json.loads((tmp_path / "s.json").read_text())
+    text = json.dumps(schema)
+    assert "label_smoothing" in text and "hf-classifier" in text and "warmup_ratio" in text
+
+
+def test_new_recipe_for_an_installed_task_validates_once_paths_are_set(tmp_path):
+    out = tmp_path / "starter.yaml"
+    r = run_cli("new", "recipe", "text-classification", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert all(line.strip().startswith("#") or "#" in line or not line.strip() or line.rstrip().endswith(":")
+               for line in text.splitlines()), "every field is commented"
+    r = run_cli("validate", str(out), "--set", "data.train=x.csv", "--set", "model.pretrained=some/folder")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert yaml.safe_load(text)["task"]["name"] == "text-classification"
+    r = run_cli("new", "recipe", "text-clasification")
+    assert r.returncode == 2 and "did you mean" in r.stderr
+
+
+def test_listing_imports_no_heavy_library():
+    code = ("import sys; from fmkit.cli.main import main; "
+            "[main(a) for a in (['plugins','list'], ['components','list'])]; "
+            "heavy = [m for m in ('torch','transformers','timm','torchaudio','torchvision','numpy') if m in sys.modules]; "
+            "print('HEAVY', heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert "HEAVY []" in r.stdout, r.stdout + r.stderr
+
+
+def test_components_show_and_bad_usage():
+    r = run_cli("components", "show", "adamw")
+    assert r.returncode == 0 and "head_lr" in r.stdout and "example" in r.stdout
+    r = run_cli("components", "list", "--kind", "losss")
+    assert r.returncode == 2 and "did you mean 'loss'" in r.stderr
+    r = run_cli("components", "list", "--json")
+    assert {"kind", "id", "plugin", "summary"} <= set(json.loads(r.stdout)[0])
+    r = run_cli("frobnicate")
+    assert r.returncode == 2
