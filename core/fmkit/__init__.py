@@ -18,7 +18,7 @@ from .components import KINDS, Component, NoParams, Params
 from .errors import FmkitError
 from .hookspecs import HOOK_API_VERSION, hookimpl, hookspec
 from .interfaces import Exporter, Metric, ScheduleHandle, Transform
-from .plugins import get_plugin_manager, register_plugin
+from .plugins import get_plugin_manager, register_plugin, unregister_plugin
 from .task import Task
 
 __version__ = "0.1.0"
@@ -57,14 +57,14 @@ def predict(run_dir: str, inputs: list[Any]) -> list[dict]:
 
 def export(run_dir: str, format: str, output: str | None = None, quantize: str | None = None) -> str:
     """Export a run's best model; returns the export folder."""
-    from .export.api import export as _export
+    from .exporting.api import export as _export
 
     return _export(run_dir, format, output=output, quantize=quantize)
 
 
 def load(path: str, backend: str = "torch"):
     """Load an export folder or a run directory as a predictor with ``.predict(raw_inputs)``."""
-    from .export.loading import load_predictor
+    from .exporting.loading import load_predictor
 
     return load_predictor(path, backend=backend)
 
@@ -72,5 +72,5 @@ def load(path: str, backend: str = "torch"):
 __all__ = [
     "HOOK_API_VERSION", "KINDS", "Component", "Exporter", "FmkitError", "Metric", "NoParams", "Params",
     "ScheduleHandle", "Task", "Transform", "evaluate", "export", "get_plugin_manager", "get_registry",
-    "hookimpl", "hookspec", "load", "load_recipe", "predict", "register_plugin", "train",
+    "hookimpl", "hookspec", "load", "load_recipe", "predict", "register_plugin", "train", "unregister_plugin",
 ]

@@ -171,6 +171,13 @@ class PluginManager:
             return True
         return self._add(obj, name, PluginInfo(name, source, location=getattr(obj, "__file__", None)))
 
+    def unregister(self, name: str) -> None:
+        """Remove a plugin (and its components) from this manager."""
+        if self.pm.has_plugin(name):
+            self.pm.unregister(name=name)
+        self.infos.pop(name, None)
+        self._registry, self._impl_cache = None, {}
+
     def load_modules(self, paths: list[str], source: str = "recipe") -> None:
         """Import and register modules by dotted path (a recipe's ``plugins:`` list)."""
         for path in paths:
@@ -261,6 +268,13 @@ def configure(strict: bool | None = None, disabled: set[str] | None = None, auto
     for obj, name in _pending:
         _default.register(obj, name)
     return _default
+
+
+def unregister_plugin(name: str) -> None:
+    """Undo :func:`register_plugin`."""
+    _pending[:] = [p for p in _pending if p[1] != name]
+    if _default is not None:
+        _default.unregister(name)
 
 
 def register_plugin(obj: Any, name: str | None = None) -> bool:

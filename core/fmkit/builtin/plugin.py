@@ -90,7 +90,7 @@ def fmkit_register_transforms():
 
 @hookimpl
 def fmkit_register_exporters():
-    e = "fmkit.export.exporters"
+    e = "fmkit.exporting.exporters"
     return [
         Component("exporter", "safetensors", f"{e}:SafetensorsExporter", f"{e}:ExporterParams",
                   "Weights as safetensors with the model's configuration and task assets"),

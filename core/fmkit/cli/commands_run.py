@@ -41,7 +41,7 @@ def predict(args) -> int:
 
 
 def export(args) -> int:
-    from ..export.api import export as run_export
+    from ..exporting.api import export as run_export
 
     path = run_export(args.run_dir, args.format, output=args.output, quantize=args.quantize)
     print(f"export: {path}")

@@ -144,7 +144,7 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
 
             out.report_path = write_report(rd, recipe, results, artifacts, run.data_summary, final_split, task)
         for fmt in recipe.export.formats:
-            from ..export.api import export
+            from ..exporting.api import export
 
             out.exports[fmt] = str(export(rd, fmt, quantize=recipe.export.quantize, tolerance=recipe.export.tolerance,
                                           output=str(Path(recipe.export.output) / fmt) if recipe.export.output else None))

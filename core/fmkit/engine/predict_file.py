@@ -36,7 +36,7 @@ def read_inputs(path: str) -> list:
 
 
 def predict_file(source: str, input_path: str, output: str | None, batch_size: int = 32) -> int:
-    from ..export.loading import load_predictor
+    from ..exporting.loading import load_predictor
 
     predictor = load_predictor(source)
     inputs = read_inputs(input_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -158,6 +158,15 @@ class Recipe(BaseModel):
     required_plugins: list[str] = []
 
     _v = field_validator("task", "model", "loss", "optimizer", "scheduler", mode="before")(lambda cls, v: _ref(v))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections_take_defaults(cls, data: Any) -> Any:
+        """A section whose fields are all commented out (``evaluate:``) means its defaults."""
+        if isinstance(data, dict):
+            keep = {"task", "model", "loss", "scheduler"}
+            data = {k: v for k, v in data.items() if v is not None or k in keep}
+        return data
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=False)

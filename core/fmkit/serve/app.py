@@ -26,7 +26,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
                batching: bool = True):
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
-    from ..export.loading import load_predictor
+    from ..exporting.loading import load_predictor
     from .batching import MicroBatcher
 
     predictor = load_predictor(path, backend=backend)

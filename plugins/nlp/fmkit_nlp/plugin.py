@@ -54,6 +54,6 @@ def fmkit_register_transforms():
 @hookimpl
 def fmkit_register_exporters():
     return [
-        Component("exporter", "hf", "fmkit_nlp.export:HFExporter", "fmkit.export.exporters:ExporterParams",
+        Component("exporter", "hf", "fmkit_nlp.export:HFExporter", "fmkit.exporting.exporters:ExporterParams",
                   "Hugging Face folder (config, safetensors, tokenizer) loadable with from_pretrained"),
     ]
