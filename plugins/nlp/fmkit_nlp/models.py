@@ -97,6 +97,9 @@ class HFClassifier(torch.nn.Module):
 
 def hf_classifier(params: HFModelParams, context: dict) -> HFClassifier:
     from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the new head's "newly initialized" report is expected, not news
 
     labels = context.get("labels") or ["0", "1"]
     kw = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
