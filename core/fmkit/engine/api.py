@@ -20,9 +20,8 @@ log = logging.getLogger("fmkit")
 
 
 def _resolve(recipe: Any, overrides, resume: str | None):
-    if resume:
-        if recipe is None:
-            return read_run_recipe(Path(resume))
+    if resume and recipe is None:
+        return read_run_recipe(Path(resume))
     return load_recipe(recipe, overrides)
 
 
@@ -128,7 +127,6 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     fplan = EpochBatchPlan(len(feats[final_split]), eval_bs, False, 0, None, rank, world)
     floader = make_loader(PreparedDataset(feats[final_split]), fplan, task.collate, 0, pin)
     results, artifacts = evaluate_loader(model, task, floader, loss_fn, b.metrics(task), device, cfg.precision)
-    results = {k: v for k, v in results.items()}
     pm.dispatch("fmkit_on_evaluate_end", run=run, split=final_split, metrics=results)
     out = Run(run_dir=rd, results=results, best_checkpoint=rd / "checkpoints" / "best")
     if rank == 0:
@@ -143,11 +141,17 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
             from .report import write_report
 
             out.report_path = write_report(rd, recipe, results, artifacts, run.data_summary, final_split, task)
-        for fmt in recipe.export.formats:
-            from ..exporting.api import export
+        if recipe.export.formats:
+            from ..exporting.api import export, verification_examples
+            from .artifacts import TrainedModel
 
+            # the best weights are loaded already: export them without rebuilding the model or re-reading data
+            trained = TrainedModel(recipe, task, raw_model.cpu().eval(), rd)
+            examples = verification_examples(splits)
+        for fmt in recipe.export.formats:
             out.exports[fmt] = str(export(rd, fmt, quantize=recipe.export.quantize, tolerance=recipe.export.tolerance,
-                                          output=str(Path(recipe.export.output) / fmt) if recipe.export.output else None))
+                                          output=str(Path(recipe.export.output) / fmt) if recipe.export.output else None,
+                                          trained=trained, examples=examples))
     else:
         mlog.close()
     pm.dispatch("fmkit_on_run_end", run=run, results=results)

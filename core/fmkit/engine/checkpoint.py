@@ -43,8 +43,8 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 
     state = load_file(str(path))
     missing, unexpected = model.load_state_dict(state, strict=False)
-    tied = {k for k in missing if k.endswith("weight")}
-    if unexpected or set(missing) - tied:
+    aliases = set(model.state_dict()) - set(model_state(model))  # tied weights model_state() left out
+    if unexpected or set(missing) - aliases:
         raise RuntimeError(f"weights in {path} do not match the model: missing {missing}, unexpected {unexpected}")
 
 

@@ -2,6 +2,7 @@
 checkpoints with exact resume, and fault handling (OOM, non-finite loss, Ctrl-C)."""
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -30,6 +31,15 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+LOWER_IS_BETTER = {"loss", "mae", "mse", "rmse", "mape", "smape", "mase"}
+
+
+def _default_mode(monitor: str, task) -> str:
+    if monitor == task.monitor:
+        return task.monitor_mode
+    return "min" if monitor in LOWER_IS_BETTER else "max"
+
+
 class Trainer:
     """Runs optimisation for a built run; all modality knowledge comes from ``run.task``."""
 
@@ -47,11 +57,9 @@ class Trainer:
         self.steps_per_epoch = max(1, math.ceil(len(plan) / t.grad_accum_steps))
         total = t.epochs * self.steps_per_epoch
         self.total_steps = min(total, t.max_steps) if t.max_steps else total
-        monitor = run.recipe.evaluate.monitor or (t.early_stopping.monitor if t.early_stopping else None) or run.task.monitor
-        self.monitor = monitor
-        self.mode = run.recipe.evaluate.monitor_mode or (t.early_stopping.mode if t.early_stopping and t.early_stopping.mode
-                                                         else (run.task.monitor_mode if monitor == run.task.monitor else
-                                                               ("min" if monitor in ("loss", "mae", "mse", "rmse", "mape", "smape", "mase") else "max")))
+        es = t.early_stopping
+        self.monitor = run.recipe.evaluate.monitor or (es.monitor if es else None) or run.task.monitor
+        self.mode = run.recipe.evaluate.monitor_mode or (es.mode if es else None) or _default_mode(self.monitor, run.task)
         # loop position and counters (all saved in checkpoints)
         self.epoch, self.batch_in_epoch, self.bad_steps, self.chunks = 0, 0, 0, 1
         self.best, self.evals_without_improvement, self.stop = None, 0, False
@@ -119,7 +127,7 @@ class Trainer:
                 with ckpt.atomic_directory(self.ckpt_dir / "best") as tmp:
                     ckpt.save_weights(self.raw_model, tmp / "model.safetensors")
                     (tmp / "meta.json").write_text(
-                        __import__("json").dumps({"step": self.run.global_step, "epoch": self.epoch,
+                        json.dumps({"step": self.run.global_step, "epoch": self.epoch,
                                                   "monitor": self.monitor, "value": value, "metrics": results}))
         else:
             self.evals_without_improvement += 1

@@ -11,8 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..errors import ExportError
 from ..utils.atomic import atomic_directory
+
+
+def verification_examples(splits: dict[str, list[dict]]) -> list[dict]:
+    """The examples an export is verified on: validation, else test, else train."""
+    return splits.get("validation") or splits.get("test") or splits["train"]
 
 
 def _validation_examples(trained, limit: int = 256) -> list[dict]:
@@ -24,8 +30,7 @@ def _validation_examples(trained, limit: int = 256) -> list[dict]:
         splits = load_splits(b.dataset(trained.task), trained.recipe, trained.task, {}, lambda: b.transforms("clean", trained.task))
     except Exception:  # data gone since training: fall back to the task's own example inputs
         return []
-    examples = splits.get("validation") or splits.get("test") or splits["train"]
-    return examples[:limit]
+    return verification_examples(splits)[:limit]
 
 
 def _batches(task, examples: list[dict], size: int = 32) -> list[dict]:
@@ -57,16 +62,15 @@ def _metric(trained, run_batch, batches: list[dict]) -> dict[str, float]:
     from ..engine.builder import Builder
 
     metrics = Builder(trained.recipe).metrics(trained.task)
-    loss_free = [m for m in metrics]
     for b in batches:
         if "targets" not in b:
             return {}
         with torch.inference_mode():
             preds, targets = trained.task.metric_inputs(run_batch(b), b)
-        for m in loss_free:
+        for m in metrics:
             m.update(preds, targets)
     out: dict[str, float] = {}
-    for m in loss_free:
+    for m in metrics:
         out.update(m.compute())
     return out
 
@@ -89,8 +93,12 @@ def _size(path: Path) -> int:
 
 
 def export(run_dir: str | Path, format: str, output: str | None = None, quantize: str | None = None,
-           tolerance: float = 1e-3) -> Path:
-    """Export ``run_dir``'s best model as ``format``; returns the (verified) export folder."""
+           tolerance: float = 1e-3, trained=None, examples: list[dict] | None = None) -> Path:
+    """Export ``run_dir``'s best model as ``format``; returns the (verified) export folder.
+
+    ``trained`` and ``examples`` let a caller that already holds the best model and the
+    validation examples (the end of ``fmkit.train``) skip rebuilding and reloading them.
+    """
     import torch
 
     from ..engine.artifacts import load_trained
@@ -98,11 +106,11 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
     from ..plugins import get_plugin_manager
 
     run_dir = Path(run_dir)
-    trained = load_trained(run_dir)
+    trained = trained or load_trained(run_dir)
     task, model = trained.task, trained.model
     exporter = get_plugin_manager().registry.build("exporter", {"name": format}, task.model_context())
     out = Path(output) if output else run_dir / "exports" / (format + (f"-{quantize}" if quantize else ""))
-    batches = _batches(task, _validation_examples(trained))
+    batches = _batches(task, examples[:256] if examples is not None else _validation_examples(trained))
     eager = lambda b: task.forward(model, b)  # noqa: E731
     with atomic_directory(out) as tmp:
         save_weights(model, tmp / "model.safetensors")
@@ -141,7 +149,7 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
         import yaml
 
         meta["recipe"] = trained.recipe.to_dict()
-        meta["versions"] = {"fmkit": __import__("fmkit").__version__, "torch": torch.__version__}
+        meta["versions"] = {"fmkit": __version__, "torch": torch.__version__}
         meta["size_bytes"] = _size(tmp)
         (tmp / "export.json").write_text(json.dumps(meta, indent=2, default=str))
         (tmp / "recipe.yaml").write_text(yaml.safe_dump(meta["recipe"], sort_keys=False))
