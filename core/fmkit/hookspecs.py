@@ -46,7 +46,9 @@ def fmkit_register_models() -> list[Component]:
 
     A model factory is called as ``factory(params, context)`` where ``context`` is the dict the
     task's :meth:`fmkit.Task.model_context` returns (for example ``num_labels``); it returns a
-    ``torch.nn.Module``.
+    ``torch.nn.Module``. When the engine rebuilds a trained model (evaluate, export, serve) the
+    context also holds ``"inference": True``: trained weights are loaded next, so the factory
+    may skip loading pretrained ones.
     """
 
 

@@ -92,6 +92,15 @@ class Task:
         """Stack features into a batch: a dict of tensors; targets under ``"targets"``."""
         raise NotImplementedError
 
+    def augment_batch(self, batch: dict[str, Any], seed: int) -> dict[str, Any]:
+        """Batch-level training augmentation (mixup, cutmix, SpecAugment on the device).
+
+        Called on training batches only, after they are moved to the device. ``seed`` is
+        derived from the run seed, epoch and batch index, so a resumed run augments exactly
+        like the uninterrupted one. The default returns the batch unchanged.
+        """
+        return batch
+
     # ------------------------------------------------------------------ model
     def forward(self, model: Any, batch: dict[str, Any]) -> Any:
         """Run the model on a batch and return its outputs (usually a tensor of scores)."""

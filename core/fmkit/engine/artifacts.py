@@ -75,7 +75,7 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best") -> TrainedModel:
     if not weights.is_file():
         raise UsageError(f"no checkpoint {checkpoint!r} in {run_dir}/checkpoints; did training finish an evaluation?")
     task = load_task(recipe, run_dir / "artifacts")
-    model = Builder(recipe).model(task)
+    model = Builder(recipe).model(task, inference=True)
     load_weights(model, weights)
     model.eval()
     return TrainedModel(recipe, task, model, run_dir)

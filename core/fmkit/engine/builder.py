@@ -31,10 +31,15 @@ class Builder:
         ctx = task.metric_context()
         return [self.registry.build("transform", _params(s), ctx) for s in getattr(self.recipe.data, which)]
 
-    def model(self, task, params_override: dict | None = None):
+    def model(self, task, params_override: dict | None = None, inference: bool = False):
+        """Build the model. ``inference=True`` tells the factory that trained weights follow, so it
+        may skip loading pretrained ones (context key ``"inference"``)."""
         section = _params(self.recipe.model)
         section.update(params_override or {})
-        return self.registry.build("model", section, task.model_context())
+        ctx = task.model_context()
+        if inference:
+            ctx["inference"] = True
+        return self.registry.build("model", section, ctx)
 
     def loss(self, task):
         return self.registry.build("loss", _params(self.recipe.loss), task.metric_context())

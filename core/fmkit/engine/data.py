@@ -63,7 +63,13 @@ def split_validation(examples: list[dict], fraction: float, seed: int, task, str
 def _fingerprint(examples: list[dict]) -> str:
     h = hashlib.sha256()
     for ex in examples:
-        h.update(repr(sorted(ex.items())).encode("utf-8", "replace"))
+        for k, v in sorted(ex.items()):
+            h.update(k.encode())
+            if hasattr(v, "tobytes") and hasattr(v, "shape"):  # arrays: hash content (repr abbreviates)
+                h.update(f"{getattr(v, 'dtype', '')}{tuple(v.shape)}".encode())
+                h.update(v.tobytes())
+            else:
+                h.update(repr(v).encode("utf-8", "replace"))
     return h.hexdigest()
 
 
@@ -158,6 +164,9 @@ def make_loader(dataset: PreparedDataset, plan: EpochBatchPlan, collate, num_wor
 def load_splits(dataset, recipe, task, dropped: dict[str, int], make_clean) -> dict[str, list[dict]]:
     """Load raw splits, clean them (fresh transforms per split), hold out validation when missing."""
     splits = dataset.load()
+    # a dataset may report files it could not read (corrupt images, empty audio) as {reason: count}
+    for reason, count in (getattr(dataset, "dropped", None) or {}).items():
+        dropped[reason] = dropped.get(reason, 0) + count
     if not splits.get("train"):
         raise DataError("the dataset gave no training examples; check data.train in the recipe")
     for name in list(splits):

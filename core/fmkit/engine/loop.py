@@ -206,13 +206,16 @@ class Trainer:
         try:
             while self.epoch < cfg.epochs and run.global_step < self.total_steps and not self.stop:
                 run.epoch = self.epoch
-                self._set_frozen(self.epoch < cfg.freeze_backbone_epochs)
+                if cfg.freeze_backbone_epochs:  # otherwise leave a model's own freezing alone
+                    self._set_frozen(self.epoch < cfg.freeze_backbone_epochs)
                 self.plan.epoch = self.dataset.epoch = self.epoch
                 self.plan.start = self.batch_in_epoch
                 self.pm.dispatch("fmkit_on_epoch_start", run=run, epoch=self.epoch)
                 epoch_loss, epoch_n, pending = 0.0, 0, 0
                 for batch in self.train_loader:
                     batch = to_device(batch, self.device, non_blocking=True)
+                    batch = run.task.augment_batch(
+                        batch, (cfg.seed * 1_000_003 + self.epoch * 100_019 + self.batch_in_epoch) % 2**31)
                     loss = self._micro_step(batch, 1.0 / accum)
                     self.batch_in_epoch += 1
                     pending += 1

@@ -27,7 +27,7 @@ def load_torch_model(directory: Path, task):
     section = dict(meta["model"])
     for key in meta.get("model_paths", []):  # paths the model wrote into the export, made absolute
         section[key] = str(directory / section[key])
-    model = get_plugin_manager().registry.build("model", section, task.model_context())
+    model = get_plugin_manager().registry.build("model", section, {**task.model_context(), "inference": True})
     load_weights(model, directory / "model.safetensors")
     return model.eval()
 

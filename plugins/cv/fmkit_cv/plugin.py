@@ -1,0 +1,55 @@
+"""Registration of fmkit-cv's components. Imports nothing heavy: factories are import strings."""
+from __future__ import annotations
+
+from fmkit import Component, hookimpl
+
+fmkit_api = ">=1.0,<2"
+_T, _M, _D = "fmkit_cv.tasks", "fmkit_cv.models", "fmkit_cv.datasets"
+_CLASSIFY_METRICS = ["accuracy", {"name": "f1", "average": "macro"}, {"name": "precision", "average": "macro"},
+                     {"name": "recall", "average": "macro"}, "confusion-matrix"]
+
+
+@hookimpl
+def fmkit_register_tasks():
+    return [
+        Component("task", "image-classification", f"{_T}:ImageClassification", f"{_T}:ImageClassificationParams",
+                  "Image classification, multi-class or multi-label, with timm's data configuration",
+                  {"input_size": 32},
+                  tags={"defaults": {"dataset": "image-folder", "loss": "cross-entropy", "model": "timm",
+                                     "metrics": _CLASSIFY_METRICS}}),
+    ]
+
+
+@hookimpl
+def fmkit_register_models():
+    return [
+        Component("model", "timm", f"{_M}:timm_classifier", f"{_M}:TimmModelParams",
+                  "Any timm architecture with a new head; pretrained from a local file, foreign checkpoints by order",
+                  {"architecture": "test_resnet"}, tags={"tasks": ["image-classification"]}),
+    ]
+
+
+@hookimpl
+def fmkit_register_datasets():
+    return [
+        Component("dataset", "image-folder", f"{_D}:ImageFolder", f"{_D}:ImageFolderParams",
+                  "ImageFolder trees: <split>/<label>/<image>", {"train": "data/train"}),
+        Component("dataset", "image-manifest", f"{_D}:ImageManifest", f"{_D}:ManifestParams",
+                  "CSV or JSONL manifests of (path, label)", {"train": "data/train.csv"}),
+        Component("dataset", "idx-images", f"{_D}:IdxImages", f"{_D}:IdxParams",
+                  "MNIST-style IDX files (gzipped or not)",
+                  {"images": "t10k-images-idx3-ubyte.gz", "labels": "t10k-labels-idx1-ubyte.gz"}),
+        Component("dataset", "numpy-images", f"{_D}:NumpyImages", f"{_D}:NumpyParams",
+                  "Images in numpy arrays (.npz or .npy pairs)", {"path": "data.npz"}),
+        Component("dataset", "sklearn-digits", f"{_D}:SklearnDigits", f"{_D}:DigitsParams",
+                  "scikit-learn's bundled 8x8 digits (built-in example)", {}),
+    ]
+
+
+@hookimpl
+def fmkit_register_transforms():
+    return [
+        Component("transform", "image-augment", "fmkit_cv.augment:ImageAugment", "fmkit_cv.augment:ImageAugmentParams",
+                  "timm training augmentation: random resized crop, flips, RandAugment/TrivialAugment, erasing",
+                  {"auto_augment": "rand-m9-mstd0.5-inc1"}, tags={"stage": "augment", "task": "image-classification"}),
+    ]
