@@ -34,6 +34,12 @@ class NoMetricParams(Params):
     pass
 
 
+class RegressionParams(Params):
+    #: ``scaled``: on the values the model predicts; ``original``: after the task's
+    #: ``inverse_transform`` (metric context), in the data's own units (key gets ``_original``)
+    units: Literal["scaled", "original"] = "scaled"
+
+
 def _is_multilabel(preds, targets) -> bool:
     return targets.dim() == preds.dim() and targets.shape == preds.shape and preds.dim() == 2
 
@@ -274,6 +280,12 @@ class _Regression(Metric):
         naive = None
         if isinstance(targets, dict):
             naive, targets = targets.get("naive"), targets["target"]
+        if getattr(self.params, "units", "scaled") == "original":
+            inverse = self.context.get("inverse_transform")
+            if inverse is None:
+                raise ValueError(f"{self.key}: units: original needs a task that scales its targets")
+            preds, targets = inverse(preds), inverse(targets)
+            naive = inverse(naive) if naive is not None else None
         p = preds.detach().cpu().double().reshape(-1)
         t = targets.detach().cpu().double().reshape(-1)
         err = p - t
@@ -297,7 +309,8 @@ class _Regression(Metric):
             "mape": 100 * float(self.sums[2]) / n, "smape": 100 * float(self.sums[3]) / n,
             "mase": float(self.sums[0]) / float(self.sums[4]) if float(self.sums[4]) > 0 else float("nan"),
         }
-        return {self.key: values[self.key]}
+        suffix = "_original" if getattr(self.params, "units", "scaled") == "original" else ""
+        return {self.key + suffix: values[self.key]}
 
 
 def _regression(key: str, doc: str) -> type[_Regression]:

@@ -72,7 +72,7 @@ def fmkit_register_metrics():
     ]
     out = [Component("metric", n, f"{_M}:{c}", f"{_M}:{p}", s, ex, tags={"input": "class-scores"})
            for n, c, p, s, ex in cls]
-    out += [Component("metric", n, f"{_M}:{c}", f"{_M}:NoMetricParams", s, tags={"input": "values"})
+    out += [Component("metric", n, f"{_M}:{c}", f"{_M}:RegressionParams", s, tags={"input": "values"})
             for n, c, s in reg]
     return out
 

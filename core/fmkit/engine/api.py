@@ -80,7 +80,11 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     model = b.model(task).to(device)
     raw_model = model
     loss_fn = b.loss(task)
-    optimizer = b.optimizer(model)
+    # a model without trainable parameters (a seasonal-naive baseline) is evaluated, not trained
+    trainable = any(p.requires_grad for p in model.parameters())
+    if not trainable:
+        log.info("the model has no trainable parameters: evaluating it without training")
+    optimizer = b.optimizer(model) if trainable else None
     lengths = [task.length(f) for f in feats["train"]] if recipe.data.group_by_length else None
     plan = EpochBatchPlan(len(feats["train"]), cfg.batch_size, True, cfg.seed, lengths, rank, world)
     dataset = PreparedDataset(feats["train"], b.transforms("augment", task), cfg.seed)
@@ -92,7 +96,7 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     val_loader = make_loader(PreparedDataset(feats[val_name]), val_plan, task.collate, recipe.data.num_workers, pin)
     steps_per_epoch = max(1, -(-len(plan) // cfg.grad_accum_steps))
     total = min(cfg.epochs * steps_per_epoch, cfg.max_steps or 10**12)
-    scheduler = b.scheduler(optimizer, total, steps_per_epoch)
+    scheduler = b.scheduler(optimizer, total, steps_per_epoch) if trainable else None
     if cfg.compile:
         model = torch.compile(model)
     model = distributed.wrap(model, device, cfg.strategy)

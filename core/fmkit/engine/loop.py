@@ -69,7 +69,7 @@ class Trainer:
     def state(self) -> dict:
         plugin_states = self.pm.dispatch("fmkit_checkpoint_state", run=self.run)
         return {
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "rng": ckpt.rng_state(),
@@ -82,7 +82,8 @@ class Trainer:
     def load(self, directory: Path) -> None:
         ckpt.load_weights(self.raw_model, directory / "model.safetensors")
         s = ckpt.load_state(directory)
-        self.optimizer.load_state_dict(s["optimizer"])
+        if self.optimizer and s["optimizer"]:
+            self.optimizer.load_state_dict(s["optimizer"])
         if self.scheduler and s["scheduler"]:
             self.scheduler.load_state_dict(s["scheduler"])
         if self.scaler and s["scaler"]:
@@ -197,6 +198,11 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def fit(self) -> None:
         cfg, run = self.cfg, self.run
+        if self.optimizer is None:  # nothing to optimise (a baseline): one evaluation picks "best"
+            self.evaluate()
+            self.save("final")
+            barrier()
+            return
         accum, log_every = cfg.grad_accum_steps, cfg.log_every
         eval_steps = cfg.eval_every if isinstance(cfg.eval_every, int) else None
         bar = TrainingBar(self.total_steps, run.global_step, cfg.progress) if run.is_main else TrainingBar(0, 0, "off")

@@ -68,11 +68,38 @@ def make_plots(run_dir: Path, artifacts: dict) -> list[Path]:
         fig.savefig(plots / "confusion_matrix.png", dpi=100)
         plt.close(fig)
         out.append(plots / "confusion_matrix.png")
-    for name, fig_fn in artifacts.get("figures", {}).items():  # task-provided figures (e.g. forecasts)
+    for name, spec in artifacts.get("figures", {}).items():  # metric- or task-provided line figures
         path = plots / f"{name}.png"
-        fig_fn(path)
+        _line_panels(spec, path, plt)
         out.append(path)
     return out
+
+
+def _line_panels(spec: dict, path: Path, plt) -> None:
+    """Render a JSON figure spec: ``{"title", "panels": [{"title", "lines": [{"label", "x", "y", "style"}]}]}``.
+
+    Metrics return such specs from ``artifacts()["figures"]`` (forecasts: context, truth and
+    prediction), so the report draws them without knowing the modality.
+    """
+    panels = spec.get("panels", [])[:12]
+    if not panels:
+        return
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        for line in panel.get("lines", []):
+            ax.plot(line["x"], line["y"], line.get("style", "-"), label=line.get("label"), linewidth=1)
+        ax.set_title(panel.get("title", ""), fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    if spec.get("title"):
+        fig.suptitle(spec["title"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _table(rows: list[dict]) -> str:
