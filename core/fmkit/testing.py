@@ -3,7 +3,9 @@
 It checks every component the plugin registers: parameters validate from the component's example
 and produce a JSON Schema; losses and metrics run; each model runs forward and backward on a tiny
 batch of each installed task it declares (``tags={"tasks": [...]}``); each task round-trips its
-state; each exporter writes and verifies an export of a tiny model.
+state; each exporter the plugin registers writes an export of each of the plugin's models whose
+outputs match the eager model's. ``export_formats=("onnx", "torchscript")`` also round-trips the
+plugin's models through those (core) exporters, which is what ``fmkit export`` and serving need.
 """
 from __future__ import annotations
 
@@ -29,8 +31,41 @@ def _task_batch(registry, task_name: str, model_params: dict):
     return task, task.collate(task.preprocess_many(samples))
 
 
-def contract_tests(plugin: str) -> dict[str, Callable[..., Any]]:
-    """Return pytest test functions checking ``plugin`` against fmkit's contract."""
+def _model_task_pairs(registry, comps):
+    for c in comps:
+        if c.kind != "model":
+            continue
+        for task_name in c.tags.get("tasks", []):
+            if task_name in registry.names("task"):
+                yield c, task_name
+
+
+def _export_round_trip(registry, exporter_comp, model_comp, task_name: str, directory) -> float:
+    """Export a freshly built tiny model, run the export, return the largest output difference."""
+    import torch
+
+    from .engine.artifacts import TrainedModel
+
+    task, batch = _task_batch(registry, task_name, model_comp.example)
+    model = model_comp.build(model_comp.example, task.model_context()).eval()
+    exporter = exporter_comp.build({}, task.model_context())
+    trained = TrainedModel(recipe=None, task=task, model=model, source=directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    exporter.export(trained, str(directory), batch)
+    run = exporter.runner(str(directory), trained)
+    with torch.inference_mode():
+        eager, exported = task.forward(model, batch).float(), run(batch).float()
+    assert eager.shape == exported.shape, f"{exporter_comp.name} export of {model_comp.name}: shape {exported.shape} != {eager.shape}"
+    return float((eager - exported).abs().max())
+
+
+def contract_tests(plugin: str, export_formats: tuple[str, ...] = (),
+                   tolerance: float = 1e-3) -> dict[str, Callable[..., Any]]:
+    """Return pytest test functions checking ``plugin`` against fmkit's contract.
+
+    ``export_formats``: core exporters (``onnx``, ``torchscript``) the plugin's models must also
+    round-trip through; ``tolerance``: the largest output difference an export may show.
+    """
 
     def test_plugin_loads_and_registers_components():
         _, comps = _components(plugin)
@@ -97,6 +132,24 @@ def contract_tests(plugin: str) -> dict[str, Callable[..., Any]]:
             again.load_assets(str(tmp_path))
             assert again.labels == task.labels
             again.encode_raw(task.example_inputs())
+
+    def test_exporters_round_trip_the_plugins_models(tmp_path):
+        import pytest
+
+        registry, comps = _components(plugin)
+        exporters = [c for c in comps if c.kind == "exporter"] + [registry.get("exporter", f) for f in export_formats]
+        pairs = list(_model_task_pairs(registry, comps))
+        if not exporters or not pairs:
+            pytest.skip("no exporter to check against this plugin's models")
+        for exp in exporters:
+            for model_comp, task_name in pairs:
+                if exp.plugin == plugin and exp.tags.get("models") and model_comp.name not in exp.tags["models"]:
+                    continue
+                if "exports" in model_comp.tags and exp.name not in model_comp.tags["exports"]:
+                    continue  # the model declares the formats it supports
+                diff = _export_round_trip(registry, exp, model_comp, task_name,
+                                          tmp_path / f"{exp.name}-{model_comp.name}-{task_name}")
+                assert diff <= tolerance, f"{exp.name} export of {model_comp.name} ({task_name}) differs by {diff:.3g}"
 
     return {f"test_{plugin}_{k[5:]}": v for k, v in locals().items() if k.startswith("test_")}
 

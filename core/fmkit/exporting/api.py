@@ -108,7 +108,12 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
     run_dir = Path(run_dir)
     trained = trained or load_trained(run_dir)
     task, model = trained.task, trained.model
-    exporter = get_plugin_manager().registry.build("exporter", {"name": format}, task.model_context())
+    registry = get_plugin_manager().registry
+    supported = registry.get("model", trained.recipe.model.name).tags.get("exports")
+    if supported is not None and format not in supported:
+        raise ExportError(f"model {trained.recipe.model.name!r} cannot be exported as {format!r}; "
+                          f"it supports {', '.join(supported)}")
+    exporter = registry.build("exporter", {"name": format}, task.model_context())
     out = Path(output) if output else run_dir / "exports" / (format + (f"-{quantize}" if quantize else ""))
     batches = _batches(task, examples[:256] if examples is not None else _validation_examples(trained))
     eager = lambda b: task.forward(model, b)  # noqa: E731

@@ -95,7 +95,9 @@ class FeatureFrontend(nn.Module):
 
 class AudioCNNParams(Params):
     frontend: FrontendParams = FrontendParams()
-    channels: list[int] = [32, 64, 128, 128]
+    channels: list[int] = [16, 32, 64, 128]
+    #: convolutions per block (each block ends with 2x2 max pooling)
+    convs_per_block: int = 1
     dropout: float = 0.2
 
 
@@ -107,10 +109,10 @@ class AudioCNN(nn.Module):
         self.frontend = FeatureFrontend(params.frontend, context.get("sample_rate", 16000))
         layers, cin = [], 1
         for c in params.channels:
-            layers += [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                       nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]
-            cin = c
+            for _ in range(params.convs_per_block):
+                layers += [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+                cin = c
+            layers.append(nn.MaxPool2d(2))
         self.body = nn.Sequential(*layers)
         self.dropout = nn.Dropout(params.dropout)
         self.head = nn.Linear(cin, len(context.get("labels") or [0, 1]))

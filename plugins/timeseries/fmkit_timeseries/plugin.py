@@ -43,7 +43,9 @@ def fmkit_register_models():
         Component("model", "patchtst", f"{_M}:PatchTST", f"{_M}:PatchTSTParams",
                   "PatchTST through transformers (patches of the series as tokens)",
                   {"d_model": 16, "num_attention_heads": 2, "num_hidden_layers": 1, "ffn_dim": 32, "patch_length": 8,
-                   "patch_stride": 8}, tags=fc),
+                   "patch_stride": 8},
+                  # transformers' PatchTST does not trace to ONNX with a dynamic batch (its shape checks fail)
+                  tags={**fc, "exports": ["safetensors", "torchscript"]}),
         Component("model", "seasonal-naive", f"{_M}:SeasonalNaive", f"{_M}:NoParams",
                   "Baseline: repeat the last season (nothing to train)", {}, tags={"tasks": [], "baseline": True}),
         Component("model", "last-value", f"{_M}:LastValue", f"{_M}:NoParams",
