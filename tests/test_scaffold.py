@@ -29,3 +29,17 @@ def test_scaffolded_plugin_installs_lists_and_validates(tmp_path):
     assert t.returncode == 0, t.stdout[-3000:]
     r = run_cli("new", "plugin", "acme-vision", "-o", str(tmp_path))
     assert r.returncode == 2 and "already exists" in r.stderr
+
+
+def test_wheel_carries_the_plugin_template(tmp_path):
+    """A non-editable install has no repository around it: the template must be inside the wheel."""
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(root),
+                        "-w", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    names = zipfile.ZipFile(next(tmp_path.glob("fmkit-*.whl"))).namelist()
+    assert "fmkit/templates/plugin/pyproject.toml" in names
+    assert "fmkit/templates/plugin/fmkit_example/plugin.py" in names

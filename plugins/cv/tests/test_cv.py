@@ -152,3 +152,31 @@ def test_grey_to_rgb_and_deterministic_eval_transform():
     assert b1["pixel_values"].shape == (1, 3, 32, 32) and torch.equal(b1["pixel_values"], b2["pixel_values"])
     with pytest.raises(DataError, match="neither an existing file path nor valid base64"):
         task.raw_to_example("not an image at all!")
+
+
+def test_multi_label_from_a_manifest(tmp_path):
+    import fmkit
+
+    rng = np.random.default_rng(0)
+    lines = ["path,label"]
+    for i in range(40):
+        red, blue = i % 2 == 0, (i // 2) % 2 == 0
+        arr = np.zeros((32, 32, 3), np.uint8) + rng.integers(0, 30, (32, 32, 3), dtype=np.uint8)
+        arr[..., 0] += 200 if red else 0
+        arr[..., 2] += 200 if blue else 0
+        Image.fromarray(arr).save(tmp_path / f"{i}.png")
+        lines.append(f"{i}.png,{'|'.join([x for x, on in (('red', red), ('blue', blue)) if on] or ['none'])}")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    run = fmkit.train({
+        "task": {"name": "image-classification", "input_size": 32, "crop_pct": 1.0, "multi_label": True},
+        "model": {"name": "timm", "architecture": "test_resnet"},
+        "data": {"name": "image-manifest", "train": str(tmp_path / "m.csv"), "label_separator": "|",
+                 "validation_split": 0.25, "stratify": False},
+        "loss": {"name": "bce-with-logits"},
+        "optimizer": {"name": "adamw", "lr": 0.01},
+        "train": {"epochs": 6, "batch_size": 8, "progress": "off"},
+        "tracking": {"runs_dir": str(tmp_path / "runs"), "tensorboard": False},
+    })
+    assert run.results["accuracy"] >= 0.6  # exact-match accuracy over all labels
+    pred = fmkit.load(run.run_dir).predict([np.full((32, 32, 3), [230, 10, 230], np.uint8)])[0]
+    assert set(pred["labels"]) == {"red", "blue"}
