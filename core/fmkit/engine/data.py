@@ -121,9 +121,12 @@ class EpochBatchPlan:
     """Seeded index batches for one epoch, resumable from any batch, shardable across ranks."""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0, lengths: list[int] | None = None,
-                 rank: int = 0, world: int = 1, drop_last: bool = False):
+                 rank: int = 0, world: int = 1, drop_last: bool = False, even: bool | None = None):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.lengths, self.rank, self.world, self.drop_last = lengths, rank, world, drop_last
+        #: give every rank the same number of batches by repeating a few (training needs it: each
+        #: step all-reduces gradients); evaluation leaves ranks uneven so no example counts twice
+        self.even = shuffle if even is None else even
         self.epoch, self.start = 0, 0
 
     def batches(self) -> list[list[int]]:
@@ -141,7 +144,7 @@ class EpochBatchPlan:
             perm = torch.randperm(len(out), generator=g).tolist()
             out = [out[p] for p in perm]
         if self.world > 1:
-            if len(out) % self.world:
+            if len(out) % self.world and self.even:
                 out += out[: self.world - len(out) % self.world]
             out = out[self.rank::self.world]
         return out

@@ -1,0 +1,55 @@
+"""Two CPU processes under torchrun (DDP over gloo) train like one process with the same global batch."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import yaml
+from conftest import ROOT, tiny_recipe
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _final_weights(run_dir):
+    from safetensors.torch import load_file
+
+    return load_file(str(run_dir / "checkpoints" / "best" / "model.safetensors"))
+
+
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path):
+    import torch
+
+    recipe = tiny_recipe(tmp_path, epochs=2, batch_size=8, eval_batch_size=7)
+    # no dropout: the two runs must draw no different random numbers
+    recipe["model"]["config"].update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "tests")}
+    single = subprocess.run([sys.executable, "-m", "fmkit", "train", str(path), "--set", "tracking.run_name=single"],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          f"--master_port={_free_port()}", "-m", "fmkit", "train", str(path),
+                          "--set", "train.batch_size=4", "--set", "tracking.run_name=ddp"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    runs = tmp_path / "runs"
+    one = next(runs.glob("single-*"))
+    two = next(runs.glob("ddp-*"))
+    assert len(list(runs.glob("ddp-*"))) == 1  # ranks share rank 0's run directory
+    w1, w2 = _final_weights(one), _final_weights(two)
+    assert w1.keys() == w2.keys()
+    worst = max(float((w1[k].float() - w2[k].float()).abs().max()) for k in w1)
+    assert worst < 1e-4, f"DDP weights differ from the single-process run by {worst}"
+    e1, e2 = json.loads((one / "eval.json").read_text()), json.loads((two / "eval.json").read_text())
+    assert abs(e1["loss"] - e2["loss"]) < 1e-4 and e1["accuracy"] == e2["accuracy"]
+    steps = [json.loads(x)["step"] for x in (two / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == max(json.loads(x)["step"] for x in (one / "metrics.jsonl").read_text().splitlines())
+    assert torch.distributed.is_available()
