@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=16)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--api-key-env", help="environment variable holding the API key (header X-API-Key)")
+    p.add_argument("--no-batching", action="store_true", help="answer each request on its own (no micro-batching)")
     p.set_defaults(func=run.serve)
 
     from ..plugins import get_plugin_manager

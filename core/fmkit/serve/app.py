@@ -14,6 +14,11 @@ from pydantic import BaseModel
 
 from ..errors import UsageError
 
+try:  # module level: FastAPI resolves the upload endpoint's (string) annotations from these globals
+    from fastapi import File, UploadFile
+except ImportError:  # serving is optional: fmkit[serve]
+    File = UploadFile = None  # type: ignore[assignment,misc]
+
 
 class PredictRequest(BaseModel):
     """Body of ``POST /v1/predict``: raw inputs in the task's format."""
@@ -56,23 +61,32 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
                                 status_code=413)
         return await call_next(request)
 
-    @app.post("/v1/predict")
-    async def predict(req: PredictRequest):
+    async def run_items(items: list[Any], what: str) -> dict:
         t0 = time.perf_counter()
         stats["requests"] += 1
-        if len(req.inputs) > max_items:
+        if len(items) > max_items:
             stats["errors"] += 1
-            raise HTTPException(413, f"{len(req.inputs)} inputs in one request; the limit is {max_items}")
-        for i, item in enumerate(req.inputs):  # decode each item first so a bad one is named
+            raise HTTPException(413, f"{len(items)} inputs in one request; the limit is {max_items}")
+        for i, item in enumerate(items):  # decode each item first so a bad one is named
             try:
                 task.raw_to_example(item)
             except Exception as e:
                 stats["errors"] += 1
-                raise HTTPException(400, f"inputs[{i}] cannot be decoded: {e}") from None
-        preds = await batcher.submit(req.inputs)
-        stats["items"] += len(req.inputs)
+                raise HTTPException(400, f"{what}[{i}] cannot be decoded: {e}") from None
+        preds = await batcher.submit(items)
+        stats["items"] += len(items)
         stats["latency_sum"] += time.perf_counter() - t0
         return {"predictions": preds}
+
+    @app.post("/v1/predict")
+    async def predict(req: PredictRequest):
+        """Raw inputs as JSON: text strings, base64 images or audio, arrays for series."""
+        return await run_items(req.inputs, "inputs")
+
+    @app.post("/v1/predict/files")
+    async def predict_files(files: list[UploadFile] = File(...)):
+        """Multipart uploads (images, audio, text files), one prediction per file in order."""
+        return await run_items([await f.read() for f in files], "files")
 
     @app.get("/v1/health")
     async def health():
@@ -101,7 +115,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
 
 
 def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", max_batch_size: int = 16,
-          max_wait_ms: float = 5.0, api_key_env: str | None = None) -> None:
+          max_wait_ms: float = 5.0, api_key_env: str | None = None, batching: bool = True) -> None:
     try:
         import uvicorn
     except ImportError:
@@ -111,7 +125,7 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "
         raise UsageError(f"--api-key-env {api_key_env}: that environment variable is empty")
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         print(f"warning: listening on {host} without an API key (use --api-key-env)")
-    app = create_app(path, backend, max_batch_size, max_wait_ms, api_key=api_key)
+    app = create_app(path, backend, max_batch_size, max_wait_ms, api_key=api_key, batching=batching)
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=30, log_level="info")
 
 

@@ -123,6 +123,11 @@ class TextClassification(Task):
 
     # ---------------------------------------------------------------- inference
     def raw_to_example(self, raw):
+        if isinstance(raw, (bytes, bytearray)):  # an uploaded text file
+            try:
+                raw = bytes(raw).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"uploaded text is not UTF-8: {e}") from None
         if isinstance(raw, str):
             return {"text": raw}
         if isinstance(raw, (list, tuple)) and len(raw) == 2:

@@ -1,0 +1,99 @@
+"""A real uvicorn server on 127.0.0.1, called with httpx: good and bad requests, uploads, an API
+key, concurrent load (micro-batched), and a graceful shutdown."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    import fmkit
+    from conftest import tiny_recipe
+
+    tmp = tmp_path_factory.mktemp("serve")
+    recipe = tiny_recipe(tmp, epochs=2)
+    recipe["export"] = {"formats": ["onnx"]}
+    run = fmkit.train(recipe, run_dir=str(tmp / "run"))
+    return run.exports["onnx"]
+
+
+class _Server:
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = _free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    timeout_graceful_shutdown=10))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started and time.time() < deadline:
+            time.sleep(0.05)
+        assert self.server.started, "uvicorn did not start"
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def test_real_server_good_and_bad_requests_uploads_and_api_key(exported):
+    import httpx
+    from fmkit.serve.app import create_app
+
+    app = create_app(exported, backend="onnx", max_items=4, api_key="s3cret", max_body_bytes=10_000)
+    with _Server(app) as url:
+        key = {"X-API-Key": "s3cret"}
+        with httpx.Client(base_url=url, timeout=30) as c:
+            assert c.get("/v1/health").json() == {"status": "ok"}
+            assert c.post("/v1/predict", json={"inputs": ["great film"]}).status_code == 401
+            r = c.post("/v1/predict", json={"inputs": ["good great film", "awful boring plot"]}, headers=key)
+            assert r.status_code == 200 and len(r.json()["predictions"]) == 2
+            assert set(r.json()["predictions"][0]) >= {"label", "scores"}
+            bad = c.post("/v1/predict", json={"input": ["x"]}, headers=key)
+            assert bad.status_code == 422 and "inputs" in bad.text
+            item = c.post("/v1/predict", json={"inputs": ["fine", 7]}, headers=key)
+            assert item.status_code == 400 and "inputs[1]" in item.json()["detail"]
+            assert c.post("/v1/predict", json={"inputs": ["x"] * 5}, headers=key).status_code == 413
+            assert c.post("/v1/predict", content=b'{"inputs": ["' + b"x" * 20_000 + b'"]}',
+                          headers={**key, "content-type": "application/json"}).status_code == 413
+            up = c.post("/v1/predict/files", files=[("files", ("a.txt", b"good great film", "text/plain")),
+                                                    ("files", ("b.txt", b"\xff\xfe bad bytes", "text/plain"))],
+                        headers=key)
+            assert up.status_code == 400 and "files[1]" in up.json()["detail"]
+            up = c.post("/v1/predict/files", files=[("files", ("a.txt", b"good great film", "text/plain"))], headers=key)
+            assert up.status_code == 200 and len(up.json()["predictions"]) == 1
+            assert c.get("/v1/health").status_code == 200  # still serving after the bad requests
+            assert "/v1/predict" in c.get("/openapi.json").text
+
+
+def test_concurrent_clients_are_micro_batched(exported):
+    import httpx
+    from fmkit.serve.app import create_app
+
+    app = create_app(exported, backend="torch", max_batch_size=16, max_wait_ms=20)
+    with _Server(app) as url:
+        def one(i):
+            with httpx.Client(base_url=url, timeout=60) as c:
+                return [c.post("/v1/predict", json={"inputs": [f"good film number {i} {j}"]}).status_code
+                        for j in range(4)]
+
+        with ThreadPoolExecutor(16) as pool:
+            codes = [code for codes in pool.map(one, range(16)) for code in codes]
+        assert codes == [200] * 64
+        metrics = httpx.get(f"{url}/metrics").text
+    batches = int(next(line.split()[1] for line in metrics.splitlines() if line.startswith("fmkit_batches_total")))
+    assert batches < 64, f"64 concurrent requests ran in {batches} batches: no micro-batching"
