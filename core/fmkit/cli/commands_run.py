@@ -52,5 +52,6 @@ def serve(args) -> int:
     from ..serve.app import serve as run_serve
 
     run_serve(args.path, host=args.host, port=args.port, backend=args.backend, max_batch_size=args.max_batch_size,
-              max_wait_ms=args.max_wait_ms, api_key_env=args.api_key_env, batching=not args.no_batching)
+              max_wait_ms=args.max_wait_ms, api_key_env=args.api_key_env, batching=not args.no_batching,
+              precision=args.precision)
     return 0

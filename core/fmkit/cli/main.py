@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--api-key-env", help="environment variable holding the API key (header X-API-Key)")
     p.add_argument("--no-batching", action="store_true", help="answer each request on its own (no micro-batching)")
+    p.add_argument("--precision", choices=["auto", "float", "int8"], default="auto",
+                   help="auto: the int8 model when the export has one")
     p.set_defaults(func=run.serve)
 
     from ..plugins import get_plugin_manager

@@ -66,18 +66,22 @@ class Predictor:
         return out
 
 
-def load_predictor(path: str | Path, backend: str = "torch") -> Predictor:
+def load_predictor(path: str | Path, backend: str = "torch", precision: str = "auto") -> Predictor:
+    """``precision``: ``auto`` uses the int8 model when the export has one, ``float`` never does."""
     path = Path(path)
     if (path / "export.json").is_file():
         meta = json.loads((path / "export.json").read_text())
         task = _task_from_export(meta, path)
+        int8 = precision != "float" and meta.get("quantize") == "int8"
+        if precision == "int8" and meta.get("quantize") != "int8":
+            raise UsageError(f"{path} has no int8 model; export with --quantize int8")
         if backend == "onnx":
-            name = "model.int8.onnx" if (path / "model.int8.onnx").is_file() else "model.onnx"
+            name = "model.int8.onnx" if int8 and (path / "model.int8.onnx").is_file() else "model.onnx"
             if not (path / name).is_file():
                 raise UsageError(f"{path} has no ONNX model; export with --format onnx to serve with --backend onnx")
             return Predictor(task, onnx_runner(path / name, task), meta)
         model = load_torch_model(path, task)
-        if meta.get("quantize") == "int8":
+        if int8:
             import torch
 
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

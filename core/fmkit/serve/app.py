@@ -28,13 +28,13 @@ class PredictRequest(BaseModel):
 
 def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_wait_ms: float = 5.0,
                max_items: int = 64, max_body_bytes: int = 16 * 1024 * 1024, api_key: str | None = None,
-               batching: bool = True):
+               batching: bool = True, precision: str = "auto"):
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
     from ..exporting.loading import load_predictor
     from .batching import MicroBatcher
 
-    predictor = load_predictor(path, backend=backend)
+    predictor = load_predictor(path, backend=backend, precision=precision)
     task = predictor.task
     stats = {"requests": 0, "errors": 0, "items": 0, "latency_sum": 0.0}
 
@@ -115,7 +115,8 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
 
 
 def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", max_batch_size: int = 16,
-          max_wait_ms: float = 5.0, api_key_env: str | None = None, batching: bool = True) -> None:
+          max_wait_ms: float = 5.0, api_key_env: str | None = None, batching: bool = True,
+          precision: str = "auto") -> None:
     try:
         import uvicorn
     except ImportError:
@@ -125,7 +126,8 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "
         raise UsageError(f"--api-key-env {api_key_env}: that environment variable is empty")
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         print(f"warning: listening on {host} without an API key (use --api-key-env)")
-    app = create_app(path, backend, max_batch_size, max_wait_ms, api_key=api_key, batching=batching)
+    app = create_app(path, backend, max_batch_size, max_wait_ms, api_key=api_key, batching=batching,
+                     precision=precision)
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=30, log_level="info")
 
 

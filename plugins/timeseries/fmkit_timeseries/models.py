@@ -193,7 +193,10 @@ class PatchTST(nn.Module):
                              patch_length=params.patch_length, patch_stride=params.patch_stride, d_model=params.d_model,
                              num_attention_heads=params.num_attention_heads, num_hidden_layers=params.num_hidden_layers,
                              ffn_dim=params.ffn_dim, dropout=params.dropout, head_dropout=params.head_dropout,
-                             scaling=None if params.scaling == "none" else params.scaling, **params.config)
+                             scaling=None if params.scaling == "none" else params.scaling,
+                             # forecasting flattens all patch embeddings into the head, as in the paper;
+                             # transformers' default mean-pools them (fine for classification, not here)
+                             **{"pooling_type": None, **params.config})
         self.net = PatchTSTForPrediction(cfg)
 
     def forward(self, past):
