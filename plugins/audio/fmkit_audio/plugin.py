@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fmkit import Component, hookimpl
+from fmkit.utils.predictions import CLASSIFICATION_METRICS
 
 fmkit_api = ">=1.0,<2"
 _M = "fmkit_audio.models"
@@ -22,9 +23,7 @@ def fmkit_register_tasks():
                   "Audio classification: files or bytes in any supported format and rate, a label out",
                   {"sample_rate": 8000, "duration": 0.5},
                   tags={"defaults": {"dataset": "audio-files", "loss": "cross-entropy", "model": "audio-cnn",
-                                     "metrics": ["accuracy", {"name": "f1", "average": "macro"},
-                                                 {"name": "precision", "average": "macro"},
-                                                 {"name": "recall", "average": "macro"}, "confusion-matrix"]}}),
+                                     "metrics": CLASSIFICATION_METRICS}}),
     ]
 
 

@@ -8,6 +8,7 @@ import torch
 from fmkit import Task
 from fmkit.components import Params
 from fmkit.errors import DataError
+from fmkit.utils.predictions import class_predictions
 
 from .io import decode_audio, encode_wav_base64, prepare
 
@@ -97,9 +98,7 @@ class AudioClassification(Task):
         return {"audio": {"array": samples, "sample_rate": rate}}
 
     def format_predictions(self, outputs):
-        probs = outputs.float().softmax(-1)
-        return [{"label": self.labels[int(r.argmax())], "score": float(r.max()),
-                 "scores": {lab: float(p) for lab, p in zip(self.labels, r)}} for r in probs]
+        return class_predictions(outputs, self.labels)
 
     def export_input_names(self):
         return ["waveform"]

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from fmkit import Component, hookimpl
+from fmkit.utils.predictions import CLASSIFICATION_METRICS
 
 fmkit_api = ">=1.0,<2"
 _T, _M, _D = "fmkit_cv.tasks", "fmkit_cv.models", "fmkit_cv.datasets"
-_CLASSIFY_METRICS = ["accuracy", {"name": "f1", "average": "macro"}, {"name": "precision", "average": "macro"},
-                     {"name": "recall", "average": "macro"}, "confusion-matrix"]
 
 
 @hookimpl
@@ -16,7 +15,7 @@ def fmkit_register_tasks():
                   "Image classification, multi-class or multi-label, with timm's data configuration",
                   {"input_size": 32},
                   tags={"defaults": {"dataset": "image-folder", "loss": "cross-entropy", "model": "timm",
-                                     "metrics": _CLASSIFY_METRICS}}),
+                                     "metrics": CLASSIFICATION_METRICS}}),
     ]
 
 

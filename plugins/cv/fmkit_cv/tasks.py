@@ -8,6 +8,7 @@ import torch
 from fmkit import Task
 from fmkit.components import Params
 from fmkit.errors import DataError
+from fmkit.utils.predictions import class_predictions
 
 from .images import decode_image, encode_png_base64, to_storage
 
@@ -138,15 +139,7 @@ class ImageClassification(Task):
         return {"image": decode_image(raw)}
 
     def format_predictions(self, outputs):
-        outputs = outputs.float()
-        if self.params.multi_label:
-            probs = torch.sigmoid(outputs)
-            return [{"labels": [lab for lab, p in zip(self.labels, row) if p >= 0.5],
-                     "label": self.labels[int(row.argmax())],
-                     "scores": {lab: float(p) for lab, p in zip(self.labels, row)}} for row in probs]
-        probs = outputs.softmax(-1)
-        return [{"label": self.labels[int(row.argmax())], "score": float(row.max()),
-                 "scores": {lab: float(p) for lab, p in zip(self.labels, row)}} for row in probs]
+        return class_predictions(outputs, self.labels, self.params.multi_label)
 
     def export_input_names(self):
         return ["pixel_values"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fmkit import Component, hookimpl
+from fmkit.utils.predictions import CLASSIFICATION_METRICS
 
 fmkit_api = ">=1.0,<2"
 _T, _M, _D, _C = "fmkit_nlp.tasks", "fmkit_nlp.models", "fmkit_nlp.datasets", "fmkit_nlp.cleaning"
@@ -15,9 +16,7 @@ def fmkit_register_tasks():
         Component("task", "text-classification", f"{_T}:TextClassification", f"{_T}:TextClassificationParams",
                   "Text classification: binary, multi-class, multi-label, sentence pairs", {"max_length": 128},
                   tags={"defaults": {"dataset": "text-files", "loss": "cross-entropy", "model": "hf-classifier",
-                                     "metrics": ["accuracy", {"name": "f1", "average": "macro"},
-                                                 {"name": "precision", "average": "macro"},
-                                                 {"name": "recall", "average": "macro"}, "confusion-matrix"]}}),
+                                     "metrics": CLASSIFICATION_METRICS}}),
     ]
 
 

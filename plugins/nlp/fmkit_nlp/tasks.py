@@ -9,6 +9,7 @@ import torch
 from fmkit import Task
 from fmkit.components import Params
 from fmkit.errors import DataError
+from fmkit.utils.predictions import class_predictions
 
 from .tokenization import TokenizerParams, load_tokenizer, train_tokenizer
 
@@ -137,15 +138,7 @@ class TextClassification(Task):
         raise DataError(f"a text input must be a string, a [text, text_pair] pair or {{'text': ...}}; got {type(raw).__name__}")
 
     def format_predictions(self, outputs):
-        outputs = outputs.float()
-        if self.params.multi_label:
-            probs = torch.sigmoid(outputs)
-            return [{"labels": [lab for lab, p in zip(self.labels, row) if p >= 0.5],
-                     "label": self.labels[int(row.argmax())],
-                     "scores": {lab: float(p) for lab, p in zip(self.labels, row)}} for row in probs]
-        probs = outputs.softmax(-1)
-        return [{"label": self.labels[int(row.argmax())], "score": float(row.max()),
-                 "scores": {lab: float(p) for lab, p in zip(self.labels, row)}} for row in probs]
+        return class_predictions(outputs, self.labels, self.params.multi_label)
 
     def export_input_names(self):
         return ["input_ids", "attention_mask"] + (["token_type_ids"] if self.pairs else [])

@@ -9,6 +9,7 @@ import torch
 from fmkit import Task
 from fmkit.components import Params
 from fmkit.errors import DataError
+from fmkit.utils.predictions import class_predictions
 
 from .scaling import Scaler
 
@@ -242,9 +243,7 @@ class SeriesClassification(Task):
             raise DataError("a series must be a numeric array (time x channels)") from None
 
     def format_predictions(self, outputs):
-        probs = outputs.float().softmax(-1)
-        return [{"label": self.labels[int(r.argmax())], "score": float(r.max()),
-                 "scores": {lab: float(p) for lab, p in zip(self.labels, r)}} for r in probs]
+        return class_predictions(outputs, self.labels)
 
     def export_input_names(self):
         return ["past"]
