@@ -115,12 +115,19 @@ class AudioCNN(nn.Module):
             layers.append(nn.MaxPool2d(2))
         self.body = nn.Sequential(*layers)
         self.dropout = nn.Dropout(params.dropout)
-        self.head = nn.Linear(cin, len(context.get("labels") or [0, 1]))
+        fp = params.frontend
+        bands = (fp.n_mfcc if fp.kind == "mfcc" else fp.n_mels) // 2 ** len(params.channels)
+        if bands < 1:
+            raise UsageError(f"model.channels: {len(params.channels)} pooling blocks leave no frequency band of "
+                             f"{fp.n_mels} mel bins; use fewer blocks or more bins")
+        # pool over time only: where energy sits in frequency is the information (a global pool
+        # would make the model blind to pitch, e.g. unable to tell a 300 Hz tone from a 1.5 kHz one)
+        self.head = nn.Linear(cin * bands, len(context.get("labels") or [0, 1]))
         self.fmkit_head_prefixes = ("head",)
 
     def forward(self, waveform):
-        x = self.body(self.frontend(waveform))
-        return self.head(self.dropout(x.mean(dim=(-2, -1))))
+        x = self.body(self.frontend(waveform)).mean(dim=-1)  # [B, C, bands]
+        return self.head(self.dropout(x.flatten(1)))
 
 
 class SSLParams(Params):
