@@ -164,3 +164,23 @@ def test_export_past_tolerance_fails_and_leaves_nothing(tmp_path, recipe_factory
         export(run.run_dir, "onnx", output=str(tmp_path / "strict"), tolerance=-1.0)
     assert not (tmp_path / "strict").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_export_from_a_relative_run_directory_is_self_contained(tmp_path, recipe_factory, monkeypatch):
+    """Paths the model writes into an export are stored relative to it, also when the run
+    directory was given relative to the working directory (the usual `runs/...`)."""
+    import shutil
+
+    import fmkit
+
+    recipe = recipe_factory(epochs=1)
+    monkeypatch.chdir(tmp_path)
+    recipe["tracking"]["runs_dir"] = "runs"
+    recipe["export"] = {"formats": ["onnx"]}
+    run = fmkit.train(recipe)
+    assert not run.run_dir.is_absolute()
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(run.exports["onnx"], moved)
+    shutil.rmtree(tmp_path / "runs")
+    pred = fmkit.load(str(moved), backend="torch").predict(["good great film"])
+    assert pred[0]["label"] in ("pos", "neg")

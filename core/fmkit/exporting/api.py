@@ -122,10 +122,11 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
         model_section, model_paths = trained.recipe.model.as_dict(), []
         if hasattr(model, "fmkit_export_params"):  # e.g. write config.json so the export needs no original folder
             overrides = model.fmkit_export_params(str(tmp)) or {}
-            for k, v in overrides.items():
-                if isinstance(v, str) and Path(v).is_absolute() and Path(v).is_relative_to(tmp):
+            root = tmp.resolve()
+            for k, v in overrides.items():  # paths inside the export are stored relative to it
+                if isinstance(v, str) and Path(v).resolve().is_relative_to(root):
                     model_paths.append(k)
-                    v = str(Path(v).relative_to(tmp))
+                    v = str(Path(v).resolve().relative_to(root))
                 model_section[k] = v
         (tmp / "task").mkdir()
         (tmp / "task" / "task.json").write_text(json.dumps(task.state_dict(), indent=2, default=str))
