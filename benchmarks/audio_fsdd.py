@@ -1,7 +1,7 @@
 """Free Spoken Digit Dataset (../shared/data/fsdd): the official split (index 0-4 as test, 300 files)
 and the speaker-held-out split (train on five speakers, test on the sixth, each in turn).
 
-Usage: python benchmarks/audio_fsdd.py [--no-speakers | --speakers-only]
+Usage: python benchmarks/audio_fsdd.py [--no-speakers | --speakers-only] [--speakers a,b,c]
 Target: official-split accuracy >= 97%; the speaker-held-out mean is reported.
 """
 import sys
@@ -17,6 +17,8 @@ if "--speakers-only" not in sys.argv:
           f"wall {seconds:.0f} s, run {run_dir}", flush=True)
 if "--no-speakers" not in sys.argv:
     speakers = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
+    if "--speakers" in sys.argv:  # a subset of folds, e.g. to finish a run in parts
+        speakers = sys.argv[sys.argv.index("--speakers") + 1].split(",")
     accs, total = [], 0.0
     for spk in speakers:
         r, s, _ = run_recipe(RECIPE, ["data.test_index=null", f"data.test_groups=[{spk}]", "task.group_validation=true",
