@@ -131,9 +131,6 @@ class ImageClassification(Task):
     def forward(self, model, batch):
         return model(batch["pixel_values"])
 
-    def metric_inputs(self, outputs, batch):
-        return outputs.detach(), batch["targets"]
-
     # ---------------------------------------------------------------- inference
     def raw_to_example(self, raw):
         return {"image": decode_image(raw)}

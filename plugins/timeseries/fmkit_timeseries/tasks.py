@@ -249,7 +249,7 @@ class SeriesClassification(Task):
         return ["past"]
 
     def example_inputs(self):
-        return [_synthetic(self.length_ or 32, self.channels)[:, :].tolist()]
+        return [_synthetic(self.length_ or 32, self.channels).tolist()]
 
     def sample_examples(self):
         rng = np.random.default_rng(0)
