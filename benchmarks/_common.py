@@ -27,7 +27,8 @@ def run_recipe(recipe: str, overrides: list[str] | None = None):
     os.chdir(ROOT)
     t = time.perf_counter()
     run = fmkit.train(str(ROOT / recipe), overrides=(overrides or []) + ["train.progress=off"])
-    return run.results, time.perf_counter() - t, run.run_dir
+    results = dict(run.results, _train_seconds=run.train_seconds)
+    return results, time.perf_counter() - t, run.run_dir
 
 
 def verdict(value: float, target: float, higher_is_better: bool = True) -> str:

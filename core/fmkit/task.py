@@ -9,7 +9,7 @@ Flow through a task::
     raw examples --setup()--> fitted task (labels, tokenizer, scaler...)
     raw example  --preprocess()--> features (cached on disk)  --collate()--> batch (dict of tensors)
     batch --forward(model)--> outputs --loss()/metric_inputs()--> training and metrics
-    raw inputs --encode_raw()--> batch --forward--> outputs --format_predictions()--> JSON answers
+    raw inputs --encode_raw()--> batch --forward--> outputs --format_batch_predictions()--> JSON answers
 """
 from __future__ import annotations
 
@@ -126,6 +126,16 @@ class Task:
     def format_predictions(self, outputs: Any) -> list[dict]:
         """Turn a batch of outputs into JSON-able answers, one per input, in order."""
         raise NotImplementedError
+
+    def format_batch_predictions(self, outputs: Any, batch: dict[str, Any]) -> list[dict]:
+        """Like :meth:`format_predictions`, with the batch :meth:`encode_raw` made (since API 1.1).
+
+        The engine, the exported-model loader and the server call this one. Override it when an
+        answer needs more than the outputs: token classification maps sub-word scores back to the
+        words kept in the batch, a language model reads the attention mask. The default calls
+        :meth:`format_predictions`.
+        """
+        return self.format_predictions(outputs)
 
     def export_input_names(self) -> list[str]:
         """Names (keys of the batch) of the tensors an exported model takes, in order."""

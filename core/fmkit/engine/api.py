@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,12 +115,14 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
         trainer.load(latest)
         log.info("resumed from %s (step %d)", latest, run.global_step)
     pm.dispatch("fmkit_on_run_start", run=run)
+    fit_started = time.perf_counter()
     try:
         trainer.fit()
     except BaseException as e:
         mlog.close()
         pm.dispatch("fmkit_on_exception", run=run, error=e)
         raise
+    train_seconds = time.perf_counter() - fit_started
 
     # final evaluation of the best checkpoint on test (or validation)
     ckpt.load_weights(raw_model, rd / "checkpoints" / "best" / "model.safetensors")
@@ -132,14 +135,16 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     floader = make_loader(PreparedDataset(feats[final_split]), fplan, task.collate, 0, pin)
     results, artifacts = evaluate_loader(model, task, floader, loss_fn, b.metrics(task), device, cfg.precision)
     pm.dispatch("fmkit_on_evaluate_end", run=run, split=final_split, metrics=results)
-    out = Run(run_dir=rd, results=results, best_checkpoint=rd / "checkpoints" / "best")
+    out = Run(run_dir=rd, results=results, best_checkpoint=rd / "checkpoints" / "best",
+              train_seconds=round(train_seconds, 2))
     if rank == 0:
         mlog.log({"split": final_split, "step": run.global_step, "final": True, **results})
         write_json(rd / "eval.json", results)
         write_json(rd / "eval_details.json", {"split": final_split, "artifacts": artifacts,
                                                "data": run.data_summary, "oom_events": trainer.oom_events,
                                                "skipped_steps": trainer.bad_steps, "monitor": trainer.monitor,
-                                               "best": trainer.best, "hook_seconds": pm.hook_timings})
+                                               "best": trainer.best, "hook_seconds": pm.hook_timings,
+                                               "train_seconds": round(train_seconds, 2)})
         mlog.close()
         if recipe.tracking.report:
             from .report import write_report

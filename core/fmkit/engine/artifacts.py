@@ -33,7 +33,7 @@ class TrainedModel:
         with torch.inference_mode():
             for s in range(0, len(inputs), batch_size):
                 batch = self.task.encode_raw(list(inputs[s:s + batch_size]))
-                out.extend(self.task.format_predictions(self.task.forward(self.model, batch)))
+                out.extend(self.task.format_batch_predictions(self.task.forward(self.model, batch), batch))
         return out
 
 

@@ -45,6 +45,8 @@ class Run:
     report_path: Path | None = None
     exports: dict[str, str] = field(default_factory=dict)
     best_checkpoint: Path | None = None
+    #: seconds spent in the training loop (with its evaluations), without data loading or export
+    train_seconds: float | None = None
 
 
 def new_run_dir(recipe, explicit: str | None) -> Path:

@@ -62,7 +62,7 @@ class Predictor:
         with torch.inference_mode():
             for s in range(0, len(inputs), batch_size):
                 batch = self.task.encode_raw(list(inputs[s:s + batch_size]))
-                out.extend(self.task.format_predictions(self.run_batch(batch)))
+                out.extend(self.task.format_batch_predictions(self.run_batch(batch), batch))
         return out
 
 

@@ -16,7 +16,7 @@ class TextFilesParams(Params):
     test: str | None = None
     #: one file per label with one text per line (rt_polarity): {label: path}; used for train
     label_files: dict[str, str] | None = None
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "folder"] = "auto"
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "folder", "lines"] = "auto"
     text_column: str = "text"
     #: second text column for sentence-pair tasks
     text_pair_column: str | None = None
@@ -28,6 +28,12 @@ class TextFilesParams(Params):
     quoting: Literal["auto", "minimal", "none"] = "auto"
     #: carve a seeded test split out of train when the data has none
     test_fraction: float = 0.0
+    #: keep a seeded random sample of this many rows per split ({train: 8000}): quick experiments
+    limits: dict[Literal["train", "validation", "test"], int] = {}
+    #: a JSON file holding every split (CLINC150's data_full.json): {split: key in the file}
+    json_keys: dict[Literal["train", "validation", "test"], str] = {}
+    #: column names for rows stored as lists ([text, label]) in JSON files
+    list_columns: list[str] = ["text", "label"]
     seed: int = 0
 
 
@@ -42,17 +48,25 @@ class TextFiles:
             return self.p.format
         if path.is_dir():
             return "folder"
-        return {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}.get(
+        if path.suffix.lower() == ".json" and self.p.json_keys:
+            return "json"
+        return {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet",
+                ".txt": "lines"}.get(
             path.suffix.lower(), "csv")
 
-    def load_file(self, path_str: str) -> list[dict]:
+    def load_file(self, path_str: str, split: str = "train") -> list[dict]:
         path = Path(path_str)
         if not path.exists():
             raise DataError(f"data file {path} does not exist (check data.train/validation/test in the recipe)")
         fmt = self._format(path)
         if fmt == "folder":
             return self._folder(path)
-        rows = self._table(path, fmt)
+        if fmt == "lines":  # plain text, one example per non-empty line (language-model corpora)
+            try:
+                return [{"text": t} for t in path.read_text(encoding=self.p.encoding).splitlines() if t.strip()]
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path} is not {self.p.encoding}: {e}; set data.encoding (for example latin-1)") from None
+        rows = self._json_split(path, split) if fmt == "json" else self._table(path, fmt)
         p = self.p
         out = []
         for i, row in enumerate(rows):
@@ -89,6 +103,22 @@ class TextFiles:
         except (csv.Error, ValueError) as e:
             raise DataError(f"{path}: cannot parse as {fmt}: {e}") from None
 
+    def _json_split(self, path: Path, split: str) -> list[dict]:
+        import json
+
+        key = self.p.json_keys.get(split)
+        if key is None:
+            raise DataError(f"{path} holds several splits: name the key of {split!r} in data.json_keys")
+        try:
+            doc = json.loads(path.read_text(encoding=self.p.encoding))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise DataError(f"{path}: not a JSON document in {self.p.encoding}: {e}") from None
+        if not isinstance(doc, dict) or key not in doc:
+            keys = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
+            raise DataError(f"{path}: no key {key!r} (data.json_keys.{split}); the file has {keys}")
+        cols = self.p.list_columns
+        return [dict(zip(cols, row)) if isinstance(row, (list, tuple)) else row for row in doc[key]]
+
     def _folder(self, root: Path) -> list[dict]:
         out = []
         for label_dir in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -115,7 +145,7 @@ class TextFiles:
         for name in ("train", "validation", "test"):
             path = getattr(p, name)
             if path:
-                splits[name] = self.load_file(path)
+                splits[name] = self.load_file(path, name)
         if not splits.get("train"):
             raise DataError("no training data: set data.train (a file or folder) or data.label_files")
         if p.test_fraction and "test" not in splits:
@@ -124,4 +154,7 @@ class TextFiles:
             rng.shuffle(rows)
             n = int(round(len(rows) * p.test_fraction))
             splits["test"], splits["train"] = rows[:n], rows[n:]
+        for name, n in p.limits.items():
+            if name in splits and len(splits[name]) > n:
+                splits[name] = random.Random(f"{p.seed}-{name}").sample(splits[name], n)
         return splits

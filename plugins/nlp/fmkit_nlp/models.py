@@ -54,28 +54,41 @@ def resolve_pretrained(name: str) -> str:
 
 
 class HFClassifier(torch.nn.Module):
-    """Wraps an ``AutoModelFor...`` model; exposes head and layer names for fmkit's optimizers."""
+    """Wraps an ``AutoModelFor...`` model (classification, token classification, causal LM); ``forward``
+    returns its logits and the wrapper names the head and layers for fmkit's optimizers and freezing."""
 
     def __init__(self, hf_model, lora: bool = False):
         super().__init__()
         self.hf = hf_model
         self.lora = lora
         base = hf_model.get_base_model() if lora else hf_model
+        self.causal = bool(getattr(base.config, "is_decoder", False)) or type(base).__name__.endswith("ForCausalLM") \
+            or "LMHead" in type(base).__name__
         prefix = "hf.base_model.model." if lora else "hf."
         self.fmkit_head_prefixes = tuple(prefix + n for n, _ in base.named_children()
                                          if n in ("classifier", "score", "lm_head", "pre_classifier"))
         self._prefix = prefix + (base.base_model_prefix + "." if hasattr(base, base.base_model_prefix) else "")
 
     def fmkit_layer_prefixes(self) -> list[str]:
+        """Parameter-name prefixes from the embeddings up, for layer-wise learning-rate decay."""
         base = self.hf.get_base_model() if self.lora else self.hf
-        encoder = getattr(getattr(base, base.base_model_prefix, base), "encoder", None)
-        n = len(getattr(encoder, "layer", [])) if encoder is not None else 0
-        return [self._prefix + "embeddings"] + [f"{self._prefix}encoder.layer.{i}." for i in range(n)]
+        body = getattr(base, base.base_model_prefix, base)
+        encoder = getattr(body, "encoder", None)
+        if encoder is not None and hasattr(encoder, "layer"):  # BERT family
+            n = len(encoder.layer)
+            return [self._prefix + "embeddings"] + [f"{self._prefix}encoder.layer.{i}." for i in range(n)]
+        blocks = getattr(body, "h", None) or getattr(body, "layers", None)  # GPT-2, Llama families
+        if blocks is not None:
+            return [self._prefix + n for n, _ in body.named_children() if n in ("wte", "wpe", "embed_tokens")] + \
+                   [f"{self._prefix}{'h' if hasattr(body, 'h') else 'layers'}.{i}." for i in range(len(blocks))]
+        return []
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         kw = {"attention_mask": attention_mask}
         if token_type_ids is not None:
             kw["token_type_ids"] = token_type_ids
+        if self.causal:
+            kw["use_cache"] = False  # no key/value cache: plain logits, and ONNX export traces cleanly
         return self.hf(input_ids=input_ids, **kw).logits
 
     def merged(self):
@@ -90,34 +103,47 @@ class HFClassifier(torch.nn.Module):
         return {"pretrained": str(cfg_dir), "config_only": True, "config": None, "lora": None}
 
 
-def hf_classifier(params: HFModelParams, context: dict) -> HFClassifier:
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+_AUTO = {"SEQ_CLS": "AutoModelForSequenceClassification", "TOKEN_CLS": "AutoModelForTokenClassification",
+         "CAUSAL_LM": "AutoModelForCausalLM"}
+
+
+def _build(params: HFModelParams, context: dict, task_type: str) -> HFClassifier:
+    import transformers
+    from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # the new head's "newly initialized" report is expected, not news
-
-    labels = context.get("labels") or ["0", "1"]
-    kw = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-          "label2id": {lab: i for i, lab in enumerate(labels)}}
+    hf_logging.disable_progress_bar()
+    auto = getattr(transformers, _AUTO[task_type])
+    kw: dict[str, Any] = {}
+    if task_type != "CAUSAL_LM":
+        labels = context.get("labels") or ["0", "1"]
+        kw = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+              "label2id": {lab: i for i, lab in enumerate(labels)}}
     if context.get("multi_label"):
         kw["problem_type"] = "multi_label_classification"
     if params.dropout is not None:
         kw["hidden_dropout_prob"] = params.dropout
+    remote = params.trust_remote_code
     if params.pretrained and not params.config_only:
         path = resolve_pretrained(params.pretrained)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, trust_remote_code=params.trust_remote_code, local_files_only=True, ignore_mismatched_sizes=True, **kw)
+        extra = {"ignore_mismatched_sizes": True} if kw else {}
+        model = auto.from_pretrained(path, trust_remote_code=remote, local_files_only=True, **extra, **kw)
     elif params.pretrained:
-        config = AutoConfig.from_pretrained(resolve_pretrained(params.pretrained), trust_remote_code=params.trust_remote_code,
+        config = AutoConfig.from_pretrained(resolve_pretrained(params.pretrained), trust_remote_code=remote,
                                             local_files_only=True, **kw)
-        model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=params.trust_remote_code)
+        model = auto.from_config(config, trust_remote_code=remote)
     elif params.config:
         cfg = dict(params.config)
         model_type = cfg.pop("model_type", "bert")
-        cfg.setdefault("vocab_size", context.get("vocab_size", 30522))
-        model = AutoModelForSequenceClassification.from_config(AutoConfig.for_model(model_type, **cfg, **kw))
+        cfg.setdefault("vocab_size", context.get("vocab_size") or 30522)
+        if context.get("pad_token_id") is not None:
+            cfg.setdefault("pad_token_id", context["pad_token_id"])
+        model = auto.from_config(AutoConfig.for_model(model_type, **cfg, **kw))
     else:
         raise UsageError("model: set pretrained (a local folder) or config (an architecture for a from-scratch model)")
+    if context.get("vocab_size") and model.get_input_embeddings().num_embeddings < context["vocab_size"]:
+        model.resize_token_embeddings(context["vocab_size"])  # a tokenizer with added tokens
     lora = False
     if params.lora is not None:
         try:
@@ -125,6 +151,21 @@ def hf_classifier(params: HFModelParams, context: dict) -> HFClassifier:
         except ImportError:
             raise UsageError("model.lora needs peft: pip install 'fmkit-nlp[peft]'") from None
         lc = LoraConfig(r=params.lora.r, lora_alpha=params.lora.alpha, lora_dropout=params.lora.dropout,
-                        target_modules=params.lora.target_modules, task_type="SEQ_CLS")
+                        target_modules=params.lora.target_modules, task_type=task_type)
         model, lora = get_peft_model(model, lc), True
     return HFClassifier(model, lora)
+
+
+def hf_classifier(params: HFModelParams, context: dict) -> HFClassifier:
+    """Sequence classification (``AutoModelForSequenceClassification``)."""
+    return _build(params, context, "SEQ_CLS")
+
+
+def hf_token_classifier(params: HFModelParams, context: dict) -> HFClassifier:
+    """Token classification (``AutoModelForTokenClassification``): one score vector per sub-word."""
+    return _build(params, context, "TOKEN_CLS")
+
+
+def hf_causal_lm(params: HFModelParams, context: dict) -> HFClassifier:
+    """Causal language model (``AutoModelForCausalLM``): next-token logits at every position."""
+    return _build(params, context, "CAUSAL_LM")

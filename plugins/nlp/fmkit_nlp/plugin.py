@@ -6,8 +6,10 @@ from fmkit.utils.predictions import CLASSIFICATION_METRICS
 
 fmkit_api = ">=1.0,<2"
 _T, _M, _D, _C = "fmkit_nlp.tasks", "fmkit_nlp.models", "fmkit_nlp.datasets", "fmkit_nlp.cleaning"
+_TT, _LT, _MET = "fmkit_nlp.token_tasks", "fmkit_nlp.lm_tasks", "fmkit_nlp.metrics"
 _TINY = {"config": {"model_type": "bert", "vocab_size": 1000, "hidden_size": 32, "num_hidden_layers": 2,
                     "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 128}}
+_TINY_GPT2 = {"config": {"model_type": "gpt2", "n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 256}}
 
 
 @hookimpl
@@ -17,6 +19,15 @@ def fmkit_register_tasks():
                   "Text classification: binary, multi-class, multi-label, sentence pairs", {"max_length": 128},
                   tags={"defaults": {"dataset": "text-files", "loss": "cross-entropy", "model": "hf-classifier",
                                      "metrics": CLASSIFICATION_METRICS}}),
+        Component("task", "token-classification", f"{_TT}:TokenClassification", f"{_TT}:TokenClassificationParams",
+                  "Tag every word (BIO/NER): sub-word alignment, entity-level precision/recall/F1",
+                  {"max_length": 128},
+                  tags={"defaults": {"dataset": "token-files", "loss": "cross-entropy", "model": "hf-token-classifier",
+                                     "metrics": ["entity-f1", "accuracy"]}}),
+        Component("task", "causal-lm", f"{_LT}:CausalLM", f"{_LT}:CausalLMParams",
+                  "Fine-tune a causal language model on text; perplexity", {"max_length": 128},
+                  tags={"defaults": {"dataset": "text-files", "loss": "cross-entropy", "model": "hf-causal-lm",
+                                     "metrics": ["perplexity"]}}),
     ]
 
 
@@ -26,6 +37,23 @@ def fmkit_register_models():
         Component("model", "hf-classifier", f"{_M}:hf_classifier", f"{_M}:HFModelParams",
                   "Any transformers architecture for sequence classification (local folder or config)", _TINY,
                   tags={"tasks": ["text-classification"]}),
+        Component("model", "hf-token-classifier", f"{_M}:hf_token_classifier", f"{_M}:HFModelParams",
+                  "Any transformers architecture for token classification (local folder or config)", _TINY,
+                  tags={"tasks": ["token-classification"]}),
+        Component("model", "hf-causal-lm", f"{_M}:hf_causal_lm", f"{_M}:HFModelParams",
+                  "Any transformers causal language model (GPT-2, Llama, ...; local folder or config)", _TINY_GPT2,
+                  tags={"tasks": ["causal-lm"]}),
+    ]
+
+
+@hookimpl
+def fmkit_register_metrics():
+    return [
+        Component("metric", "entity-f1", f"{_MET}:EntityScores", f"{_MET}:EntityParams",
+                  "Entity-level precision, recall and F1 over BIO/IOBES tags (exact span and type, like seqeval)",
+                  tags={"input": "token-scores"}),
+        Component("metric", "perplexity", f"{_MET}:Perplexity", f"{_MET}:PerplexityParams",
+                  "exp of the mean next-token negative log-likelihood (causal-lm)", tags={"input": "token-nll"}),
     ]
 
 
@@ -35,6 +63,9 @@ def fmkit_register_datasets():
         Component("dataset", "text-files", f"{_D}:TextFiles", f"{_D}:TextFilesParams",
                   "Text from CSV, TSV (unquoted too), JSONL, Parquet, class folders or one-file-per-label lines",
                   {"train": "data/train.csv", "text_column": "text", "label_column": "label"}),
+        Component("dataset", "token-files", "fmkit_nlp.token_datasets:TokenFiles",
+                  "fmkit_nlp.token_datasets:TokenFilesParams",
+                  "Tagged words: CoNLL column files or JSONL {tokens, tags}", {"train": "data/train.conll"}),
     ]
 
 

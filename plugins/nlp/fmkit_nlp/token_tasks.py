@@ -1,0 +1,187 @@
+"""token-classification: BIO/NER tags over words, aligned to sub-words, scored per entity."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from fmkit import Task
+from fmkit.components import Params
+from fmkit.errors import DataError
+
+from .metrics import entity_spans, split_tag
+from .tokenization import TokenizerParams, load_tokenizer, train_tokenizer
+
+
+class TokenClassificationParams(Params):
+    max_length: int = 128
+    #: tag every sub-word of a word (default: only its first; the others are not scored)
+    label_all_subwords: bool = False
+    tokenizer: TokenizerParams = TokenizerParams()
+
+
+def _tag_order(tag: str):
+    prefix, kind = split_tag(tag)
+    return (tag != "O", kind, prefix)
+
+
+class TokenClassification(Task):
+    """Words in, one tag per word out (``B-PER``, ``I-PER``, ``O``...), with the entities they form.
+
+    Raw examples are ``{"tokens": [words], "tags": [tags]}``. Tags are aligned to the tokenizer's
+    sub-words: the first sub-word of each word carries its tag, the rest get -100 (ignored by the
+    loss and metrics) unless ``label_all_subwords`` is set. Predictions are given per word.
+    """
+
+    name = "token-classification"
+    monitor, monitor_mode = "entity_f1", "max"
+
+    def __init__(self, params: TokenClassificationParams, context: dict | None = None):
+        super().__init__(params, context)
+        self.tokenizer = None
+
+    def setup(self, train_examples, model_params):
+        tags: set[str] = set()
+        for i, ex in enumerate(train_examples):
+            words, labels = ex.get("tokens"), ex.get("tags")
+            if not isinstance(words, list) or not isinstance(labels, list) or len(words) != len(labels):
+                raise DataError(f"training example {i}: needs 'tokens' and 'tags' lists of the same length")
+            tags.update(str(t) for t in labels)
+        if not tags:
+            raise DataError("the training data has no tags")
+        self.labels = sorted(tags, key=_tag_order)
+        pretrained = model_params.get("pretrained")
+        if self.params.tokenizer.path or pretrained:
+            self.tokenizer = load_tokenizer(self.params.tokenizer.path or pretrained)
+        else:
+            self.tokenizer = train_tokenizer((" ".join(ex["tokens"]) for ex in train_examples), self.params.tokenizer)
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise DataError("token-classification needs a fast tokenizer (tokenizer.json) to align words and sub-words")
+
+    def model_context(self):
+        ctx = super().model_context()
+        ctx["vocab_size"] = len(self.tokenizer) if self.tokenizer else None
+        return ctx
+
+    def fingerprint(self):
+        return json.dumps([self.params.model_dump(), self.labels, getattr(self.tokenizer, "name_or_path", ""),
+                           len(self.tokenizer) if self.tokenizer else 0])
+
+    # ---------------------------------------------------------------- data
+    def preprocess_many(self, examples):
+        words = [[str(w) for w in ex["tokens"]] for ex in examples]
+        enc = self.tokenizer(words, is_split_into_words=True, truncation=True, max_length=self.params.max_length,
+                             return_attention_mask=False)
+        index = {t: i for i, t in enumerate(self.labels or [])}
+        out = []
+        for i, ex in enumerate(examples):
+            word_ids = enc.word_ids(i)
+            f: dict[str, Any] = {"input_ids": enc["input_ids"][i], "word_ids": word_ids}
+            if ex.get("tags") is not None:
+                tags = [str(t) for t in ex["tags"]]
+                targets, previous = [], None
+                for w in word_ids:
+                    first = w is not None and w != previous
+                    if w is None or not (first or self.params.label_all_subwords):
+                        targets.append(-100)
+                    else:
+                        targets.append(index.get(tags[w], -100))
+                    previous = w
+                f["targets"] = targets
+            out.append(f)
+        return out
+
+    def preprocess(self, example):
+        return self.preprocess_many([example])[0]
+
+    def length(self, features):
+        return len(features["input_ids"])
+
+    def collate(self, features):
+        n = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), n), self.tokenizer.pad_token_id or 0, dtype=torch.long)
+        mask = torch.zeros((len(features), n), dtype=torch.long)
+        targets = torch.full((len(features), n), -100, dtype=torch.long)
+        for i, f in enumerate(features):
+            k = len(f["input_ids"])
+            ids[i, :k] = torch.tensor(f["input_ids"])
+            mask[i, :k] = 1
+            if "targets" in f:
+                targets[i, :k] = torch.tensor(f["targets"])
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if "targets" in features[0]:
+            batch["targets"] = targets
+        return batch
+
+    def forward(self, model, batch):
+        return model(batch["input_ids"], batch["attention_mask"])
+
+    # ---------------------------------------------------------------- inference
+    def raw_to_example(self, raw):
+        if isinstance(raw, (bytes, bytearray)):
+            raw = bytes(raw).decode("utf-8", errors="replace")
+        if isinstance(raw, str):
+            return {"tokens": raw.split()}
+        if isinstance(raw, dict) and isinstance(raw.get("tokens"), list):
+            return {"tokens": [str(w) for w in raw["tokens"]]}
+        if isinstance(raw, list) and all(isinstance(w, str) for w in raw):
+            return {"tokens": list(raw)}
+        raise DataError("a token-classification input is a string (split on whitespace), a list of words or "
+                        f"{{'tokens': [...]}}; got {type(raw).__name__}")
+
+    def encode_raw(self, inputs):
+        examples = [self.raw_to_example(x) for x in inputs]
+        feats = self.preprocess_many(examples)
+        batch = self.collate(feats)
+        batch["word_ids"] = [f["word_ids"] for f in feats]  # not tensors: kept for the answers
+        batch["words"] = [ex["tokens"] for ex in examples]
+        return batch
+
+    def format_predictions(self, outputs):
+        """Sub-word tags (without the batch's word alignment, the best this can do)."""
+        probs = outputs.float().softmax(-1)
+        return [{"subword_labels": [self.labels[int(i)] for i in row.argmax(-1)]} for row in probs]
+
+    def format_batch_predictions(self, outputs, batch):
+        if "word_ids" not in batch:
+            return self.format_predictions(outputs)
+        probs = outputs.float().softmax(-1)
+        answers = []
+        for row, word_ids, words in zip(probs, batch["word_ids"], batch["words"]):
+            tokens, previous = [], None
+            for pos, w in enumerate(word_ids):
+                if w is not None and w != previous:
+                    score, idx = row[pos].max(-1)
+                    tokens.append({"word": words[w], "label": self.labels[int(idx)], "score": float(score)})
+                previous = w
+            tags = [t["label"] for t in tokens]
+            entities = [{"type": kind, "start": s, "end": e, "text": " ".join(words[s:e]),
+                         "score": sum(t["score"] for t in tokens[s:e]) / (e - s)}
+                        for kind, s, e in sorted(entity_spans(tags), key=lambda x: x[1])]
+            answers.append({"tokens": tokens, "entities": entities, "truncated_words": len(words) - len(tokens)})
+        return answers
+
+    def export_input_names(self):
+        return ["input_ids", "attention_mask"]
+
+    def dynamic_axes(self):
+        return {n: {0: "batch", 1: "sequence"} for n in self.export_input_names()}
+
+    def example_inputs(self):
+        return ["John Smith flew from Paris to Berlin on Monday .", "Acme Corp hired Mary ."]
+
+    def sample_examples(self):
+        return [
+            {"tokens": ["John", "lives", "in", "Paris", "."], "tags": ["B-PER", "O", "O", "B-LOC", "O"]},
+            {"tokens": ["Mary", "Ann", "visited", "New", "York"], "tags": ["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]},
+            {"tokens": ["Acme", "Corp", "hired", "Bob"], "tags": ["B-ORG", "I-ORG", "O", "B-PER"]},
+            {"tokens": ["It", "rained", "in", "Rome"], "tags": ["O", "O", "O", "B-LOC"]},
+        ]
+
+    # ---------------------------------------------------------------- assets
+    def save_assets(self, directory):
+        self.tokenizer.save_pretrained(str(Path(directory) / "tokenizer"))
+
+    def load_assets(self, directory):
+        self.tokenizer = load_tokenizer(str(Path(directory) / "tokenizer"))
