@@ -4,8 +4,9 @@ backends, float and int8, with micro-batching on and off, under 1 and 16 concurr
 Each configuration runs `fmkit serve` in its own process; an asyncio httpx load generator sends
 one-text requests for a fixed time. All rows come from one run, side by side.
 
-Usage: python benchmarks/serve_throughput.py [EXPORT_DIR] [--seconds 8]
-Without EXPORT_DIR the main job's recipe is trained for one epoch and exported (onnx + int8).
+Usage: python benchmarks/serve_throughput.py [EXPORT_DIR] [--seconds 8] [--python-client]
+The load comes from `hey` when it is installed (`apt install hey`), else from an httpx client.
+Without EXPORT_DIR the main job's recipe is trained as it stands and exported (onnx + int8).
 Targets: onnx >= 2x eager throughput with 1 client and >= 1.3x with 16; micro-batching >= 2.5x
 unbatched under 16 clients; int8 >= 1.8x faster than float with accuracy within 1 point.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -28,6 +30,9 @@ TEXTS = ["I would like to check my account balance", "my card was declined at th
          "the app keeps crashing when I log in", "what are your opening hours", "I was charged twice"]
 
 
+HEY = shutil.which("hey") is not None and "--python-client" not in sys.argv
+
+
 def export_dir(argv: list[str]) -> Path:
     given = [a for a in argv if not a.startswith("--") and Path(a).is_dir()]
     if given:
@@ -36,7 +41,7 @@ def export_dir(argv: list[str]) -> Path:
 
     os.chdir(ROOT)
     run = fmkit.train(str(ROOT / "examples/recipes/intents-minilm.yaml"),
-                      overrides=["train.epochs=2", "train.progress=off", "tracking.run_name=serve-bench",
+                      overrides=["train.progress=off", "tracking.run_name=serve-bench",
                                  "export.formats=[onnx]", "export.quantize=int8"])
     return Path(run.exports["onnx"])
 
@@ -68,6 +73,24 @@ async def load(url: str, clients: int, seconds: float) -> tuple[int, list[float]
     return int(len(latencies) / elapsed), latencies
 
 
+def load_with_hey(url: str, clients: int, seconds: float) -> tuple[int, list[float]]:
+    """The same load from `hey` (Go; `apt install hey`): far less CPU per request than a Python client,
+    which matters when client and server share two cores. One text per request, keep-alive."""
+    import csv
+    import io
+
+    body = json.dumps({"inputs": [TEXTS[0]]})
+    out = subprocess.run(["hey", "-z", f"{seconds}s", "-c", str(clients), "-m", "POST", "-T", "application/json",
+                          "-d", body, "-o", "csv", url + "/v1/predict"], capture_output=True, text=True, check=True)
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    bad = [r for r in rows if r["status-code"] != "200"]
+    if bad or not rows:
+        raise RuntimeError(f"hey: {len(bad)} of {len(rows)} requests failed: {out.stderr[-500:]}")
+    latencies = [float(r["response-time"]) for r in rows]
+    span = max(float(r["offset"]) + float(r["response-time"]) for r in rows)
+    return int(len(rows) / max(span, 1e-9)), latencies
+
+
 def measure(path: Path, backend: str, precision: str, batching: bool, clients: int, seconds: float) -> dict:
     port = free_port()
     cmd = [sys.executable, "-m", "fmkit", "serve", str(path), "--port", str(port), "--backend", backend,
@@ -87,7 +110,10 @@ def measure(path: Path, backend: str, precision: str, batching: bool, clients: i
             except httpx.HTTPError:
                 time.sleep(0.3)
         asyncio.run(load(url, clients, 1.5))  # warm-up
-        throughput, lat = asyncio.run(load(url, clients, seconds))
+        if HEY:
+            throughput, lat = load_with_hey(url, clients, seconds)
+        else:
+            throughput, lat = asyncio.run(load(url, clients, seconds))
     finally:
         server.terminate()
         server.wait(30)
@@ -95,11 +121,45 @@ def measure(path: Path, backend: str, precision: str, batching: bool, clients: i
     return {"throughput": throughput, "p50": 1000 * statistics.median(lat), "p99": 1000 * lat[int(0.99 * (len(lat) - 1))]}
 
 
+def outside_server(path: Path) -> None:
+    """The same export through ``fmkit.load(...).predict`` in this process (tokenisation included),
+    no HTTP: what the backends and int8 give before any server overhead; and int8's accuracy."""
+    import csv
+
+    import fmkit
+
+    predictors = {"torch": fmkit.load(path, backend="torch", precision="float"),
+                  "onnx": fmkit.load(path, backend="onnx", precision="float"),
+                  "onnx int8": fmkit.load(path, backend="onnx", precision="int8")}
+    for size, reps in ((1, 200), (16, 30)):
+        texts = [TEXTS[i % len(TEXTS)] for i in range(size)]
+        per = {}
+        for name, pred in predictors.items():
+            pred.predict(texts)
+            t = time.perf_counter()
+            for _ in range(reps):
+                pred.predict(texts, batch_size=size)
+            per[name] = (time.perf_counter() - t) / reps
+        print(f"outside the server, batch {size:2d}: torch {1000 * per['torch']:.2f} ms, onnx {1000 * per['onnx']:.2f} ms "
+              f"({per['torch'] / per['onnx']:.2f}x), onnx int8 {1000 * per['onnx int8']:.2f} ms "
+              f"({per['onnx'] / per['onnx int8']:.2f}x float onnx)", flush=True)
+    test = ROOT / "examples/data/support_intents/test.csv"
+    with open(test, newline="") as f:
+        rows = list(csv.DictReader(f))
+    truth = [r["intent"] for r in rows]
+    for name in ("onnx", "onnx int8"):
+        got = [p["label"] for p in predictors[name].predict([r["text"] for r in rows])]
+        acc = sum(a == b for a, b in zip(got, truth)) / len(truth)
+        print(f"{name} accuracy on the main job's test set ({len(truth)} messages): {acc:.4f}", flush=True)
+
+
 def main() -> None:
     seconds = float(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 8.0
     path = export_dir(sys.argv[1:])
     meta = json.loads((path / "export.json").read_text())
     print(f"export: {path}")
+    print(f"load generator: {'hey' if HEY else 'httpx (Python, asyncio)'}, on the same cores as the server")
+    outside_server(path)
     rows = {}
     for backend, precision, batching, clients in [
         ("torch", "float", True, 1), ("onnx", "float", True, 1), ("onnx", "int8", True, 1),

@@ -62,11 +62,14 @@ def export(run_dir: str, format: str, output: str | None = None, quantize: str |
     return _export(run_dir, format, output=output, quantize=quantize)
 
 
-def load(path: str, backend: str = "torch"):
-    """Load an export folder or a run directory as a predictor with ``.predict(raw_inputs)``."""
+def load(path: str, backend: str = "torch", precision: str = "auto"):
+    """Load an export folder or a run directory as a predictor with ``.predict(raw_inputs)``.
+
+    ``backend``: ``torch`` or ``onnx``; ``precision``: ``auto`` (the int8 model when the export has
+    one), ``float`` or ``int8``."""
     from .exporting.loading import load_predictor
 
-    return load_predictor(path, backend=backend)
+    return load_predictor(path, backend=backend, precision=precision)
 
 
 __all__ = [

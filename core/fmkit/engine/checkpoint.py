@@ -10,8 +10,11 @@ import io
 import json
 import random
 import shutil
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -32,10 +35,77 @@ def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_weights(model: torch.nn.Module, path: Path) -> None:
+def save_weights(model: torch.nn.Module | dict[str, torch.Tensor], path: Path) -> None:
+    """Write a model (or a :func:`model_state` snapshot of one) as safetensors."""
     from safetensors.torch import save_file
 
-    save_file(model_state(model), str(path))
+    save_file(model if isinstance(model, dict) else model_state(model), str(path))
+
+
+def snapshot(obj: Any) -> Any:
+    """A deep copy of every tensor in ``obj`` (dicts, lists, tuples), on the CPU.
+
+    Taken on the training thread so a background write sees the state of that step, not a
+    later one: ``.cpu()`` alone returns the live tensor itself for CPU models.
+    """
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: snapshot(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(snapshot(v) for v in obj)
+    return obj
+
+
+class CheckpointWriter:
+    """Writes checkpoints on one background thread so training goes on while the disk works.
+
+    Callers hand over snapshots (:func:`snapshot`), so what is written is exactly the state at
+    the step it was taken. Writes run in order; at most ``max_pending`` snapshots wait in memory
+    (the trainer blocks beyond that). :meth:`wait` blocks until everything is on disk and raises
+    a failed write's error; every write is still atomic, so a crash mid-write leaves the previous
+    checkpoint intact. ``asynchronous=False`` writes on the calling thread.
+    """
+
+    def __init__(self, asynchronous: bool = True, max_pending: int = 2):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="fmkit-ckpt") if asynchronous else None
+        self._pending: deque[Future] = deque()
+        self._max_pending = max_pending
+        self._done: list[Any] = []
+        self._lock = threading.Lock()
+
+    def submit(self, write: Callable[[], Any]) -> None:
+        """Run ``write`` (it returns a value reported by :meth:`completed`)."""
+        if self._pool is None:
+            self._done.append(write())
+            return
+        while len(self._pending) >= self._max_pending:
+            self._pending.popleft().result()
+
+        def run() -> None:
+            result = write()
+            with self._lock:
+                self._done.append(result)
+
+        self._pending.append(self._pool.submit(run))
+
+    def completed(self) -> list[Any]:
+        """Results of the writes finished since the last call (on the caller's thread)."""
+        with self._lock:
+            done, self._done = self._done, []
+        return done
+
+    def wait(self) -> None:
+        """Block until every submitted write is on disk; re-raise the first failure."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
@@ -71,8 +141,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(directory: Path, model: torch.nn.Module, state: dict[str, Any], meta: dict[str, Any]) -> Path:
-    """Write a checkpoint directory atomically (temporary directory, then rename)."""
+def save_checkpoint(directory: Path, model: torch.nn.Module | dict[str, torch.Tensor], state: dict[str, Any],
+                    meta: dict[str, Any]) -> Path:
+    """Write a checkpoint directory atomically (temporary directory, then rename).
+
+    ``model``: the module, or a :func:`model_state` snapshot of it (background writes)."""
     with atomic_directory(directory) as tmp:
         save_weights(model, tmp / "model.safetensors")
         buf = io.BytesIO()

@@ -64,6 +64,8 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.bad_steps, self.chunks = 0, 0, 0, 1
         self.best, self.evals_without_improvement, self.stop = None, 0, False
         self.oom_events: list[dict] = []
+        #: checkpoints and best weights are written on a background thread (train.async_checkpoint)
+        self.writer = ckpt.CheckpointWriter(asynchronous=t.async_checkpoint)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict:
@@ -102,10 +104,31 @@ class Trainer:
         d = self.ckpt_dir / f"step-{self.run.global_step:08d}"
         meta = {"step": self.run.global_step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "reason": reason, "time": time.time()}
-        ckpt.save_checkpoint(d, self.raw_model, self.state(), meta)
-        ckpt.prune(self.ckpt_dir, self.cfg.keep_last)
-        self.pm.dispatch("fmkit_on_checkpoint_saved", run=self.run, path=str(d), step=self.run.global_step)
+        weights, state = ckpt.snapshot(ckpt.model_state(self.raw_model)), ckpt.snapshot(self.state())
+        keep, step = self.cfg.keep_last, self.run.global_step
+
+        def write():
+            ckpt.save_checkpoint(d, weights, state, meta)
+            ckpt.prune(self.ckpt_dir, keep)
+            return d, step
+
+        self.writer.submit(write)
+        if reason in ("interrupted", "final"):
+            self.writer.wait()
+        self._report_saved()
         return d
+
+    def _report_saved(self) -> None:
+        """Tell plugins about checkpoints the background writer has finished (training thread)."""
+        for path, step in self.writer.completed():
+            self.pm.dispatch("fmkit_on_checkpoint_saved", run=self.run, path=str(path), step=step)
+
+    def finish_writes(self) -> None:
+        """Wait for every checkpoint write, report them, stop the writer (end of training)."""
+        try:
+            self.writer.close()
+        finally:
+            self._report_saved()
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict:
@@ -125,11 +148,18 @@ class Trainer:
         if better:
             self.best, self.evals_without_improvement = value, 0
             if self.run.is_main:
-                with ckpt.atomic_directory(self.ckpt_dir / "best") as tmp:
-                    ckpt.save_weights(self.raw_model, tmp / "model.safetensors")
-                    (tmp / "meta.json").write_text(
-                        json.dumps({"step": self.run.global_step, "epoch": self.epoch,
-                                                  "monitor": self.monitor, "value": value, "metrics": results}))
+                weights = ckpt.snapshot(ckpt.model_state(self.raw_model))
+                step = self.run.global_step
+                meta = json.dumps({"step": step, "epoch": self.epoch, "monitor": self.monitor,
+                                   "value": value, "metrics": results})
+
+                def write_best():
+                    with ckpt.atomic_directory(self.ckpt_dir / "best") as tmp:
+                        ckpt.save_weights(weights, tmp / "model.safetensors")
+                        (tmp / "meta.json").write_text(meta)
+                    return self.ckpt_dir / "best", step
+
+                self.writer.submit(write_best)
         else:
             self.evals_without_improvement += 1
             if es and self.evals_without_improvement >= es.patience:
@@ -201,6 +231,7 @@ class Trainer:
         if self.optimizer is None:  # nothing to optimise (a baseline): one evaluation picks "best"
             self.evaluate()
             self.save("final")
+            self.finish_writes()
             barrier()
             return
         accum, log_every = cfg.grad_accum_steps, cfg.log_every
@@ -290,4 +321,5 @@ class Trainer:
             raise
         finally:
             bar.close()
+            self.finish_writes()
         barrier()

@@ -170,7 +170,9 @@ def _quantize(trained, exporter, format: str, tmp: Path, float_runner, batches) 
     if format == "onnx":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(tmp / "model.onnx"), str(tmp / "model.int8.onnx"), weight_type=QuantType.QInt8)
+        # per-channel weight scales: the same size, and on this machine's VNNI CPU as fast or faster
+        quantize_dynamic(str(tmp / "model.onnx"), str(tmp / "model.int8.onnx"), weight_type=QuantType.QInt8,
+                         per_channel=True)
         q_runner = exporter.runner(str(tmp), trained, filename="model.int8.onnx")
         float_size, q_size = (tmp / "model.onnx").stat().st_size, (tmp / "model.int8.onnx").stat().st_size
     else:

@@ -32,6 +32,19 @@ def export_wrapper(model, task, names: list[str]):
     return ExportWrapper().eval()
 
 
+def tracing_mode(model):
+    """The model's own context for graph capture, if it has one (``fmkit_export_mode()``).
+
+    A model may switch to operations that trace into a better graph while exporting (a
+    transformers model uses its plain attention instead of the fused SDPA kernel, whose traced
+    masking is slower under ONNX Runtime). Outputs must stay the same: every export is verified.
+    """
+    import contextlib
+
+    hook = getattr(model, "fmkit_export_mode", None)
+    return hook() if callable(hook) else contextlib.nullcontext()
+
+
 def _inputs(task, batch: dict) -> tuple:
     return tuple(batch[n] for n in task.export_input_names())
 
@@ -61,7 +74,7 @@ class TorchScriptExporter(Exporter):
 
         names = trained.task.export_input_names()
         wrapper = export_wrapper(trained.model, trained.task, names)
-        with torch.no_grad():
+        with torch.no_grad(), tracing_mode(trained.model):
             traced = torch.jit.trace(wrapper, _inputs(trained.task, example_batch), check_trace=False, strict=False)
         traced.save(str(Path(directory) / "model.torchscript.pt"))
         return {"files": ["model.torchscript.pt"], "inputs": names}
@@ -85,7 +98,7 @@ class OnnxExporter(Exporter):
         names = task.export_input_names()
         wrapper = export_wrapper(trained.model, task, names)
         path = Path(directory) / "model.onnx"
-        with torch.no_grad():
+        with torch.no_grad(), tracing_mode(trained.model):
             torch.onnx.export(wrapper, _inputs(task, example_batch), str(path), input_names=names,
                               output_names=["outputs"], dynamic_axes={**task.dynamic_axes(), "outputs": {0: "batch"}},
                               opset_version=self.params.opset, dynamo=False)

@@ -8,7 +8,13 @@ from typing import Any, Callable
 
 
 class MicroBatcher:
-    """Collects items from many requests and runs ``predict(list)`` on batches of them."""
+    """Collects items from many requests and runs ``predict(list)`` on batches of them.
+
+    A batch takes every item already waiting (up to ``max_batch_size``). When the server is idle
+    (one item waiting) it runs at once, so a lone client never pays ``max_wait_ms``; under load
+    (several items waiting) it waits up to ``max_wait_ms`` for the batch to fill. Items that
+    arrive while a batch runs form the next one.
+    """
 
     def __init__(self, predict: Callable[[list[Any]], list[Any]], max_batch_size: int = 16, max_wait_ms: float = 5.0):
         self.predict, self.max_batch_size, self.max_wait = predict, max_batch_size, max_wait_ms / 1000
@@ -44,7 +50,10 @@ class MicroBatcher:
         while True:
             item, fut = await self.queue.get()
             batch = [(item, fut)]
-            deadline = time.monotonic() + self.max_wait
+            while len(batch) < self.max_batch_size and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            busy = len(batch) > 1  # others are waiting too: worth waiting a little for a fuller batch
+            deadline = time.monotonic() + (self.max_wait if busy else 0.0)
             while len(batch) < self.max_batch_size:
                 timeout = deadline - time.monotonic()
                 if timeout <= 0:

@@ -28,6 +28,8 @@ class TextFilesParams(Params):
     quoting: Literal["auto", "minimal", "none"] = "auto"
     #: carve a seeded test split out of train when the data has none
     test_fraction: float = 0.0
+    #: carve seeded splits of exact sizes out of train ({validation: 1066, test: 1066}; rt_polarity)
+    split_sizes: dict[Literal["validation", "test"], int] = {}
     #: keep a seeded random sample of this many rows per split ({train: 8000}): quick experiments
     limits: dict[Literal["train", "validation", "test"], int] = {}
     #: a JSON file holding every split (CLINC150's data_full.json): {split: key in the file}
@@ -148,6 +150,18 @@ class TextFiles:
                 splits[name] = self.load_file(path, name)
         if not splits.get("train"):
             raise DataError("no training data: set data.train (a file or folder) or data.label_files")
+        if p.split_sizes:
+            rows = list(splits["train"])
+            random.Random(p.seed).shuffle(rows)
+            for name in ("test", "validation"):
+                n = p.split_sizes.get(name, 0)
+                if n and name in splits:
+                    raise DataError(f"data.split_sizes.{name}: the data already has a {name} split ({getattr(p, name)})")
+                if n >= len(rows):
+                    raise DataError(f"data.split_sizes.{name}: {n} rows asked, only {len(rows)} training rows left")
+                if n:
+                    splits[name], rows = rows[:n], rows[n:]
+            splits["train"] = rows
         if p.test_fraction and "test" not in splits:
             rng = random.Random(p.seed)
             rows = list(splits["train"])

@@ -18,6 +18,9 @@ class HFExporter(Exporter):
     format = "hf"
 
     def export(self, trained, directory, example_batch):
+        if getattr(trained.model, "pooling", "model") != "model":
+            raise UsageError("the hf format keeps transformers' own classification head, and this model uses "
+                             "model.pooling: mean; export onnx, torchscript or safetensors instead")
         hf = trained.model.merged()
         out = Path(directory) / "hf"
         hf.save_pretrained(str(out), safe_serialization=True)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from fmkit.components import Params
@@ -28,6 +28,10 @@ class HFModelParams(Params):
     #: LoRA adapters through peft; merged into the weights on export
     lora: LoraParams | None = None
     dropout: float | None = None
+    #: sequence classification: ``model`` uses the architecture's own head (BERT: the [CLS] pooler);
+    #: ``mean`` averages the last hidden states over real tokens, as sentence-transformers
+    #: checkpoints (all-MiniLM-L6-v2) were trained to be used
+    pooling: Literal["model", "mean"] = "model"
 
 
 def resolve_pretrained(name: str) -> str:
@@ -57,10 +61,11 @@ class HFClassifier(torch.nn.Module):
     """Wraps an ``AutoModelFor...`` model (classification, token classification, causal LM); ``forward``
     returns its logits and the wrapper names the head and layers for fmkit's optimizers and freezing."""
 
-    def __init__(self, hf_model, lora: bool = False):
+    def __init__(self, hf_model, lora: bool = False, pooling: str = "model"):
         super().__init__()
         self.hf = hf_model
         self.lora = lora
+        self.pooling = pooling
         base = hf_model.get_base_model() if lora else hf_model
         self.causal = bool(getattr(base.config, "is_decoder", False)) or type(base).__name__.endswith("ForCausalLM") \
             or "LMHead" in type(base).__name__
@@ -84,12 +89,48 @@ class HFClassifier(torch.nn.Module):
         return []
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        if self.pooling == "mean":
+            return self._mean_pooled(input_ids, attention_mask, token_type_ids)
         kw = {"attention_mask": attention_mask}
         if token_type_ids is not None:
             kw["token_type_ids"] = token_type_ids
         if self.causal:
             kw["use_cache"] = False  # no key/value cache: plain logits, and ONNX export traces cleanly
         return self.hf(input_ids=input_ids, **kw).logits
+
+    def _mean_pooled(self, input_ids, attention_mask, token_type_ids):
+        base = self.hf.get_base_model() if self.lora else self.hf
+        kw = {"attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kw["token_type_ids"] = token_type_ids
+        hidden = base.base_model(input_ids=input_ids, **kw).last_hidden_state
+        mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return base.classifier(base.dropout(pooled))
+
+    def fmkit_export_mode(self):
+        """While exporting, use transformers' plain ("eager") attention: traced SDPA masking makes a
+        graph that ONNX Runtime runs markedly slower at larger batches. Same outputs (verified)."""
+        import contextlib
+
+        base = self.hf.get_base_model() if self.lora else self.hf
+
+        @contextlib.contextmanager
+        def mode():
+            before = getattr(base.config, "_attn_implementation", None)
+            switch = before not in (None, "eager") and hasattr(base, "set_attn_implementation")
+            if switch:
+                try:
+                    base.set_attn_implementation("eager")
+                except Exception:  # an architecture without the eager path keeps its own
+                    switch = False
+            try:
+                yield
+            finally:
+                if switch:
+                    base.set_attn_implementation(before)
+
+        return mode()
 
     def merged(self):
         """The plain transformers model (LoRA merged into the weights)."""
@@ -144,6 +185,8 @@ def _build(params: HFModelParams, context: dict, task_type: str) -> HFClassifier
         raise UsageError("model: set pretrained (a local folder) or config (an architecture for a from-scratch model)")
     if context.get("vocab_size") and model.get_input_embeddings().num_embeddings < context["vocab_size"]:
         model.resize_token_embeddings(context["vocab_size"])  # a tokenizer with added tokens
+    if params.pooling == "mean":
+        _check_mean_pooling(model, task_type)
     lora = False
     if params.lora is not None:
         try:
@@ -153,7 +196,21 @@ def _build(params: HFModelParams, context: dict, task_type: str) -> HFClassifier
         lc = LoraConfig(r=params.lora.r, lora_alpha=params.lora.alpha, lora_dropout=params.lora.dropout,
                         target_modules=params.lora.target_modules, task_type=task_type)
         model, lora = get_peft_model(model, lc), True
-    return HFClassifier(model, lora)
+    return HFClassifier(model, lora, params.pooling)
+
+
+def _check_mean_pooling(model, task_type: str) -> None:
+    """Mean pooling reuses the model's ``classifier`` on averaged hidden states; the [CLS] pooler goes."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = getattr(base, "classifier", None)
+    hidden = getattr(base.config, "hidden_size", None)
+    if task_type != "SEQ_CLS" or not isinstance(head, torch.nn.Linear) or head.in_features != hidden \
+            or not hasattr(base, "dropout"):
+        raise UsageError(f"model.pooling: mean needs a BERT-style sequence classifier (a linear 'classifier' on the "
+                         f"hidden size); {type(base).__name__} has another head: use pooling: model")
+    body = base.base_model
+    if getattr(body, "pooler", None) is not None:
+        body.pooler = None  # unused with mean pooling (and DDP refuses parameters without gradients)
 
 
 def hf_classifier(params: HFModelParams, context: dict) -> HFClassifier:

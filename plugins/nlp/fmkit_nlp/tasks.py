@@ -137,6 +137,10 @@ class TextClassification(Task):
             return {"text": str(raw["text"]), "text_pair": raw.get("text_pair")}
         raise DataError(f"a text input must be a string, a [text, text_pair] pair or {{'text': ...}}; got {type(raw).__name__}")
 
+    def encode_raw(self, inputs):
+        """One tokenizer call for the whole batch (the serving path)."""
+        return self.collate(self.preprocess_many([self.raw_to_example(x) for x in inputs]))
+
     def format_predictions(self, outputs):
         return class_predictions(outputs, self.labels, self.params.multi_label)
 

@@ -151,3 +151,21 @@ def test_lora_trains_adapters_only_and_exports_merged_weights(tmp_path):
     assert not any("lora" in n for n, _ in hf.named_parameters())  # merged: a plain transformers model
     meta = json.loads((Path(run.exports["onnx"]) / "export.json").read_text())
     assert meta["verification"]["prediction_agreement"] == 1.0
+
+
+def test_mean_pooling_trains_and_exports_to_onnx_not_hf(tmp_path):
+    rng = random.Random(1)
+    rows = ["text,label"] + [f"{' '.join(rng.sample(FILL, 3))} {rng.choice(CITY if i % 2 else FIRST)},{i % 2}"
+                             for i in range(160)]
+    (tmp_path / "train.csv").write_text("\n".join(rows))
+    run = _tiny_run(tmp_path, {"name": "text-classification", "max_length": 16, "tokenizer": {"vocab_size": 200}},
+                    {"name": "hf-classifier", "config": TINY_BERT, "pooling": "mean"},
+                    {"train": str(tmp_path / "train.csv"), "validation_split": 0.2}, epochs=4,
+                    export={"formats": ["onnx"]})
+    assert run.results["accuracy"] >= 0.9, run.results
+    predictor = fmkit.load(run.exports["onnx"], backend="onnx")
+    assert predictor.predict(["then paris"])[0]["label"] == "1"
+    from fmkit.errors import FmkitError
+
+    with pytest.raises(FmkitError, match="pooling: mean"):
+        fmkit.export(run.run_dir, "hf")
