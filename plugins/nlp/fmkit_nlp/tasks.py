@@ -18,6 +18,9 @@ class TextClassificationParams(Params):
     max_length: int = 128
     truncation: Literal["longest_first", "only_first", "only_second"] = "longest_first"
     multi_label: bool = False
+    #: which part of a long text to keep: its ``head``, or ``head_tail`` (the first quarter and the
+    #: last three quarters of ``max_length``; better for reviews, whose verdict is often at the end)
+    keep: Literal["head", "head_tail"] = "head"
     #: where the tokenizer comes from when the model has no pretrained folder
     tokenizer: TokenizerParams = TokenizerParams()
 
@@ -75,8 +78,12 @@ class TextClassification(Task):
         p = self.params
         texts = [str(ex.get("text") or "") for ex in examples]
         pairs = [str(ex.get("text_pair") or "") for ex in examples] if self.pairs else None
-        enc = self.tokenizer(texts, pairs, truncation=p.truncation, max_length=p.max_length,
-                             return_token_type_ids=self.pairs, return_attention_mask=False)
+        if p.keep == "head_tail" and not self.pairs:
+            enc = {"input_ids": [_head_tail(ids, p.max_length) for ids in self.tokenizer(
+                texts, return_attention_mask=False, return_token_type_ids=False)["input_ids"]]}
+        else:
+            enc = self.tokenizer(texts, pairs, truncation=p.truncation, max_length=p.max_length,
+                                 return_token_type_ids=self.pairs, return_attention_mask=False)
         out = []
         index = {lab: i for i, lab in enumerate(self.labels)}
         for i, ex in enumerate(examples):
@@ -173,6 +180,15 @@ class TextClassification(Task):
 
     def load_assets(self, directory):
         self.tokenizer = load_tokenizer(str(Path(directory) / "tokenizer"))
+
+
+def _head_tail(ids: list[int], n: int) -> list[int]:
+    """Keep the special first and last tokens, a quarter of the room from the start, the rest from the end."""
+    if len(ids) <= n:
+        return ids
+    room = n - 2
+    head = room // 4
+    return ids[:1 + head] + ids[len(ids) - 1 - (room - head):]
 
 
 def _natural(label: str):

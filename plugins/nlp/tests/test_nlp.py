@@ -50,3 +50,38 @@ def test_unknown_hub_id_explains_how_to_fix():
 
     with pytest.raises(UsageError, match="never downloads"):
         resolve_pretrained("acme/not-a-cached-model")
+
+
+def test_json_split_files_limits_exact_split_sizes_and_plain_text(tmp_path):
+    import json
+
+    doc = {"train": [[f"text {i}", "a" if i % 2 else "b"] for i in range(50)], "val": [["v", "a"]],
+           "test": [["t", "b"]], "oos_train": [["x", "oos"]]}
+    (tmp_path / "data_full.json").write_text(json.dumps(doc))
+    path = str(tmp_path / "data_full.json")
+    p = TextFilesParams(train=path, validation=path, test=path, json_keys={"train": "train", "validation": "val",
+                                                                         "test": "test"}, limits={"train": 20})
+    splits = TextFiles(p).load()
+    assert len(splits["train"]) == 20 and splits["validation"] == [{"text": "v", "label": "a"}]
+    assert splits["train"] == TextFiles(p).load()["train"]  # the sample is seeded
+    from fmkit.errors import DataError
+
+    with pytest.raises(DataError, match="no key 'nope'"):
+        TextFiles(TextFilesParams(train=path, json_keys={"train": "nope"})).load()
+    p = TextFilesParams(train=path, json_keys={"train": "train"}, split_sizes={"validation": 10, "test": 5})
+    splits = TextFiles(p).load()
+    assert [len(splits[k]) for k in ("train", "validation", "test")] == [35, 10, 5]
+    texts = [r["text"] for k in ("train", "validation", "test") for r in splits[k]]
+    assert len(set(texts)) == 50  # disjoint
+    (tmp_path / "corpus.txt").write_text("first line\n\nsecond line\n")
+    assert TextFiles(TextFilesParams(train=str(tmp_path / "corpus.txt"))).load()["train"] == [
+        {"text": "first line"}, {"text": "second line"}]
+
+
+def test_head_tail_keeps_the_start_and_the_end_of_long_texts():
+    from fmkit_nlp.tasks import _head_tail
+
+    ids = [101] + list(range(1, 99)) + [102]
+    kept = _head_tail(ids, 10)
+    assert kept == [101, 1, 2, 93, 94, 95, 96, 97, 98, 102] and len(kept) == 10
+    assert _head_tail(ids[:5], 10) == ids[:5]

@@ -1,0 +1,78 @@
+"""Background checkpoint writes and the micro-batcher's scheduling, without training or HTTP."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+import torch
+
+from fmkit.engine import checkpoint as ckpt
+from fmkit.serve.batching import MicroBatcher
+
+
+def test_background_checkpoint_holds_the_state_of_its_step(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    release = threading.Event()
+    writer = ckpt.CheckpointWriter(asynchronous=True)
+    writer.submit(lambda: release.wait(10))  # keep the writer busy so the next write is queued
+    weights = ckpt.snapshot(ckpt.model_state(model))
+    state = ckpt.snapshot({"optimizer": opt.state_dict()})
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    expected_avg = opt.state_dict()["state"][0]["exp_avg"].clone()
+    writer.submit(lambda: ckpt.save_checkpoint(tmp_path / "step-1", weights, state, {"step": 1}))
+    with torch.no_grad():  # training goes on and changes everything in place
+        model.weight.add_(1.0)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    release.set()
+    writer.close()
+    again = torch.nn.Linear(3, 2)
+    ckpt.load_weights(again, tmp_path / "step-1" / "model.safetensors")
+    for k, v in again.state_dict().items():
+        assert torch.equal(v, expected[k])
+    saved = ckpt.load_state(tmp_path / "step-1")
+    assert torch.equal(saved["optimizer"]["state"][0]["exp_avg"], expected_avg)
+    assert ckpt.latest_checkpoint(tmp_path) == tmp_path / "step-1"
+
+
+def test_a_failed_background_write_is_raised_and_leaves_nothing(tmp_path):
+    writer = ckpt.CheckpointWriter(asynchronous=True)
+
+    def broken():
+        with ckpt.atomic_directory(tmp_path / "step-2") as tmp:
+            (tmp / "meta.json").write_text("{}")
+            raise OSError("disk full")
+
+    writer.submit(broken)
+    with pytest.raises(OSError, match="disk full"):
+        writer.wait()
+    assert not (tmp_path / "step-2").exists() and ckpt.latest_checkpoint(tmp_path) is None
+
+
+def test_a_lone_request_does_not_wait_for_a_batch_but_concurrent_ones_are_batched():
+    sizes: list[int] = []
+
+    def predict(items):
+        sizes.append(len(items))
+        time.sleep(0.05)
+        return [x * 2 for x in items]
+
+    async def scenario():
+        batcher = MicroBatcher(predict, max_batch_size=8, max_wait_ms=2000)
+        await batcher.start()
+        t = time.perf_counter()
+        assert await batcher.submit([1]) == [2]
+        lone = time.perf_counter() - t
+        results = await asyncio.gather(*(batcher.submit([i]) for i in range(8)))
+        await batcher.stop()
+        return lone, results
+
+    lone, results = asyncio.run(scenario())
+    assert lone < 1.0, f"a lone request waited {lone:.2f} s (max_wait_ms is 2 s: it must not wait when idle)"
+    assert [r[0] for r in results] == [2 * i for i in range(8)]
+    assert sizes[0] == 1 and max(sizes[1:]) > 1
