@@ -23,7 +23,8 @@ def _final_weights(run_dir):
     return load_file(str(run_dir / "checkpoints" / "best" / "model.safetensors"))
 
 
-def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path):
+def test_two_processes_ddp_and_fsdp_match_one_process_with_the_same_global_batch(tmp_path):
+    """DDP and FSDP (fully_shard over gloo: it runs on CPU) end where one process ends."""
     import torch
 
     recipe = tiny_recipe(tmp_path, epochs=2, batch_size=8, eval_batch_size=7)
@@ -35,21 +36,26 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     single = subprocess.run([sys.executable, "-m", "fmkit", "train", str(path), "--set", "tracking.run_name=single"],
                             capture_output=True, text=True, env=env, timeout=600)
     assert single.returncode == 0, single.stderr[-3000:]
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                          f"--master_port={_free_port()}", "-m", "fmkit", "train", str(path),
-                          "--set", "train.batch_size=4", "--set", "tracking.run_name=ddp"],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
     runs = tmp_path / "runs"
     one = next(runs.glob("single-*"))
-    two = next(runs.glob("ddp-*"))
-    assert len(list(runs.glob("ddp-*"))) == 1  # ranks share rank 0's run directory
-    w1, w2 = _final_weights(one), _final_weights(two)
-    assert w1.keys() == w2.keys()
-    worst = max(float((w1[k].float() - w2[k].float()).abs().max()) for k in w1)
-    assert worst < 1e-4, f"DDP weights differ from the single-process run by {worst}"
-    e1, e2 = json.loads((one / "eval.json").read_text()), json.loads((two / "eval.json").read_text())
-    assert abs(e1["loss"] - e2["loss"]) < 1e-4 and e1["accuracy"] == e2["accuracy"]
-    steps = [json.loads(x)["step"] for x in (two / "metrics.jsonl").read_text().splitlines()]
-    assert max(steps) == max(json.loads(x)["step"] for x in (one / "metrics.jsonl").read_text().splitlines())
+    for strategy in ("ddp", "fsdp"):
+        extra = ["--set", "export.formats=[onnx]"] if strategy == "fsdp" else []
+        multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                                f"--master_port={_free_port()}", "-m", "fmkit", "train", str(path),
+                                "--set", "train.batch_size=4", "--set", f"train.strategy={strategy}",
+                                "--set", f"tracking.run_name={strategy}", *extra],
+                               capture_output=True, text=True, env=env, timeout=600)
+        assert multi.returncode == 0, multi.stderr[-3000:]
+        assert len(list(runs.glob(f"{strategy}-*"))) == 1  # ranks share rank 0's run directory
+        two = next(runs.glob(f"{strategy}-*"))
+        w1, w2 = _final_weights(one), _final_weights(two)
+        assert w1.keys() == w2.keys()
+        worst = max(float((w1[k].float() - w2[k].float()).abs().max()) for k in w1)
+        assert worst < 1e-4, f"{strategy} weights differ from the single-process run by {worst}"
+        e1, e2 = json.loads((one / "eval.json").read_text()), json.loads((two / "eval.json").read_text())
+        assert abs(e1["loss"] - e2["loss"]) < 1e-4 and e1["accuracy"] == e2["accuracy"], strategy
+        steps = [json.loads(x)["step"] for x in (two / "metrics.jsonl").read_text().splitlines()]
+        assert max(steps) == max(json.loads(x)["step"] for x in (one / "metrics.jsonl").read_text().splitlines())
+    # the FSDP run exported a plain (unsharded) model from its best weights
+    assert (next(runs.glob("fsdp-*")) / "exports" / "onnx" / "export.json").is_file()
     assert torch.distributed.is_available()

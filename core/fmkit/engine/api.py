@@ -85,6 +85,8 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     trainable = any(p.requires_grad for p in model.parameters())
     if not trainable:
         log.info("the model has no trainable parameters: evaluating it without training")
+    if cfg.strategy == "fsdp":  # sharding replaces the parameters: shard first, then build the optimizer
+        model = distributed.wrap(model, device, cfg.strategy)
     optimizer = b.optimizer(model) if trainable else None
     lengths = [task.length(f) for f in feats["train"]] if recipe.data.group_by_length else None
     plan = EpochBatchPlan(len(feats["train"]), cfg.batch_size, True, cfg.seed, lengths, rank, world)
@@ -100,7 +102,8 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     scheduler = b.scheduler(optimizer, total, steps_per_epoch) if trainable else None
     if cfg.compile:
         model = torch.compile(model)
-    model = distributed.wrap(model, device, cfg.strategy)
+    if cfg.strategy != "fsdp":
+        model = distributed.wrap(model, device, cfg.strategy)
     run.model, run.optimizer = raw_model, optimizer
     resume_step = None
     if resume:
@@ -125,7 +128,13 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     train_seconds = time.perf_counter() - fit_started
 
     # final evaluation of the best checkpoint on test (or validation)
-    ckpt.load_weights(raw_model, rd / "checkpoints" / "best" / "model.safetensors")
+    best_weights = rd / "checkpoints" / "best" / "model.safetensors"
+    if distributed.is_sharded(model):
+        from safetensors.torch import load_file
+
+        distributed.load_full_model_state(model, load_file(str(best_weights)))
+    else:
+        ckpt.load_weights(raw_model, best_weights)
     from .evaluation import evaluate_loader
 
     final_split = recipe.evaluate.split
@@ -155,7 +164,12 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
             from .artifacts import TrainedModel
 
             # the best weights are loaded already: export them without rebuilding the model or re-reading data
-            trained = TrainedModel(recipe, task, raw_model.cpu().eval(), rd)
+            if distributed.is_sharded(model):  # rank 0 exports a plain copy with the best weights
+                plain = b.model(task, inference=True)
+                ckpt.load_weights(plain, best_weights)
+            else:
+                plain = raw_model
+            trained = TrainedModel(recipe, task, plain.cpu().eval(), rd)
             examples = verification_examples(splits)
         for fmt in recipe.export.formats:
             out.exports[fmt] = str(export(rd, fmt, quantize=recipe.export.quantize, tolerance=recipe.export.tolerance,
@@ -164,6 +178,7 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     else:
         mlog.close()
     pm.dispatch("fmkit_on_run_end", run=run, results=results)
+    distributed.barrier()  # ranks leave together: one tearing down gloo while rank 0 still exports can abort it
     distributed.cleanup()
     return out
 

@@ -33,15 +33,80 @@ def all_reduce_sum(tensors: list[torch.Tensor]) -> None:
 
 
 def wrap(model: torch.nn.Module, device: torch.device, strategy: str):
-    """Wrap the model for data-parallel training; FSDP shards parameters across ranks."""
+    """Wrap the model for data-parallel training (DDP), or shard it across ranks (FSDP).
+
+    FSDP is PyTorch's ``fully_shard`` (FSDP2, which runs on CPU with gloo as well as on GPUs):
+    every layer the model lists in ``fmkit_layer_prefixes()`` becomes its own shard unit, then
+    the whole model. The module is sharded in place, so it stays the object the engine holds.
+    """
     if not active():
         return model
     if strategy == "fsdp":
-        from torch.distributed.fsdp import FullyShardedDataParallel
+        from torch.distributed.fsdp import fully_shard
 
-        return FullyShardedDataParallel(model, device_id=device if device.type == "cuda" else None)
+        names = [p.rstrip(".") for p in getattr(model, "fmkit_layer_prefixes", lambda: [])()]
+        for name in names:
+            try:
+                unit = model.get_submodule(name)
+            except AttributeError:
+                continue
+            if any(True for _ in unit.parameters()):
+                fully_shard(unit)
+        fully_shard(model)
+        return model
     ids = [device.index or 0] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    """Whether ``model`` is sharded with FSDP: its state must then be gathered on every rank."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # pragma: no cover - older torch
+        return False
+    return isinstance(model, FSDPModule)
+
+
+def _options():
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def full_model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The whole (unsharded) state dict of a sharded model, on rank 0's CPU. Collective: every rank calls it."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+    state = get_model_state_dict(model, options=_options())
+    return {k: v.contiguous() for k, v in state.items()}
+
+
+def full_optimizer_state(model: torch.nn.Module, optimizer) -> dict:
+    """The whole optimizer state of a sharded model (keyed by parameter names), on rank 0. Collective."""
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer, options=_options())
+
+
+def load_full_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a whole state dict into a sharded model; every rank passes the same full state."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=False))
+
+
+def load_full_optimizer_state(model: torch.nn.Module, optimizer, state: dict) -> None:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+
+def all_reduce_max(value: int) -> int:
+    if not active():
+        return value
+    t = torch.tensor([value], dtype=torch.long)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t)
 
 
 def barrier() -> None:

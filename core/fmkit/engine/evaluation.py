@@ -40,8 +40,14 @@ def evaluate_loader(model, task, loader, loss_fn, metrics, device, precision: st
     loss_sum = torch.zeros(2, dtype=torch.float64)
     collected = []
     chunks = 1
+    from . import distributed
+
+    lockstep = distributed.is_sharded(model)  # FSDP gathers weights in forward: ranks run as many forwards
+    first, forwards = None, 0
     for batch in loader:
         batch = to_device(batch, device)
+        first = batch if first is None else first
+        forwards += 1
         while True:
             try:
                 for part in _chunks(batch, chunks):
@@ -63,6 +69,12 @@ def evaluate_loader(model, task, loader, loss_fn, metrics, device, precision: st
                 chunks *= 2
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
+    if lockstep:
+        for _ in range(distributed.all_reduce_max(forwards) - forwards):
+            if first is None:
+                raise RuntimeError("a rank has no evaluation batch; use a smaller eval batch size with FSDP")
+            with autocast(device, precision):
+                task.forward(model, first)  # keeps the other ranks' all-gathers company; not counted
     all_reduce_sum([loss_sum] + [t for m in metrics for t in m.state_tensors()])
     results = {"loss": float(loss_sum[0] / loss_sum[1].clamp(min=1))}
     artifacts = {}

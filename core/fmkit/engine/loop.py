@@ -14,6 +14,7 @@ import torch
 
 from ..errors import TrainingError
 from . import checkpoint as ckpt
+from . import distributed
 from .distributed import barrier
 from .evaluation import _chunks, _is_oom, evaluate_loader, to_device
 from .precision import autocast, grad_scaler
@@ -68,10 +69,23 @@ class Trainer:
         self.writer = ckpt.CheckpointWriter(asynchronous=t.async_checkpoint)
 
     # ------------------------------------------------------------------ state
+    def _optimizer_state(self):
+        if self.optimizer is None:
+            return None
+        if distributed.is_sharded(self.model):  # gathered by parameter name (collective)
+            return {"format": "fsdp-full", "state": distributed.full_optimizer_state(self.model, self.optimizer)}
+        return self.optimizer.state_dict()
+
+    def _weights(self) -> dict:
+        """A snapshot of the whole model's weights (gathered across ranks when sharded: collective)."""
+        if distributed.is_sharded(self.model):
+            return distributed.full_model_state(self.model)
+        return ckpt.snapshot(ckpt.model_state(self.raw_model))
+
     def state(self) -> dict:
         plugin_states = self.pm.dispatch("fmkit_checkpoint_state", run=self.run)
         return {
-            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+            "optimizer": self._optimizer_state(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "rng": ckpt.rng_state(),
@@ -82,10 +96,23 @@ class Trainer:
         }
 
     def load(self, directory: Path) -> None:
-        ckpt.load_weights(self.raw_model, directory / "model.safetensors")
+        sharded = distributed.is_sharded(self.model)
+        if sharded:
+            from safetensors.torch import load_file
+
+            distributed.load_full_model_state(self.model, load_file(str(directory / "model.safetensors")))
+        else:
+            ckpt.load_weights(self.raw_model, directory / "model.safetensors")
         s = ckpt.load_state(directory)
         if self.optimizer and s["optimizer"]:
-            self.optimizer.load_state_dict(s["optimizer"])
+            fsdp_format = isinstance(s["optimizer"], dict) and s["optimizer"].get("format") == "fsdp-full"
+            if fsdp_format != sharded:
+                raise TrainingError(f"{directory} was saved {'with' if fsdp_format else 'without'} "
+                                    f"train.strategy: fsdp; resume it with the same strategy")
+            if sharded:
+                distributed.load_full_optimizer_state(self.model, self.optimizer, s["optimizer"]["state"])
+            else:
+                self.optimizer.load_state_dict(s["optimizer"])
         if self.scheduler and s["scheduler"]:
             self.scheduler.load_state_dict(s["scheduler"])
         if self.scaler and s["scaler"]:
@@ -99,12 +126,14 @@ class Trainer:
         ckpt.set_rng_state(s["rng"])
 
     def save(self, reason: str) -> Path | None:
+        if not self.run.is_main and not distributed.is_sharded(self.model):
+            return None
+        weights, state = self._weights(), ckpt.snapshot(self.state())  # every rank gathers when sharded
         if not self.run.is_main:
             return None
         d = self.ckpt_dir / f"step-{self.run.global_step:08d}"
         meta = {"step": self.run.global_step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "reason": reason, "time": time.time()}
-        weights, state = ckpt.snapshot(ckpt.model_state(self.raw_model)), ckpt.snapshot(self.state())
         keep, step = self.cfg.keep_last, self.run.global_step
 
         def write():
@@ -147,8 +176,8 @@ class Trainer:
         better = self.best is None or (value < self.best - delta if self.mode == "min" else value > self.best + delta)
         if better:
             self.best, self.evals_without_improvement = value, 0
+            weights = self._weights() if self.run.is_main or distributed.is_sharded(self.model) else None
             if self.run.is_main:
-                weights = ckpt.snapshot(ckpt.model_state(self.raw_model))
                 step = self.run.global_step
                 meta = json.dumps({"step": step, "epoch": self.epoch, "monitor": self.monitor,
                                    "value": value, "metrics": results})
