@@ -57,5 +57,14 @@ def test_two_processes_ddp_and_fsdp_match_one_process_with_the_same_global_batch
         steps = [json.loads(x)["step"] for x in (two / "metrics.jsonl").read_text().splitlines()]
         assert max(steps) == max(json.loads(x)["step"] for x in (one / "metrics.jsonl").read_text().splitlines())
     # the FSDP run exported a plain (unsharded) model from its best weights
-    assert (next(runs.glob("fsdp-*")) / "exports" / "onnx" / "export.json").is_file()
+    fsdp_dir = next(runs.glob("fsdp-*"))
+    assert (fsdp_dir / "exports" / "onnx" / "export.json").is_file()
+    # and its gathered checkpoint (weights and optimizer state by parameter name) resumes sharded
+    before = _final_weights(fsdp_dir)
+    resumed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                              f"--master_port={_free_port()}", "-m", "fmkit", "train", str(path),
+                              "--resume", str(fsdp_dir)], capture_output=True, text=True, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = _final_weights(fsdp_dir)
+    assert all(torch.equal(before[k], after[k]) for k in before)
     assert torch.distributed.is_available()

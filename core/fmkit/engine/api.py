@@ -178,7 +178,7 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     else:
         mlog.close()
     pm.dispatch("fmkit_on_run_end", run=run, results=results)
-    distributed.barrier()  # ranks leave together: one tearing down gloo while rank 0 still exports can abort it
+    distributed.meet_before_exit()  # ranks leave together, with no collective still in flight
     distributed.cleanup()
     return out
 

@@ -114,6 +114,34 @@ def barrier() -> None:
         dist.barrier()
 
 
+_meetings = 0
+
+
+def meet_before_exit() -> None:
+    """All ranks wait for each other at the end of a run, through the rendezvous store.
+
+    Not ``dist.barrier()``: gloo frees a collective's work object on its own thread after the
+    collective returns, and if that happens while Python is shutting down (a rank with nothing
+    left to do exits at once) the rank aborts ("terminate called without an active exception")
+    although the run succeeded. Store operations run on the calling thread and leave nothing behind.
+    """
+    global _meetings
+    if not active():
+        return
+    _meetings += 1
+    try:
+        store = dist.distributed_c10d._get_default_store()
+    except Exception:  # pragma: no cover - a torch without the accessor
+        dist.barrier()
+        return
+    import time
+
+    key = f"fmkit/run-finished/{_meetings}"
+    store.add(key, 1)
+    while store.add(key, 0) < dist.get_world_size():
+        time.sleep(0.02)
+
+
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
