@@ -63,6 +63,7 @@ def test_two_processes_ddp_and_fsdp_match_one_process_with_the_same_global_batch
     before = _final_weights(fsdp_dir)
     resumed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                               f"--master_port={_free_port()}", "-m", "fmkit", "train", str(path),
+                              "--set", "train.batch_size=4", "--set", "train.strategy=fsdp",
                               "--resume", str(fsdp_dir)], capture_output=True, text=True, env=env, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = _final_weights(fsdp_dir)
