@@ -80,7 +80,7 @@ class TextClassification(Task):
         pairs = [str(ex.get("text_pair") or "") for ex in examples] if self.pairs else None
         if p.keep == "head_tail" and not self.pairs:
             enc = {"input_ids": [_head_tail(ids, p.max_length) for ids in self.tokenizer(
-                texts, return_attention_mask=False, return_token_type_ids=False)["input_ids"]]}
+                texts, return_attention_mask=False, return_token_type_ids=False, verbose=False)["input_ids"]]}
         else:
             enc = self.tokenizer(texts, pairs, truncation=p.truncation, max_length=p.max_length,
                                  return_token_type_ids=self.pairs, return_attention_mask=False)
