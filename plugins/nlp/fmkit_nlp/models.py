@@ -226,3 +226,96 @@ def hf_token_classifier(params: HFModelParams, context: dict) -> HFClassifier:
 def hf_causal_lm(params: HFModelParams, context: dict) -> HFClassifier:
     """Causal language model (``AutoModelForCausalLM``): next-token logits at every position."""
     return _build(params, context, "CAUSAL_LM")
+
+
+class HFEncoderParams(HFModelParams):
+    #: how token states become one vector: mean over real tokens, or the first ([CLS]) token
+    pooling: Literal["mean", "cls"] = "mean"
+    #: keep the encoder's weights fixed: its features plus a trained linear head (a linear probe)
+    freeze_encoder: bool = False
+
+
+class HFEncoderClassifier(torch.nn.Module):
+    """A bare ``AutoModel`` encoder (any architecture, including ones without a sequence-classification
+    class), pooled into one feature vector per text, and a linear head.
+
+    ``features(...)`` gives the pooled vectors themselves (embeddings for search or clustering).
+    """
+
+    fmkit_head_prefixes = ("head",)
+
+    def __init__(self, encoder, num_labels: int, pooling: str, freeze: bool, dropout: float):
+        super().__init__()
+        self.encoder, self.pooling = encoder, pooling
+        self.dropout = torch.nn.Dropout(dropout)
+        self.head = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+        torch.nn.init.zeros_(self.head.weight)
+        torch.nn.init.zeros_(self.head.bias)
+        if freeze:
+            self.encoder.requires_grad_(False)
+
+    def fmkit_layer_prefixes(self) -> list[str]:
+        layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
+        if layers is None:
+            return []
+        return ["encoder.embeddings"] + [f"encoder.encoder.layer.{i}." for i in range(len(layers))]
+
+    def features(self, input_ids, attention_mask=None, token_type_ids=None):
+        kw = {"attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kw["token_type_ids"] = token_type_ids
+        hidden = self.encoder(input_ids=input_ids, **kw).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).unsqueeze(-1)
+        mask = mask.to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        return self.head(self.dropout(self.features(input_ids, attention_mask, token_type_ids)))
+
+    def fmkit_export_mode(self):
+        return HFClassifier.fmkit_export_mode(self)
+
+    @property
+    def hf(self):  # what fmkit_export_mode switches
+        return self.encoder
+
+    lora = False
+
+    def fmkit_export_params(self, directory: str) -> dict[str, Any]:
+        cfg_dir = Path(directory) / "hf_config"
+        self.encoder.config.save_pretrained(str(cfg_dir))
+        return {"pretrained": str(cfg_dir), "config_only": True, "config": None}
+
+
+def hf_encoder(params: HFEncoderParams, context: dict) -> HFEncoderClassifier:
+    """Text classification on a bare encoder's pooled features (``AutoModel``)."""
+    from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    remote = params.trust_remote_code
+    if params.pretrained and not params.config_only:
+        encoder = AutoModel.from_pretrained(resolve_pretrained(params.pretrained), trust_remote_code=remote,
+                                            local_files_only=True)
+    elif params.pretrained:
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(resolve_pretrained(params.pretrained),
+                                                                   trust_remote_code=remote, local_files_only=True),
+                                        trust_remote_code=remote)
+    elif params.config:
+        cfg = dict(params.config)
+        model_type = cfg.pop("model_type", "bert")
+        cfg.setdefault("vocab_size", context.get("vocab_size") or 30522)
+        encoder = AutoModel.from_config(AutoConfig.for_model(model_type, **cfg))
+    else:
+        raise UsageError("model: set pretrained (a local folder) or config (an architecture for a from-scratch model)")
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None  # pooling is done here; DDP refuses parameters without gradients
+    if params.lora is not None:
+        raise UsageError("model.lora is for the hf-* task models; with hf-encoder use freeze_encoder or hf-classifier")
+    labels = context.get("labels") or ["0", "1"]
+    dropout = params.dropout if params.dropout is not None else 0.1
+    return HFEncoderClassifier(encoder, len(labels), params.pooling, params.freeze_encoder, dropout)
+

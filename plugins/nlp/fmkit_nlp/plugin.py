@@ -37,6 +37,10 @@ def fmkit_register_models():
         Component("model", "hf-classifier", f"{_M}:hf_classifier", f"{_M}:HFModelParams",
                   "Any transformers architecture for sequence classification (local folder or config)", _TINY,
                   tags={"tasks": ["text-classification"]}),
+        Component("model", "hf-encoder", f"{_M}:hf_encoder", f"{_M}:HFEncoderParams",
+                  "A bare transformers encoder (AutoModel), mean or [CLS] pooled, with a linear head; "
+                  "freeze_encoder for a linear probe on its features", _TINY,
+                  tags={"tasks": ["text-classification"], "exports": ["safetensors", "onnx", "torchscript"]}),
         Component("model", "hf-token-classifier", f"{_M}:hf_token_classifier", f"{_M}:HFModelParams",
                   "Any transformers architecture for token classification (local folder or config)", _TINY,
                   tags={"tasks": ["token-classification"]}),

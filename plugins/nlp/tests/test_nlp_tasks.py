@@ -169,3 +169,19 @@ def test_mean_pooling_trains_and_exports_to_onnx_not_hf(tmp_path):
 
     with pytest.raises(FmkitError, match="pooling: mean"):
         fmkit.export(run.run_dir, "hf")
+
+
+def test_bare_encoder_linear_probe_trains_only_the_head_and_gives_features(tmp_path):
+    rng = random.Random(2)
+    rows = ["text,label"] + [f"{' '.join(rng.sample(FILL, 3))} {rng.choice(CITY if i % 2 else FIRST)},{i % 2}"
+                             for i in range(160)]
+    (tmp_path / "train.csv").write_text("\n".join(rows))
+    run = _tiny_run(tmp_path, {"name": "text-classification", "max_length": 16, "tokenizer": {"vocab_size": 200}},
+                    {"name": "hf-encoder", "config": TINY_BERT, "freeze_encoder": True},
+                    {"train": str(tmp_path / "train.csv"), "validation_split": 0.2}, epochs=2,
+                    export={"formats": ["onnx"]})
+    trained = fmkit.engine.artifacts.load_trained(run.run_dir)
+    assert [n for n, p in trained.model.named_parameters() if p.requires_grad] == ["head.weight", "head.bias"]
+    batch = trained.task.encode_raw(["then paris", "alice"])
+    assert trained.model.features(batch["input_ids"], batch["attention_mask"]).shape == (2, 32)
+    assert fmkit.load(run.exports["onnx"], backend="onnx").predict(["then paris"])[0]["label"] in ("0", "1")
