@@ -1,5 +1,5 @@
 """IMDB subset (../shared/data/imdb_subset): 2,000 training reviews, 2,000 test reviews, with the
-pretrained all-MiniLM-L6-v2 on 256 tokens of each review (its start and its end).
+pretrained all-MiniLM-L6-v2 on the first 256 tokens of each review.
 
 Usage: python benchmarks/nlp_imdb.py   Target: test accuracy >= 85%.
 """
