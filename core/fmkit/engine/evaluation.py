@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .distributed import all_reduce_sum
+from .distributed import all_reduce_max, all_reduce_sum, is_sharded
 from .precision import autocast
 
 
@@ -40,9 +40,7 @@ def evaluate_loader(model, task, loader, loss_fn, metrics, device, precision: st
     loss_sum = torch.zeros(2, dtype=torch.float64)
     collected = []
     chunks = 1
-    from . import distributed
-
-    lockstep = distributed.is_sharded(model)  # FSDP gathers weights in forward: ranks run as many forwards
+    lockstep = is_sharded(model)  # FSDP gathers weights in forward: ranks run as many forwards
     first, forwards = None, 0
     for batch in loader:
         batch = to_device(batch, device)
@@ -70,7 +68,7 @@ def evaluate_loader(model, task, loader, loss_fn, metrics, device, precision: st
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
     if lockstep:
-        for _ in range(distributed.all_reduce_max(forwards) - forwards):
+        for _ in range(all_reduce_max(forwards) - forwards):
             if first is None:
                 raise RuntimeError("a rank has no evaluation batch; use a smaller eval batch size with FSDP")
             with autocast(device, precision):

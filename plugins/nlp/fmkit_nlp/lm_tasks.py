@@ -1,17 +1,15 @@
 """causal-lm: fine-tune a language model on text; scored by perplexity."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from fmkit import Task
 from fmkit.components import Params
 from fmkit.errors import DataError
 
-from .tokenization import TokenizerParams, load_tokenizer, train_tokenizer
+from .text_task import TokenizedTextTask
+from .tokenization import TokenizerParams
 
 
 class CausalLMParams(Params):
@@ -24,7 +22,7 @@ class CausalLMParams(Params):
     tokenizer: TokenizerParams = TokenizerParams(algorithm="bpe")
 
 
-class CausalLM(Task):
+class CausalLM(TokenizedTextTask):
     """Texts in, next-token training. Predictions give the text's perplexity and the likeliest next tokens.
 
     The loss is next-token cross-entropy over real (not padding) tokens; the ``perplexity`` metric is
@@ -36,30 +34,20 @@ class CausalLM(Task):
     monitor, monitor_mode = "perplexity", "min"
     classification = False
 
-    def __init__(self, params: CausalLMParams, context: dict | None = None):
-        super().__init__(params, context)
-        self.tokenizer = None
-
     def setup(self, train_examples, model_params):
         if not any(str(ex.get("text") or "").strip() for ex in train_examples):
             raise DataError("the training data has no text; check data.text_column")
-        pretrained = model_params.get("pretrained")
-        if self.params.tokenizer.path or pretrained:
-            self.tokenizer = load_tokenizer(self.params.tokenizer.path or pretrained)
-        else:
-            self.tokenizer = train_tokenizer((str(ex.get("text") or "") for ex in train_examples), self.params.tokenizer)
+        self.fit_tokenizer(model_params, (str(ex.get("text") or "") for ex in train_examples))
+        self._ensure_pad_token()
+
+    def _ensure_pad_token(self) -> None:
         if self.tokenizer.pad_token is None:  # GPT-2 style tokenizers have none; padding is masked anyway
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
 
     def model_context(self):
         ctx = super().model_context()
-        ctx.update(vocab_size=len(self.tokenizer) if self.tokenizer else None,
-                   pad_token_id=self.tokenizer.pad_token_id if self.tokenizer else None)
+        ctx["pad_token_id"] = self.tokenizer.pad_token_id if self.tokenizer else None
         return ctx
-
-    def fingerprint(self):
-        return json.dumps([self.params.model_dump(), getattr(self.tokenizer, "name_or_path", ""),
-                           len(self.tokenizer) if self.tokenizer else 0])
 
     # ---------------------------------------------------------------- data
     def _ids(self, texts: list[str], end: bool) -> list[list[int]]:
@@ -85,18 +73,10 @@ class CausalLM(Task):
         """A prompt at inference: no end token; the last ``max_length`` tokens are kept."""
         return {"input_ids": self._ids([str(example.get("text") or "")], end=False)[0][-self.params.max_length:]}
 
-    def length(self, features):
-        return len(features["input_ids"])
-
     def collate(self, features):
-        n = max(len(f["input_ids"]) for f in features)
-        ids = torch.full((len(features), n), self.tokenizer.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros((len(features), n), dtype=torch.long)
-        for i, f in enumerate(features):
-            k = len(f["input_ids"])
-            ids[i, :k] = torch.tensor(f["input_ids"])
-            mask[i, :k] = 1
-        return {"input_ids": ids, "attention_mask": mask, "targets": ids.masked_fill(mask == 0, -100)}
+        batch = self.pad_ids(features)
+        batch["targets"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        return batch
 
     def encode_raw(self, inputs):
         batch = self.collate([self.preprocess(self.raw_to_example(x)) for x in inputs])
@@ -151,12 +131,6 @@ class CausalLM(Task):
             })
         return answers
 
-    def export_input_names(self):
-        return ["input_ids", "attention_mask"]
-
-    def dynamic_axes(self):
-        return {n: {0: "batch", 1: "sequence"} for n in self.export_input_names()}
-
     def example_inputs(self):
         return ["Once upon a time there was", "The weather today is"]
 
@@ -168,10 +142,6 @@ class CausalLM(Task):
     def state_dict(self):
         return {"labels": None}
 
-    def save_assets(self, directory):
-        self.tokenizer.save_pretrained(str(Path(directory) / "tokenizer"))
-
     def load_assets(self, directory):
-        self.tokenizer = load_tokenizer(str(Path(directory) / "tokenizer"))
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        super().load_assets(directory)
+        self._ensure_pad_token()

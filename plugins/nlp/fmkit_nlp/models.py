@@ -1,6 +1,7 @@
 """transformers models behind fmkit's model contract: ``forward`` returns logits."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,6 +58,38 @@ def resolve_pretrained(name: str) -> str:
             "save_pretrained) and set model.pretrained to that folder") from None
 
 
+def _hidden_states(encoder, input_ids, attention_mask, token_type_ids):
+    kw = {"attention_mask": attention_mask}
+    if token_type_ids is not None:
+        kw["token_type_ids"] = token_type_ids
+    return encoder(input_ids=input_ids, **kw).last_hidden_state
+
+
+def _masked_mean(hidden, input_ids, attention_mask):
+    """The mean of the hidden states over real (not padding) tokens."""
+    mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).unsqueeze(-1)
+    mask = mask.to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+@contextlib.contextmanager
+def eager_attention(model):
+    """While exporting, use transformers' plain ("eager") attention: traced SDPA masking makes a
+    graph that ONNX Runtime runs markedly slower at larger batches. Same outputs (verified)."""
+    before = getattr(model.config, "_attn_implementation", None)
+    switch = before not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    if switch:
+        try:
+            model.set_attn_implementation("eager")
+        except Exception:  # an architecture without the eager path keeps its own
+            switch = False
+    try:
+        yield
+    finally:
+        if switch:
+            model.set_attn_implementation(before)
+
+
 class HFClassifier(torch.nn.Module):
     """Wraps an ``AutoModelFor...`` model (classification, token classification, causal LM); ``forward``
     returns its logits and the wrapper names the head and layers for fmkit's optimizers and freezing."""
@@ -66,7 +99,7 @@ class HFClassifier(torch.nn.Module):
         self.hf = hf_model
         self.lora = lora
         self.pooling = pooling
-        base = hf_model.get_base_model() if lora else hf_model
+        base = self._base()
         self.causal = bool(getattr(base.config, "is_decoder", False)) or type(base).__name__.endswith("ForCausalLM") \
             or "LMHead" in type(base).__name__
         prefix = "hf.base_model.model." if lora else "hf."
@@ -76,7 +109,7 @@ class HFClassifier(torch.nn.Module):
 
     def fmkit_layer_prefixes(self) -> list[str]:
         """Parameter-name prefixes from the embeddings up, for layer-wise learning-rate decay."""
-        base = self.hf.get_base_model() if self.lora else self.hf
+        base = self._base()
         body = getattr(base, base.base_model_prefix, base)
         encoder = getattr(body, "encoder", None)
         if encoder is not None and hasattr(encoder, "layer"):  # BERT family
@@ -98,39 +131,17 @@ class HFClassifier(torch.nn.Module):
             kw["use_cache"] = False  # no key/value cache: plain logits, and ONNX export traces cleanly
         return self.hf(input_ids=input_ids, **kw).logits
 
+    def _base(self):
+        """The transformers model under the LoRA wrapper (or the model itself)."""
+        return self.hf.get_base_model() if self.lora else self.hf
+
     def _mean_pooled(self, input_ids, attention_mask, token_type_ids):
-        base = self.hf.get_base_model() if self.lora else self.hf
-        kw = {"attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kw["token_type_ids"] = token_type_ids
-        hidden = base.base_model(input_ids=input_ids, **kw).last_hidden_state
-        mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return base.classifier(base.dropout(pooled))
+        base = self._base()
+        hidden = _hidden_states(base.base_model, input_ids, attention_mask, token_type_ids)
+        return base.classifier(base.dropout(_masked_mean(hidden, input_ids, attention_mask)))
 
     def fmkit_export_mode(self):
-        """While exporting, use transformers' plain ("eager") attention: traced SDPA masking makes a
-        graph that ONNX Runtime runs markedly slower at larger batches. Same outputs (verified)."""
-        import contextlib
-
-        base = self.hf.get_base_model() if self.lora else self.hf
-
-        @contextlib.contextmanager
-        def mode():
-            before = getattr(base.config, "_attn_implementation", None)
-            switch = before not in (None, "eager") and hasattr(base, "set_attn_implementation")
-            if switch:
-                try:
-                    base.set_attn_implementation("eager")
-                except Exception:  # an architecture without the eager path keeps its own
-                    switch = False
-            try:
-                yield
-            finally:
-                if switch:
-                    base.set_attn_implementation(before)
-
-        return mode()
+        return eager_attention(self._base())
 
     def merged(self):
         """The plain transformers model (LoRA merged into the weights)."""
@@ -261,27 +272,14 @@ class HFEncoderClassifier(torch.nn.Module):
         return ["encoder.embeddings"] + [f"encoder.encoder.layer.{i}." for i in range(len(layers))]
 
     def features(self, input_ids, attention_mask=None, token_type_ids=None):
-        kw = {"attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kw["token_type_ids"] = token_type_ids
-        hidden = self.encoder(input_ids=input_ids, **kw).last_hidden_state
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).unsqueeze(-1)
-        mask = mask.to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        hidden = _hidden_states(self.encoder, input_ids, attention_mask, token_type_ids)
+        return hidden[:, 0] if self.pooling == "cls" else _masked_mean(hidden, input_ids, attention_mask)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         return self.head(self.dropout(self.features(input_ids, attention_mask, token_type_ids)))
 
     def fmkit_export_mode(self):
-        return HFClassifier.fmkit_export_mode(self)
-
-    @property
-    def hf(self):  # what fmkit_export_mode switches
-        return self.encoder
-
-    lora = False
+        return eager_attention(self.encoder)
 
     def fmkit_export_params(self, directory: str) -> dict[str, Any]:
         cfg_dir = Path(directory) / "hf_config"

@@ -1,17 +1,15 @@
 """text-classification: binary, multi-class, multi-label and sentence pairs."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from fmkit import Task
 from fmkit.components import Params
 from fmkit.errors import DataError
 from fmkit.utils.predictions import class_predictions
 
-from .tokenization import TokenizerParams, load_tokenizer, train_tokenizer
+from .text_task import TokenizedTextTask, pad
+from .tokenization import TokenizerParams
 
 
 class TextClassificationParams(Params):
@@ -25,7 +23,7 @@ class TextClassificationParams(Params):
     tokenizer: TokenizerParams = TokenizerParams()
 
 
-class TextClassification(Task):
+class TextClassification(TokenizedTextTask):
     """Strings (or pairs) in, one label (or several, multi-label) with scores out."""
 
     name = "text-classification"
@@ -33,7 +31,6 @@ class TextClassification(Task):
 
     def __init__(self, params: TextClassificationParams, context: dict | None = None):
         super().__init__(params, context)
-        self.tokenizer = None
         self.pairs = False
         self.class_counts: list[int] = []
 
@@ -48,11 +45,7 @@ class TextClassification(Task):
         self.labels = sorted(labels, key=_natural)
         self.class_counts = [labels[lab] for lab in self.labels]
         self.pairs = any(ex.get("text_pair") for ex in train_examples)
-        pretrained = model_params.get("pretrained")
-        if self.params.tokenizer.path or pretrained:
-            self.tokenizer = load_tokenizer(self.params.tokenizer.path or pretrained)
-        else:
-            self.tokenizer = train_tokenizer((ex["text"] for ex in train_examples), self.params.tokenizer)
+        self.fit_tokenizer(model_params, (ex["text"] for ex in train_examples))
 
     def _labels_of(self, ex) -> list[str]:
         lab = ex.get("label")
@@ -65,15 +58,10 @@ class TextClassification(Task):
 
     def model_context(self):
         ctx = super().model_context()
-        ctx.update(multi_label=self.params.multi_label, vocab_size=len(self.tokenizer) if self.tokenizer else None,
-                   class_counts=self.class_counts)
+        ctx.update(multi_label=self.params.multi_label, class_counts=self.class_counts)
         return ctx
 
     # ---------------------------------------------------------------- data
-    def fingerprint(self):
-        return json.dumps([self.params.model_dump(), self.labels, getattr(self.tokenizer, "name_or_path", ""),
-                           len(self.tokenizer) if self.tokenizer else 0])
-
     def preprocess_many(self, examples):
         p = self.params
         texts = [str(ex.get("text") or "") for ex in examples]
@@ -102,24 +90,10 @@ class TextClassification(Task):
     def preprocess(self, example):
         return self.preprocess_many([example])[0]
 
-    def length(self, features):
-        return len(features["input_ids"])
-
     def collate(self, features):
-        n = max(len(f["input_ids"]) for f in features)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(features), n), pad, dtype=torch.long)
-        mask = torch.zeros((len(features), n), dtype=torch.long)
-        tt = torch.zeros((len(features), n), dtype=torch.long) if self.pairs else None
-        for i, f in enumerate(features):
-            k = len(f["input_ids"])
-            ids[i, :k] = torch.tensor(f["input_ids"])
-            mask[i, :k] = 1
-            if tt is not None:
-                tt[i, :k] = torch.tensor(f["token_type_ids"])
-        batch = {"input_ids": ids, "attention_mask": mask}
-        if tt is not None:
-            batch["token_type_ids"] = tt
+        batch = self.pad_ids(features)
+        if self.pairs:
+            batch["token_type_ids"] = pad([f["token_type_ids"] for f in features], 0)
         if "targets" in features[0]:
             dtype = torch.float32 if self.params.multi_label else torch.long
             batch["targets"] = torch.tensor([f["targets"] for f in features], dtype=dtype)
@@ -152,10 +126,7 @@ class TextClassification(Task):
         return class_predictions(outputs, self.labels, self.params.multi_label)
 
     def export_input_names(self):
-        return ["input_ids", "attention_mask"] + (["token_type_ids"] if self.pairs else [])
-
-    def dynamic_axes(self):
-        return {n: {0: "batch", 1: "sequence"} for n in self.export_input_names()}
+        return super().export_input_names() + (["token_type_ids"] if self.pairs else [])
 
     def example_inputs(self):
         if self.pairs:
@@ -174,12 +145,6 @@ class TextClassification(Task):
     def load_state_dict(self, state):
         self.labels, self.pairs = state["labels"], state.get("pairs", False)
         self.class_counts = state.get("class_counts", [])
-
-    def save_assets(self, directory):
-        self.tokenizer.save_pretrained(str(Path(directory) / "tokenizer"))
-
-    def load_assets(self, directory):
-        self.tokenizer = load_tokenizer(str(Path(directory) / "tokenizer"))
 
 
 def _head_tail(ids: list[int], n: int) -> list[int]:

@@ -1,17 +1,14 @@
 """token-classification: BIO/NER tags over words, aligned to sub-words, scored per entity."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-import torch
-from fmkit import Task
 from fmkit.components import Params
 from fmkit.errors import DataError
 
 from .metrics import entity_spans, split_tag
-from .tokenization import TokenizerParams, load_tokenizer, train_tokenizer
+from .text_task import TokenizedTextTask, pad
+from .tokenization import TokenizerParams
 
 
 class TokenClassificationParams(Params):
@@ -26,7 +23,7 @@ def _tag_order(tag: str):
     return (tag != "O", kind, prefix)
 
 
-class TokenClassification(Task):
+class TokenClassification(TokenizedTextTask):
     """Words in, one tag per word out (``B-PER``, ``I-PER``, ``O``...), with the entities they form.
 
     Raw examples are ``{"tokens": [words], "tags": [tags]}``. Tags are aligned to the tokenizer's
@@ -36,10 +33,6 @@ class TokenClassification(Task):
 
     name = "token-classification"
     monitor, monitor_mode = "entity_f1", "max"
-
-    def __init__(self, params: TokenClassificationParams, context: dict | None = None):
-        super().__init__(params, context)
-        self.tokenizer = None
 
     def setup(self, train_examples, model_params):
         tags: set[str] = set()
@@ -51,22 +44,9 @@ class TokenClassification(Task):
         if not tags:
             raise DataError("the training data has no tags")
         self.labels = sorted(tags, key=_tag_order)
-        pretrained = model_params.get("pretrained")
-        if self.params.tokenizer.path or pretrained:
-            self.tokenizer = load_tokenizer(self.params.tokenizer.path or pretrained)
-        else:
-            self.tokenizer = train_tokenizer((" ".join(ex["tokens"]) for ex in train_examples), self.params.tokenizer)
+        self.fit_tokenizer(model_params, (" ".join(ex["tokens"]) for ex in train_examples))
         if not getattr(self.tokenizer, "is_fast", False):
             raise DataError("token-classification needs a fast tokenizer (tokenizer.json) to align words and sub-words")
-
-    def model_context(self):
-        ctx = super().model_context()
-        ctx["vocab_size"] = len(self.tokenizer) if self.tokenizer else None
-        return ctx
-
-    def fingerprint(self):
-        return json.dumps([self.params.model_dump(), self.labels, getattr(self.tokenizer, "name_or_path", ""),
-                           len(self.tokenizer) if self.tokenizer else 0])
 
     # ---------------------------------------------------------------- data
     def preprocess_many(self, examples):
@@ -95,23 +75,10 @@ class TokenClassification(Task):
     def preprocess(self, example):
         return self.preprocess_many([example])[0]
 
-    def length(self, features):
-        return len(features["input_ids"])
-
     def collate(self, features):
-        n = max(len(f["input_ids"]) for f in features)
-        ids = torch.full((len(features), n), self.tokenizer.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros((len(features), n), dtype=torch.long)
-        targets = torch.full((len(features), n), -100, dtype=torch.long)
-        for i, f in enumerate(features):
-            k = len(f["input_ids"])
-            ids[i, :k] = torch.tensor(f["input_ids"])
-            mask[i, :k] = 1
-            if "targets" in f:
-                targets[i, :k] = torch.tensor(f["targets"])
-        batch = {"input_ids": ids, "attention_mask": mask}
+        batch = self.pad_ids(features)
         if "targets" in features[0]:
-            batch["targets"] = targets
+            batch["targets"] = pad([f["targets"] for f in features], -100)
         return batch
 
     def forward(self, model, batch):
@@ -162,12 +129,6 @@ class TokenClassification(Task):
             answers.append({"tokens": tokens, "entities": entities, "truncated_words": len(words) - len(tokens)})
         return answers
 
-    def export_input_names(self):
-        return ["input_ids", "attention_mask"]
-
-    def dynamic_axes(self):
-        return {n: {0: "batch", 1: "sequence"} for n in self.export_input_names()}
-
     def example_inputs(self):
         return ["John Smith flew from Paris to Berlin on Monday .", "Acme Corp hired Mary ."]
 
@@ -178,10 +139,3 @@ class TokenClassification(Task):
             {"tokens": ["Acme", "Corp", "hired", "Bob"], "tags": ["B-ORG", "I-ORG", "O", "B-PER"]},
             {"tokens": ["It", "rained", "in", "Rome"], "tags": ["O", "O", "O", "B-LOC"]},
         ]
-
-    # ---------------------------------------------------------------- assets
-    def save_assets(self, directory):
-        self.tokenizer.save_pretrained(str(Path(directory) / "tokenizer"))
-
-    def load_assets(self, directory):
-        self.tokenizer = load_tokenizer(str(Path(directory) / "tokenizer"))

@@ -47,6 +47,14 @@ def write_conll(path: Path, n: int, seed: int):
     return str(path)
 
 
+def write_city_or_name(path: Path, n: int, seed: int) -> None:
+    """Texts labelled 1 when they end in a city, 0 when they end in a first name."""
+    rng = random.Random(seed)
+    rows = ["text,label"] + [f"{' '.join(rng.sample(FILL, 3))} {rng.choice(CITY if i % 2 else FIRST)},{i % 2}"
+                             for i in range(n)]
+    path.write_text("\n".join(rows))
+
+
 def test_entity_spans_follow_conlleval():
     assert entity_spans(["B-PER", "I-PER", "O", "B-LOC"]) == {("PER", 0, 2), ("LOC", 3, 4)}
     assert entity_spans(["I-PER", "I-PER", "B-PER"]) == {("PER", 0, 2), ("PER", 2, 3)}  # I- opens an entity
@@ -132,10 +140,7 @@ def test_causal_lm_lowers_perplexity_and_scores_text(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed (pip install 'fmkit-nlp[peft]')")
 def test_lora_trains_adapters_only_and_exports_merged_weights(tmp_path):
-    rng = random.Random(0)
-    rows = ["text,label"] + [f"{' '.join(rng.sample(FILL, 3))} {rng.choice(CITY if i % 2 else FIRST)},{i % 2}"
-                             for i in range(240)]
-    (tmp_path / "train.csv").write_text("\n".join(rows))
+    write_city_or_name(tmp_path / "train.csv", 240, seed=0)
     model = {"name": "hf-classifier", "config": TINY_BERT,
              "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]}}
     run = _tiny_run(tmp_path, {"name": "text-classification", "max_length": 16, "tokenizer": {"vocab_size": 200}},
@@ -154,10 +159,7 @@ def test_lora_trains_adapters_only_and_exports_merged_weights(tmp_path):
 
 
 def test_mean_pooling_trains_and_exports_to_onnx_not_hf(tmp_path):
-    rng = random.Random(1)
-    rows = ["text,label"] + [f"{' '.join(rng.sample(FILL, 3))} {rng.choice(CITY if i % 2 else FIRST)},{i % 2}"
-                             for i in range(160)]
-    (tmp_path / "train.csv").write_text("\n".join(rows))
+    write_city_or_name(tmp_path / "train.csv", 160, seed=1)
     run = _tiny_run(tmp_path, {"name": "text-classification", "max_length": 16, "tokenizer": {"vocab_size": 200}},
                     {"name": "hf-classifier", "config": TINY_BERT, "pooling": "mean"},
                     {"train": str(tmp_path / "train.csv"), "validation_split": 0.2}, epochs=4,
@@ -172,10 +174,7 @@ def test_mean_pooling_trains_and_exports_to_onnx_not_hf(tmp_path):
 
 
 def test_bare_encoder_linear_probe_trains_only_the_head_and_gives_features(tmp_path):
-    rng = random.Random(2)
-    rows = ["text,label"] + [f"{' '.join(rng.sample(FILL, 3))} {rng.choice(CITY if i % 2 else FIRST)},{i % 2}"
-                             for i in range(160)]
-    (tmp_path / "train.csv").write_text("\n".join(rows))
+    write_city_or_name(tmp_path / "train.csv", 160, seed=2)
     run = _tiny_run(tmp_path, {"name": "text-classification", "max_length": 16, "tokenizer": {"vocab_size": 200}},
                     {"name": "hf-encoder", "config": TINY_BERT, "freeze_encoder": True},
                     {"train": str(tmp_path / "train.csv"), "validation_split": 0.2}, epochs=2,

@@ -1,0 +1,64 @@
+"""What fmkit-nlp's tasks share: a tokenizer (fitted, cached into the fingerprint, saved as an
+asset), padded token batches, and (batch, sequence) export inputs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from fmkit import Task
+
+from .tokenization import load_tokenizer, train_tokenizer
+
+
+def pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    """Rows of ids as one ``(len(rows), longest)`` long tensor, right-padded with ``value``."""
+    out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
+
+
+class TokenizedTextTask(Task):
+    """Base of the text tasks: ``self.tokenizer`` from the pretrained folder, ``task.tokenizer.path``,
+    or trained on the training texts; token batches with ``input_ids`` and ``attention_mask``."""
+
+    def __init__(self, params, context: dict | None = None):
+        super().__init__(params, context)
+        self.tokenizer = None
+
+    def fit_tokenizer(self, model_params: dict, texts: Iterable[str]) -> None:
+        """Load the tokenizer of ``tokenizer.path`` or the pretrained model, or train one on ``texts``."""
+        source = self.params.tokenizer.path or model_params.get("pretrained")
+        self.tokenizer = load_tokenizer(source) if source else train_tokenizer(texts, self.params.tokenizer)
+
+    def model_context(self):
+        ctx = super().model_context()
+        ctx["vocab_size"] = len(self.tokenizer) if self.tokenizer else None
+        return ctx
+
+    def fingerprint(self):
+        return json.dumps([self.params.model_dump(), self.labels, getattr(self.tokenizer, "name_or_path", ""),
+                           len(self.tokenizer) if self.tokenizer else 0])
+
+    def pad_ids(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        """``input_ids`` padded with the tokenizer's pad id, and the matching ``attention_mask``."""
+        rows = [f["input_ids"] for f in features]
+        mask = pad([[1] * len(r) for r in rows], 0)
+        return {"input_ids": pad(rows, self.tokenizer.pad_token_id or 0), "attention_mask": mask}
+
+    def length(self, features):
+        return len(features["input_ids"])
+
+    def export_input_names(self):
+        return ["input_ids", "attention_mask"]
+
+    def dynamic_axes(self):
+        return {n: {0: "batch", 1: "sequence"} for n in self.export_input_names()}
+
+    def save_assets(self, directory):
+        self.tokenizer.save_pretrained(str(Path(directory) / "tokenizer"))
+
+    def load_assets(self, directory):
+        self.tokenizer = load_tokenizer(str(Path(directory) / "tokenizer"))
