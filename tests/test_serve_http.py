@@ -70,6 +70,18 @@ def test_real_server_good_and_bad_requests_uploads_and_api_key(exported):
             assert c.post("/v1/predict", json={"inputs": ["x"] * 5}, headers=key).status_code == 413
             assert c.post("/v1/predict", content=b'{"inputs": ["' + b"x" * 20_000 + b'"]}',
                           headers={**key, "content-type": "application/json"}).status_code == 413
+
+            def chunks():  # no Content-Length: the limit is enforced while the body is read
+                yield b'{"inputs": ["'
+                for _ in range(20):
+                    yield b"x" * 1_000
+                yield b'"]}'
+
+            chunked = c.post("/v1/predict", content=chunks(), headers={**key, "content-type": "application/json"})
+            assert chunked.status_code == 413 and "exceeds" in chunked.json()["detail"]
+            small = c.post("/v1/predict", content=iter([b'{"inputs": ', b'["good film"]}']),
+                           headers={**key, "content-type": "application/json"})
+            assert small.status_code == 200 and len(small.json()["predictions"]) == 1
             up = c.post("/v1/predict/files", files=[("files", ("a.txt", b"good great film", "text/plain")),
                                                     ("files", ("b.txt", b"\xff\xfe bad bytes", "text/plain"))],
                         headers=key)

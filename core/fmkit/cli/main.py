@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-batching", action="store_true", help="answer each request on its own (no micro-batching)")
     p.add_argument("--precision", choices=["auto", "float", "int8"], default="auto",
                    help="auto: the int8 model when the export has one")
+    p.add_argument("--access-log", action="store_true",
+                   help="log every request (off by default: /metrics counts requests, errors and latency)")
     p.set_defaults(func=run.serve)
 
     from ..plugins import get_plugin_manager

@@ -26,6 +26,13 @@ class PredictRequest(BaseModel):
     inputs: list[Any]
 
 
+class PredictResponse(BaseModel):
+    """Answer of ``POST /v1/predict``: one prediction per input, in order (``label`` and ``scores``
+    for classification, ``forecast`` for series; the task decides)."""
+
+    predictions: list[dict[str, Any]]
+
+
 def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_wait_ms: float = 5.0,
                max_items: int = 64, max_body_bytes: int = 16 * 1024 * 1024, api_key: str | None = None,
                batching: bool = True, precision: str = "auto"):
@@ -33,6 +40,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     from fastapi.responses import JSONResponse, PlainTextResponse
     from ..exporting.loading import load_predictor
     from .batching import MicroBatcher
+    from .guard import RequestGuard
 
     predictor = load_predictor(path, backend=backend, precision=precision)
     task = predictor.task
@@ -51,15 +59,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
 
     app = FastAPI(title="fmkit model server", version="1", lifespan=lifespan)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if api_key and request.url.path.startswith("/v1/predict") and request.headers.get("x-api-key") != api_key:
-            return JSONResponse({"detail": "missing or wrong X-API-Key header"}, status_code=401)
-        size = request.headers.get("content-length")
-        if size and int(size) > max_body_bytes:
-            return JSONResponse({"detail": f"request body of {size} bytes exceeds the limit of {max_body_bytes}"},
-                                status_code=413)
-        return await call_next(request)
+    app.add_middleware(RequestGuard, api_key=api_key, max_body_bytes=max_body_bytes)
 
     async def run_items(items: list[Any], what: str) -> dict:
         t0 = time.perf_counter()
@@ -76,14 +76,15 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         preds = await batcher.submit(items)
         stats["items"] += len(items)
         stats["latency_sum"] += time.perf_counter() - t0
-        return {"predictions": preds}
+        # predictions are plain JSON already: answered as they are, without FastAPI's encoder walk
+        return JSONResponse({"predictions": preds})
 
-    @app.post("/v1/predict")
+    @app.post("/v1/predict", response_model=PredictResponse)
     async def predict(req: PredictRequest):
         """Raw inputs as JSON: text strings, base64 images or audio, arrays for series."""
         return await run_items(req.inputs, "inputs")
 
-    @app.post("/v1/predict/files")
+    @app.post("/v1/predict/files", response_model=PredictResponse)
     async def predict_files(files: list[UploadFile] = File(...)):
         """Multipart uploads (images, audio, text files), one prediction per file in order."""
         return await run_items([await f.read() for f in files], "files")
@@ -116,7 +117,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
 
 def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", max_batch_size: int = 16,
           max_wait_ms: float = 5.0, api_key_env: str | None = None, batching: bool = True,
-          precision: str = "auto") -> None:
+          precision: str = "auto", access_log: bool = False) -> None:
     try:
         import uvicorn
     except ImportError:
@@ -128,7 +129,7 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "
         print(f"warning: listening on {host} without an API key (use --api-key-env)")
     app = create_app(path, backend, max_batch_size, max_wait_ms, api_key=api_key, batching=batching,
                      precision=precision)
-    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=30, log_level="info")
+    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=30, log_level="info", access_log=access_log)
 
 
 __all__ = ["create_app", "serve"]
