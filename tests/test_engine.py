@@ -60,6 +60,7 @@ def _weights(run_dir):
 
 def test_run_killed_mid_epoch_resumes_bit_identical(tmp_path, recipe_factory):
     recipe = recipe_factory(epochs=2, checkpoint_every=3, deterministic=True, threads=1)
+    recipe["train"]["async_checkpoint"] = True  # the background writer (other CPU tests write in place)
     recipe["plugins"] = ["helpers.faults"]
     path = write(tmp_path, recipe)
     ref = run_cli("train", path, "--run-dir", str(tmp_path / "ref"))

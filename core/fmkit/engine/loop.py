@@ -66,7 +66,10 @@ class Trainer:
         self.best, self.evals_without_improvement, self.stop = None, 0, False
         self.oom_events: list[dict] = []
         #: checkpoints and best weights are written on a background thread (train.async_checkpoint)
-        self.writer = ckpt.CheckpointWriter(asynchronous=t.async_checkpoint)
+        background = t.async_checkpoint if isinstance(t.async_checkpoint, bool) else self.device.type != "cpu"
+        self.writer = ckpt.CheckpointWriter(asynchronous=background)
+        #: a background write needs a copy of the step's tensors; a write in place does not
+        self._snapshot = ckpt.snapshot if background else (lambda tree: tree)
 
     # ------------------------------------------------------------------ state
     def _optimizer_state(self):
@@ -80,7 +83,7 @@ class Trainer:
         """A snapshot of the whole model's weights (gathered across ranks when sharded: collective)."""
         if distributed.is_sharded(self.model):
             return distributed.full_model_state(self.model)
-        return ckpt.snapshot(ckpt.model_state(self.raw_model))
+        return self._snapshot(ckpt.model_state(self.raw_model))
 
     def state(self) -> dict:
         plugin_states = self.pm.dispatch("fmkit_checkpoint_state", run=self.run)
@@ -128,7 +131,7 @@ class Trainer:
     def save(self, reason: str) -> Path | None:
         if not self.run.is_main and not distributed.is_sharded(self.model):
             return None
-        weights, state = self._weights(), ckpt.snapshot(self.state())  # every rank gathers when sharded
+        weights, state = self._weights(), self._snapshot(self.state())  # every rank gathers when sharded
         if not self.run.is_main:
             return None
         d = self.ckpt_dir / f"step-{self.run.global_step:08d}"

@@ -83,8 +83,10 @@ class TrainSection(Section):
     #: save a resumable checkpoint every N optimizer steps (and at every epoch end)
     checkpoint_every: int | None = Field(None, ge=1)
     keep_last: int = Field(2, ge=1)
-    #: write checkpoints on a background thread from a snapshot of the step (training goes on)
-    async_checkpoint: bool = True
+    #: write checkpoints on a background thread from a snapshot of the step (training goes on);
+    #: "auto": when training on an accelerator. On CPU the training threads use every core, and
+    #: a writer competing with them costs more than writing in between steps
+    async_checkpoint: Literal["auto"] | bool = "auto"
     early_stopping: EarlyStopping | None = None
     device: str = "auto"
     grad_clip: float | None = Field(1.0, gt=0)
