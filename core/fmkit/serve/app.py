@@ -127,6 +127,12 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "
         raise UsageError(f"--api-key-env {api_key_env}: that environment variable is empty")
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         print(f"warning: listening on {host} without an API key (use --api-key-env)")
+    if backend == "onnx":
+        import torch
+
+        # torch only decodes inputs and formats answers here; its idle worker threads would spin on
+        # the cores ONNX Runtime's own threads need (this process serves, nothing else)
+        torch.set_num_threads(1)
     app = create_app(path, backend, max_batch_size, max_wait_ms, api_key=api_key, batching=batching,
                      precision=precision)
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=30, log_level="info", access_log=access_log)
