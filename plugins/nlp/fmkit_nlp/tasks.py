@@ -87,9 +87,6 @@ class TextClassification(TokenizedTextTask):
             out.append(f)
         return out
 
-    def preprocess(self, example):
-        return self.preprocess_many([example])[0]
-
     def collate(self, features):
         batch = self.pad_ids(features)
         if self.pairs:

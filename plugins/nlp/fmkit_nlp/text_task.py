@@ -42,6 +42,10 @@ class TokenizedTextTask(Task):
         return json.dumps([self.params.model_dump(), self.labels, getattr(self.tokenizer, "name_or_path", ""),
                            len(self.tokenizer) if self.tokenizer else 0])
 
+    def preprocess(self, example):
+        """One example through the batched tokenizer path (subclasses implement ``preprocess_many``)."""
+        return self.preprocess_many([example])[0]
+
     def pad_ids(self, features: list[dict]) -> dict[str, torch.Tensor]:
         """``input_ids`` padded with the tokenizer's pad id, and the matching ``attention_mask``."""
         rows = [f["input_ids"] for f in features]

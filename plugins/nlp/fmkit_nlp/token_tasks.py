@@ -72,9 +72,6 @@ class TokenClassification(TokenizedTextTask):
             out.append(f)
         return out
 
-    def preprocess(self, example):
-        return self.preprocess_many([example])[0]
-
     def collate(self, features):
         batch = self.pad_ids(features)
         if "targets" in features[0]:
