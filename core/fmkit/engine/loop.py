@@ -65,7 +65,7 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.bad_steps, self.chunks = 0, 0, 0, 1
         self.best, self.evals_without_improvement, self.stop = None, 0, False
         self.oom_events: list[dict] = []
-        #: checkpoints and best weights are written on a background thread (train.async_checkpoint)
+        #: checkpoints and best weights go to a background thread on accelerators (train.async_checkpoint)
         background = t.async_checkpoint if isinstance(t.async_checkpoint, bool) else self.device.type != "cpu"
         self.writer = ckpt.CheckpointWriter(asynchronous=background)
         #: a background write needs a copy of the step's tensors; a write in place does not

@@ -36,7 +36,7 @@ class PredictResponse(BaseModel):
 def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_wait_ms: float = 5.0,
                max_items: int = 64, max_body_bytes: int = 16 * 1024 * 1024, api_key: str | None = None,
                batching: bool = True, precision: str = "auto"):
-    from fastapi import FastAPI, HTTPException, Request
+    from fastapi import FastAPI, HTTPException
     from fastapi.responses import JSONResponse, PlainTextResponse
     from ..exporting.loading import load_predictor
     from .batching import MicroBatcher
@@ -61,7 +61,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
 
     app.add_middleware(RequestGuard, api_key=api_key, max_body_bytes=max_body_bytes)
 
-    async def run_items(items: list[Any], what: str) -> dict:
+    async def run_items(items: list[Any], what: str) -> JSONResponse:
         t0 = time.perf_counter()
         stats["requests"] += 1
         if len(items) > max_items:

@@ -19,19 +19,11 @@ def class_predictions(outputs, labels: list[str], multi_label: bool = False, thr
     # then spin on the cores an ONNX Runtime backend needs for the next batch
     logits = np.asarray(outputs.detach().float().cpu().numpy() if hasattr(outputs, "detach") else outputs,
                         dtype=np.float64)
+    best = logits.argmax(axis=-1).tolist()  # the first on ties, as torch.argmax
     if multi_label:
         rows = (1.0 / (1.0 + np.exp(-logits))).tolist()
         return [{"labels": [lab for lab, p in zip(labels, row) if p >= threshold],
-                 "label": labels[_argmax(row)], "scores": dict(zip(labels, row))} for row in rows]
+                 "label": labels[b], "scores": dict(zip(labels, row))} for row, b in zip(rows, best)]
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     rows = (shifted / shifted.sum(axis=-1, keepdims=True)).tolist()
-    answers = []
-    for row in rows:
-        best = _argmax(row)
-        answers.append({"label": labels[best], "score": row[best], "scores": dict(zip(labels, row))})
-    return answers
-
-
-def _argmax(row: list[float]) -> int:
-    """Index of the largest value (the first one on ties, as ``torch.argmax``)."""
-    return max(range(len(row)), key=row.__getitem__)
+    return [{"label": labels[b], "score": row[b], "scores": dict(zip(labels, row))} for row, b in zip(rows, best)]

@@ -159,13 +159,36 @@ _AUTO = {"SEQ_CLS": "AutoModelForSequenceClassification", "TOKEN_CLS": "AutoMode
          "CAUSAL_LM": "AutoModelForCausalLM"}
 
 
-def _build(params: HFModelParams, context: dict, task_type: str) -> HFClassifier:
-    import transformers
+def _load(auto, params: HFModelParams, context: dict, **kw):
+    """A transformers model through the Auto class ``auto``: pretrained weights, a pretrained folder's
+    configuration only (what an export rebuilds), or a from-scratch ``config``; ``kw`` goes to the config."""
     from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # the new head's "newly initialized" report is expected, not news
     hf_logging.disable_progress_bar()
+    remote = params.trust_remote_code
+    if params.pretrained and not params.config_only:
+        extra = {"ignore_mismatched_sizes": True} if kw else {}
+        return auto.from_pretrained(resolve_pretrained(params.pretrained), trust_remote_code=remote,
+                                    local_files_only=True, **extra, **kw)
+    if params.pretrained:
+        config = AutoConfig.from_pretrained(resolve_pretrained(params.pretrained), trust_remote_code=remote,
+                                            local_files_only=True, **kw)
+        return auto.from_config(config, trust_remote_code=remote)
+    if params.config:
+        cfg = dict(params.config)
+        model_type = cfg.pop("model_type", "bert")
+        cfg.setdefault("vocab_size", context.get("vocab_size") or 30522)
+        if context.get("pad_token_id") is not None:
+            cfg.setdefault("pad_token_id", context["pad_token_id"])
+        return auto.from_config(AutoConfig.for_model(model_type, **cfg, **kw))
+    raise UsageError("model: set pretrained (a local folder) or config (an architecture for a from-scratch model)")
+
+
+def _build(params: HFModelParams, context: dict, task_type: str) -> HFClassifier:
+    import transformers
+
     auto = getattr(transformers, _AUTO[task_type])
     kw: dict[str, Any] = {}
     if task_type != "CAUSAL_LM":
@@ -176,24 +199,7 @@ def _build(params: HFModelParams, context: dict, task_type: str) -> HFClassifier
         kw["problem_type"] = "multi_label_classification"
     if params.dropout is not None:
         kw["hidden_dropout_prob"] = params.dropout
-    remote = params.trust_remote_code
-    if params.pretrained and not params.config_only:
-        path = resolve_pretrained(params.pretrained)
-        extra = {"ignore_mismatched_sizes": True} if kw else {}
-        model = auto.from_pretrained(path, trust_remote_code=remote, local_files_only=True, **extra, **kw)
-    elif params.pretrained:
-        config = AutoConfig.from_pretrained(resolve_pretrained(params.pretrained), trust_remote_code=remote,
-                                            local_files_only=True, **kw)
-        model = auto.from_config(config, trust_remote_code=remote)
-    elif params.config:
-        cfg = dict(params.config)
-        model_type = cfg.pop("model_type", "bert")
-        cfg.setdefault("vocab_size", context.get("vocab_size") or 30522)
-        if context.get("pad_token_id") is not None:
-            cfg.setdefault("pad_token_id", context["pad_token_id"])
-        model = auto.from_config(AutoConfig.for_model(model_type, **cfg, **kw))
-    else:
-        raise UsageError("model: set pretrained (a local folder) or config (an architecture for a from-scratch model)")
+    model = _load(auto, params, context, **kw)
     if context.get("vocab_size") and model.get_input_embeddings().num_embeddings < context["vocab_size"]:
         model.resize_token_embeddings(context["vocab_size"])  # a tokenizer with added tokens
     if params.pooling == "mean":
@@ -289,30 +295,13 @@ class HFEncoderClassifier(torch.nn.Module):
 
 def hf_encoder(params: HFEncoderParams, context: dict) -> HFEncoderClassifier:
     """Text classification on a bare encoder's pooled features (``AutoModel``)."""
-    from transformers import AutoConfig, AutoModel
-    from transformers.utils import logging as hf_logging
+    from transformers import AutoModel
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    remote = params.trust_remote_code
-    if params.pretrained and not params.config_only:
-        encoder = AutoModel.from_pretrained(resolve_pretrained(params.pretrained), trust_remote_code=remote,
-                                            local_files_only=True)
-    elif params.pretrained:
-        encoder = AutoModel.from_config(AutoConfig.from_pretrained(resolve_pretrained(params.pretrained),
-                                                                   trust_remote_code=remote, local_files_only=True),
-                                        trust_remote_code=remote)
-    elif params.config:
-        cfg = dict(params.config)
-        model_type = cfg.pop("model_type", "bert")
-        cfg.setdefault("vocab_size", context.get("vocab_size") or 30522)
-        encoder = AutoModel.from_config(AutoConfig.for_model(model_type, **cfg))
-    else:
-        raise UsageError("model: set pretrained (a local folder) or config (an architecture for a from-scratch model)")
-    if getattr(encoder, "pooler", None) is not None:
-        encoder.pooler = None  # pooling is done here; DDP refuses parameters without gradients
     if params.lora is not None:
         raise UsageError("model.lora is for the hf-* task models; with hf-encoder use freeze_encoder or hf-classifier")
+    encoder = _load(AutoModel, params, context)
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None  # pooling is done here; DDP refuses parameters without gradients
     labels = context.get("labels") or ["0", "1"]
     dropout = params.dropout if params.dropout is not None else 0.1
     return HFEncoderClassifier(encoder, len(labels), params.pooling, params.freeze_encoder, dropout)
