@@ -168,6 +168,23 @@ def outside_server(path: Path) -> None:
               flush=True)
 
 
+def cpu_summary() -> str:
+    """The CPU model, its core count and the int8 dot-product instructions it has: ONNX Runtime's int8
+    speed-up depends on them (VNNI/AMX roughly double it over plain AVX2), so figures from two
+    machines only compare with this line next to them."""
+    flags, model = set(), "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            elif line.startswith("model name") and model == "unknown CPU":
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return f"{model}, {os.cpu_count()} cores, {' '.join(isa) or 'no AVX2'}"
+
+
 def main() -> None:
     if "--outside-one" in sys.argv:
         i = sys.argv.index("--outside-one")
@@ -176,6 +193,7 @@ def main() -> None:
     path = export_dir(sys.argv[1:])
     meta = json.loads((path / "export.json").read_text())
     print(f"export: {path}")
+    print(f"cpu: {cpu_summary()}")
     print(f"load generator: {'hey' if HEY else 'httpx (Python, asyncio)'}, on the same cores as the server")
     outside_server(path)
     configs = [("torch", "float", True, 1), ("onnx", "float", True, 1), ("onnx", "int8", True, 1),
