@@ -76,3 +76,38 @@ def test_a_lone_request_does_not_wait_for_a_batch_but_concurrent_ones_are_batche
     assert lone < 1.0, f"a lone request waited {lone:.2f} s (max_wait_ms is 2 s: it must not wait when idle)"
     assert [r[0] for r in results] == [2 * i for i in range(8)]
     assert sizes[0] == 1 and max(sizes[1:]) > 1
+
+
+def test_predict_each_isolates_the_inputs_that_fail_and_answers_the_rest():
+    from fmkit.errors import DataError
+    from fmkit.serve.app import UndecodableInput, predict_each
+
+    class Task:
+        def raw_to_example(self, raw):
+            if not isinstance(raw, (int, str)):
+                raise TypeError(f"not an input: {raw!r}")
+            return {"x": raw}
+
+    class Predictor:
+        task = Task()
+        calls: list[list] = []
+
+        def predict(self, items, batch_size=32):
+            self.calls.append(list(items))
+            if any(i == "short" for i in items):  # decodes, but the task cannot prepare it
+                if len(items) == 1:
+                    raise DataError("context too short")
+                raise RuntimeError("batch failed")
+            if any(i == "boom" for i in items):
+                raise RuntimeError("model failure")
+            return [{"y": 2 * i} for i in items]
+
+    pred = Predictor()
+    out = predict_each(pred, [1, {"bad": 1}, 3], batch_size=8)
+    assert out[0] == {"y": 2} and out[2] == {"y": 6} and isinstance(out[1], UndecodableInput)
+    assert pred.calls == [[1, 3]], "the undecodable input must not reach the model"
+    out = predict_each(pred, [1, "short", 2], batch_size=8)
+    assert out[0] == {"y": 2} and out[2] == {"y": 4}
+    assert isinstance(out[1], UndecodableInput) and "too short" in str(out[1])
+    out = predict_each(pred, [1, "boom"], batch_size=8)
+    assert out[0] == {"y": 2} and isinstance(out[1], RuntimeError) and not isinstance(out[1], UndecodableInput)

@@ -109,3 +109,22 @@ def test_concurrent_clients_are_micro_batched(exported):
         metrics = httpx.get(f"{url}/metrics").text
     batches = int(next(line.split()[1] for line in metrics.splitlines() if line.startswith("fmkit_batches_total")))
     assert batches < 64, f"64 concurrent requests ran in {batches} batches: no micro-batching"
+
+
+def test_a_bad_input_fails_its_own_request_not_the_batch_it_shares(exported):
+    import httpx
+    from fmkit.serve.app import create_app
+
+    app = create_app(exported, backend="torch", max_batch_size=16, max_wait_ms=200)
+    with _Server(app) as url:
+        def one(i):
+            inputs = ["good film", {"no": "text"}] if i == 3 else [f"good film number {i}"]
+            with httpx.Client(base_url=url, timeout=60) as c:
+                return c.post("/v1/predict", json={"inputs": inputs})
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(one, range(8)))
+        batches = httpx.get(f"{url}/metrics").text
+    assert [a.status_code for a in answers] == [200, 200, 200, 400, 200, 200, 200, 200]
+    assert "inputs[1]" in answers[3].json()["detail"]
+    assert "fmkit_batches_total 8" not in batches, "the eight requests were not batched together"

@@ -12,12 +12,52 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..errors import UsageError
+from ..errors import DataError, UsageError
 
 try:  # module level: FastAPI resolves the upload endpoint's (string) annotations from these globals
     from fastapi import File, UploadFile
 except ImportError:  # serving is optional: fmkit[serve]
     File = UploadFile = None  # type: ignore[assignment,misc]
+
+
+class UndecodableInput(ValueError):
+    """An input the task cannot decode (a broken image or audio file, a wrong type): a 400 for its
+    request, never an error for the others batched with it."""
+
+
+def predict_each(predictor, items: list[Any], batch_size: int) -> list[Any]:
+    """One outcome per item, run in the batcher's worker thread: a prediction, an
+    :class:`UndecodableInput`, or the exception that item alone raised.
+
+    Every item is decoded on its own first, so one that cannot be (a broken image) fails its own
+    request with 400 while the rest of the micro-batch is answered; decoding, of large images and
+    audio included, never holds up the event loop. Should the batch still fail (an item decoded but
+    could not be prepared), each item is predicted alone to find the culprit.
+    """
+    outcomes: list[Any] = [None] * len(items)
+    good = []
+    for i, item in enumerate(items):
+        try:
+            predictor.task.raw_to_example(item)
+            good.append(i)
+        except Exception as e:
+            outcomes[i] = UndecodableInput(str(e))
+    try:
+        preds = predictor.predict([items[i] for i in good], batch_size=batch_size) if good else []
+    except Exception:
+        preds = [_predict_alone(predictor, items[i]) for i in good]
+    for i, p in zip(good, preds):
+        outcomes[i] = p
+    return outcomes
+
+
+def _predict_alone(predictor, item: Any) -> Any:
+    try:
+        return predictor.predict([item])[0]
+    except DataError as e:  # the task's word for bad input: the client's fault
+        return UndecodableInput(str(e))
+    except Exception as e:
+        return e
 
 
 class PredictRequest(BaseModel):
@@ -47,7 +87,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     stats = {"requests": 0, "errors": 0, "items": 0, "latency_sum": 0.0}
 
     def predict_items(items: list[Any]) -> list[Any]:
-        return predictor.predict(items, batch_size=max_batch_size)
+        return predict_each(predictor, items, max_batch_size)
 
     batcher = MicroBatcher(predict_items, max_batch_size if batching else 1, max_wait_ms if batching else 0)
 
@@ -67,13 +107,13 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         if len(items) > max_items:
             stats["errors"] += 1
             raise HTTPException(413, f"{len(items)} inputs in one request; the limit is {max_items}")
-        for i, item in enumerate(items):  # decode each item first so a bad one is named
-            try:
-                task.raw_to_example(item)
-            except Exception as e:
+        preds = await batcher.submit(items, return_exceptions=True)
+        for i, p in enumerate(preds):
+            if isinstance(p, BaseException):
                 stats["errors"] += 1
-                raise HTTPException(400, f"{what}[{i}] cannot be decoded: {e}") from None
-        preds = await batcher.submit(items)
+                if isinstance(p, UndecodableInput):
+                    raise HTTPException(400, f"{what}[{i}] cannot be decoded: {p}")
+                raise p
         stats["items"] += len(items)
         stats["latency_sum"] += time.perf_counter() - t0
         # predictions are plain JSON already: answered as they are, without FastAPI's encoder walk

@@ -10,6 +10,10 @@ from typing import Any, Callable
 class MicroBatcher:
     """Collects items from many requests and runs ``predict(list)`` on batches of them.
 
+    ``predict`` returns one outcome per item: a result, or an exception instance that fails that
+    item's request alone (an input that cannot be decoded, say) while the rest of the batch is
+    answered. An exception raised by ``predict`` fails every request of the batch.
+
     A batch takes every item already waiting (up to ``max_batch_size``). When the server is idle
     (one item waiting) it runs at once, so a lone client never pays ``max_wait_ms``; under load
     (several items waiting) it waits up to ``max_wait_ms`` for the batch to fill. Items that
@@ -34,15 +38,16 @@ class MicroBatcher:
         if self.task:
             self.task.cancel()
 
-    async def submit(self, items: list[Any]) -> list[Any]:
-        """Predict ``items`` (one request's inputs); results in the same order."""
+    async def submit(self, items: list[Any], return_exceptions: bool = False) -> list[Any]:
+        """Predict ``items`` (one request's inputs); results in the same order. With
+        ``return_exceptions`` an item's failure comes back in its place instead of being raised."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in items]
         self.inflight += 1
         try:
             for item, fut in zip(items, futures):
                 self.queue.put_nowait((item, fut))
-            return list(await asyncio.gather(*futures))
+            return list(await asyncio.gather(*futures, return_exceptions=return_exceptions))
         finally:
             self.inflight -= 1
 
@@ -67,7 +72,11 @@ class MicroBatcher:
             try:
                 results = await asyncio.to_thread(self.predict, [b[0] for b in batch])
                 for (_, f), r in zip(batch, results):
-                    if not f.done():
+                    if f.done():
+                        continue
+                    if isinstance(r, BaseException):
+                        f.set_exception(r)
+                    else:
                         f.set_result(r)
             except Exception as e:  # one bad batch fails its requests, never the server
                 for _, f in batch:
