@@ -128,3 +128,30 @@ def test_a_bad_input_fails_its_own_request_not_the_batch_it_shares(exported):
     assert [a.status_code for a in answers] == [200, 200, 200, 400, 200, 200, 200, 200]
     assert "inputs[1]" in answers[3].json()["detail"]
     assert "fmkit_batches_total 8" not in batches, "the eight requests were not batched together"
+
+
+def test_shutdown_finishes_the_requests_in_flight(exported):
+    import httpx
+    from fmkit.serve.app import create_app
+
+    app = create_app(exported, backend="torch")
+    batcher = app.state.batcher
+    fast = batcher.predict
+
+    def slow(items):  # a prediction still running when the server is told to stop
+        time.sleep(1.0)
+        return fast(items)
+
+    batcher.predict = slow
+    server = _Server(app)
+    with ThreadPoolExecutor(1) as pool:
+        with server as url:
+            answer = pool.submit(lambda: httpx.post(f"{url}/v1/predict", json={"inputs": ["good film"]}, timeout=30))
+            deadline = time.time() + 10
+            while not batcher.inflight and time.time() < deadline:
+                time.sleep(0.01)
+            assert batcher.inflight, "the request never reached the batcher"
+        # leaving the block asked uvicorn to stop and joined it: the request in flight was answered
+        assert not server.thread.is_alive()
+        r = answer.result(timeout=30)
+    assert r.status_code == 200 and r.json()["predictions"][0]["label"]
