@@ -152,7 +152,7 @@ def test_export_verify_load_and_serve(tmp_path, recipe_factory):
         assert client.post("/v1/predict", json={"inputs": ["x"] * 5}).status_code == 413
         assert client.get("/v1/health").json() == {"status": "ok"}
         assert client.get("/v1/metadata").json()["labels"] == ["neg", "pos"]
-        assert "fmkit_requests_total" in client.get("/metrics").text
+        assert "fmkit_requests_total{" in client.get("/metrics").text
 
 
 def test_export_past_tolerance_fails_and_leaves_nothing(tmp_path, recipe_factory):

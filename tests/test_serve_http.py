@@ -28,6 +28,14 @@ def exported(tmp_path_factory):
     return run.exports["onnx"]
 
 
+def _metric(text: str, name: str) -> float:
+    """One sample's value from the Prometheus text format (``name`` with its labels, as printed)."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} is not in /metrics:\n{text}")
+
+
 class _Server:
     def __init__(self, app):
         import uvicorn
@@ -90,6 +98,14 @@ def test_real_server_good_and_bad_requests_uploads_and_api_key(exported):
             assert up.status_code == 200 and len(up.json()["predictions"]) == 1
             assert c.get("/v1/health").status_code == 200  # still serving after the bad requests
             assert "/v1/predict" in c.get("/openapi.json").text
+            metrics = c.get("/metrics")
+            c.get("/no/such/path")
+            again = c.get("/metrics").text
+        assert metrics.headers["content-type"].startswith("text/plain")
+        for status, count in (("200", 2), ("401", 1), ("422", 1), ("400", 1), ("413", 3)):
+            assert _metric(metrics.text, f'fmkit_requests_total{{path="/v1/predict",status="{status}"}}') == count
+        assert 'fmkit_model_info{' in metrics.text and 'backend="onnx"' in metrics.text
+        assert _metric(again, 'fmkit_requests_total{path="other",status="404"}') == 1
 
 
 def test_concurrent_clients_are_micro_batched(exported):
@@ -107,8 +123,12 @@ def test_concurrent_clients_are_micro_batched(exported):
             codes = [code for codes in pool.map(one, range(16)) for code in codes]
         assert codes == [200] * 64
         metrics = httpx.get(f"{url}/metrics").text
-    batches = int(next(line.split()[1] for line in metrics.splitlines() if line.startswith("fmkit_batches_total")))
+    batches = _metric(metrics, "fmkit_batches_total")
     assert batches < 64, f"64 concurrent requests ran in {batches} batches: no micro-batching"
+    assert _metric(metrics, "fmkit_items_total") == 64
+    assert _metric(metrics, 'fmkit_requests_total{path="/v1/predict",status="200"}') == 64
+    assert _metric(metrics, 'fmkit_batch_size_bucket{le="1.0"}') < batches, "no batch held more than one input"
+    assert _metric(metrics, 'fmkit_request_duration_seconds_count{path="/v1/predict"}') == 64
 
 
 def test_a_bad_input_fails_its_own_request_not_the_batch_it_shares(exported):
@@ -124,10 +144,11 @@ def test_a_bad_input_fails_its_own_request_not_the_batch_it_shares(exported):
 
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(one, range(8)))
-        batches = httpx.get(f"{url}/metrics").text
+        metrics = httpx.get(f"{url}/metrics").text
     assert [a.status_code for a in answers] == [200, 200, 200, 400, 200, 200, 200, 200]
     assert "inputs[1]" in answers[3].json()["detail"]
-    assert "fmkit_batches_total 8" not in batches, "the eight requests were not batched together"
+    assert _metric(metrics, "fmkit_batches_total") < 8, "the eight requests were not batched together"
+    assert _metric(metrics, 'fmkit_requests_total{path="/v1/predict",status="400"}') == 1
 
 
 def test_shutdown_finishes_the_requests_in_flight(exported):

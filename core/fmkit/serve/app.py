@@ -6,7 +6,6 @@ and inputs that cannot be decoded get 400 naming the item; the server keeps serv
 from __future__ import annotations
 
 import os
-import time
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -77,16 +76,21 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
                max_items: int = 64, max_body_bytes: int = 16 * 1024 * 1024, api_key: str | None = None,
                batching: bool = True, precision: str = "auto"):
     from fastapi import FastAPI, HTTPException
-    from fastapi.responses import JSONResponse, PlainTextResponse
+    from fastapi.responses import JSONResponse, Response
     from ..exporting.loading import load_predictor
     from .batching import MicroBatcher
     from .guard import RequestGuard
+    from .metrics import CONTENT_TYPE, MetricsMiddleware, ServingMetrics
 
     predictor = load_predictor(path, backend=backend, precision=precision)
     task = predictor.task
-    stats = {"requests": 0, "errors": 0, "items": 0, "latency_sum": 0.0}
+    meta = predictor.metadata
+    int8 = precision != "float" and meta.get("quantize") == "int8"
+    served = ServingMetrics({"task": str((meta.get("task") or {}).get("name", "")), "backend": backend,
+                            "precision": "int8" if int8 else "float", "source": str(path)})
 
     def predict_items(items: list[Any]) -> list[Any]:
+        served.observe_batch(len(items))
         return predict_each(predictor, items, max_batch_size)
 
     batcher = MicroBatcher(predict_items, max_batch_size if batching else 1, max_wait_ms if batching else 0)
@@ -100,22 +104,18 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     app = FastAPI(title="fmkit model server", version="1", lifespan=lifespan)
 
     app.add_middleware(RequestGuard, api_key=api_key, max_body_bytes=max_body_bytes)
+    paths = {"/v1/predict", "/v1/predict/files", "/v1/health", "/v1/metadata", "/metrics", "/docs", "/openapi.json"}
+    app.add_middleware(MetricsMiddleware, metrics=served, paths=paths)  # added last: outermost, counts 401/413 too
 
     async def run_items(items: list[Any], what: str) -> JSONResponse:
-        t0 = time.perf_counter()
-        stats["requests"] += 1
         if len(items) > max_items:
-            stats["errors"] += 1
             raise HTTPException(413, f"{len(items)} inputs in one request; the limit is {max_items}")
         preds = await batcher.submit(items, return_exceptions=True)
         for i, p in enumerate(preds):
             if isinstance(p, BaseException):
-                stats["errors"] += 1
                 if isinstance(p, UndecodableInput):
                     raise HTTPException(400, f"{what}[{i}] cannot be decoded: {p}")
                 raise p
-        stats["items"] += len(items)
-        stats["latency_sum"] += time.perf_counter() - t0
         # predictions are plain JSON already: answered as they are, without FastAPI's encoder walk
         return JSONResponse({"predictions": preds})
 
@@ -135,23 +135,16 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
 
     @app.get("/v1/metadata")
     async def metadata():
-        m = predictor.metadata
-        return {"task": m.get("task"), "labels": task.labels, "signature": m.get("signature"),
-                "versions": m.get("versions"), "metrics": m.get("metrics"), "backend": backend,
+        return {"task": meta.get("task"), "labels": task.labels, "signature": meta.get("signature"),
+                "versions": meta.get("versions"), "metrics": meta.get("metrics"), "backend": backend,
                 "batching": {"enabled": batching, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}}
 
     @app.get("/metrics")
     async def metrics():
-        lines = [
-            "# TYPE fmkit_requests_total counter", f"fmkit_requests_total {stats['requests']}",
-            "# TYPE fmkit_request_errors_total counter", f"fmkit_request_errors_total {stats['errors']}",
-            "# TYPE fmkit_items_total counter", f"fmkit_items_total {stats['items']}",
-            "# TYPE fmkit_request_latency_seconds_sum counter", f"fmkit_request_latency_seconds_sum {stats['latency_sum']}",
-            "# TYPE fmkit_batches_total counter", f"fmkit_batches_total {batcher.batches}",
-        ]
-        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+        """Prometheus text format: requests by path and status, latency and batch-size histograms."""
+        return Response(served.exposition(), media_type=CONTENT_TYPE)
 
-    app.state.batcher = batcher
+    app.state.batcher, app.state.metrics = batcher, served
     return app
 
 
