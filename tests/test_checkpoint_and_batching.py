@@ -111,3 +111,33 @@ def test_predict_each_isolates_the_inputs_that_fail_and_answers_the_rest():
     assert isinstance(out[1], UndecodableInput) and "too short" in str(out[1])
     out = predict_each(pred, [1, "boom"], batch_size=8)
     assert out[0] == {"y": 2} and isinstance(out[1], RuntimeError) and not isinstance(out[1], UndecodableInput)
+
+
+def test_a_full_queue_refuses_new_requests_at_once_and_serves_the_waiting_ones():
+    from fmkit.serve.batching import Overloaded
+
+    release = threading.Event()
+
+    def predict(items):
+        release.wait(10)
+        return [x + 1 for x in items]
+
+    async def scenario():
+        batcher = MicroBatcher(predict, max_batch_size=2, max_wait_ms=0, max_queue=4)
+        await batcher.start()
+        first = asyncio.ensure_future(batcher.submit([0]))  # taken by the worker, which then blocks
+        await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(batcher.submit([1, 2, 3, 4]))  # fills the queue
+        await asyncio.sleep(0.05)
+        t = time.perf_counter()
+        with pytest.raises(Overloaded, match="limit is 4"):
+            await batcher.submit([5])
+        refused_in = time.perf_counter() - t
+        release.set()
+        results = await first, await waiting
+        await batcher.stop()
+        return refused_in, results
+
+    refused_in, (first, waiting) = asyncio.run(scenario())
+    assert refused_in < 0.5
+    assert first == [1] and waiting == [2, 3, 4, 5]

@@ -176,3 +176,29 @@ def test_shutdown_finishes_the_requests_in_flight(exported):
         assert not server.thread.is_alive()
         r = answer.result(timeout=30)
     assert r.status_code == 200 and r.json()["predictions"][0]["label"]
+
+
+def test_an_overloaded_server_answers_503_with_retry_after(exported):
+    import httpx
+    from fmkit.serve.app import create_app
+
+    app = create_app(exported, backend="torch", max_queue=1)
+    batcher = app.state.batcher
+    fast = batcher.predict
+
+    def slow(items):
+        time.sleep(1.5)
+        return fast(items)
+
+    batcher.predict = slow
+    with _Server(app) as url:
+        def post(delay):
+            time.sleep(delay)
+            return httpx.post(f"{url}/v1/predict", json={"inputs": ["good film"]}, timeout=30)
+
+        with ThreadPoolExecutor(3) as pool:  # one running, one waiting, the third past the queue's limit
+            answers = list(pool.map(post, (0.0, 0.4, 0.8)))
+        metrics = httpx.get(f"{url}/metrics").text
+    assert [a.status_code for a in answers] == [200, 200, 503]
+    assert answers[2].headers["retry-after"] == "1" and "limit is 1" in answers[2].json()["detail"]
+    assert _metric(metrics, 'fmkit_requests_total{path="/v1/predict",status="503"}') == 1

@@ -53,5 +53,5 @@ def serve(args) -> int:
 
     run_serve(args.path, host=args.host, port=args.port, backend=args.backend, max_batch_size=args.max_batch_size,
               max_wait_ms=args.max_wait_ms, api_key_env=args.api_key_env, batching=not args.no_batching,
-              precision=args.precision, access_log=args.access_log)
+              precision=args.precision, access_log=args.access_log, max_queue=args.max_queue)
     return 0

@@ -12,6 +12,28 @@ import sys
 from ..errors import FmkitError
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    """An argparse type: a number of at least 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{value} is below 0")
+    return value
+
+
 def _recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", help="recipe YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -95,8 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
-    p.add_argument("--max-batch-size", type=int, default=16)
-    p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--max-batch-size", type=_positive_int, default=16, help="inputs per micro-batch, at most")
+    p.add_argument("--max-wait-ms", type=_non_negative_float, default=5.0,
+                   help="how long a busy server waits to fill a micro-batch")
+    p.add_argument("--max-queue", type=_positive_int, default=1024,
+                   help="inputs that may wait; past it requests get 503 with Retry-After")
     p.add_argument("--api-key-env", help="environment variable holding the API key (header X-API-Key)")
     p.add_argument("--no-batching", action="store_true", help="answer each request on its own (no micro-batching)")
     p.add_argument("--precision", choices=["auto", "float", "int8"], default="auto",

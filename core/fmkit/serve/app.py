@@ -74,11 +74,11 @@ class PredictResponse(BaseModel):
 
 def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_wait_ms: float = 5.0,
                max_items: int = 64, max_body_bytes: int = 16 * 1024 * 1024, api_key: str | None = None,
-               batching: bool = True, precision: str = "auto"):
+               batching: bool = True, precision: str = "auto", max_queue: int | None = 1024):
     from fastapi import FastAPI, HTTPException
     from fastapi.responses import JSONResponse, Response
     from ..exporting.loading import load_predictor
-    from .batching import MicroBatcher
+    from .batching import MicroBatcher, Overloaded
     from .guard import RequestGuard
     from .metrics import CONTENT_TYPE, MetricsMiddleware, ServingMetrics
 
@@ -93,7 +93,8 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         served.observe_batch(len(items))
         return predict_each(predictor, items, max_batch_size)
 
-    batcher = MicroBatcher(predict_items, max_batch_size if batching else 1, max_wait_ms if batching else 0)
+    batcher = MicroBatcher(predict_items, max_batch_size if batching else 1, max_wait_ms if batching else 0,
+                           max_queue=max_queue)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -110,7 +111,10 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     async def run_items(items: list[Any], what: str) -> JSONResponse:
         if len(items) > max_items:
             raise HTTPException(413, f"{len(items)} inputs in one request; the limit is {max_items}")
-        preds = await batcher.submit(items, return_exceptions=True)
+        try:
+            preds = await batcher.submit(items, return_exceptions=True)
+        except Overloaded as e:
+            raise HTTPException(503, str(e), headers={"Retry-After": "1"}) from None
         for i, p in enumerate(preds):
             if isinstance(p, BaseException):
                 if isinstance(p, UndecodableInput):
@@ -150,7 +154,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
 
 def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", max_batch_size: int = 16,
           max_wait_ms: float = 5.0, api_key_env: str | None = None, batching: bool = True,
-          precision: str = "auto", access_log: bool = False) -> None:
+          precision: str = "auto", access_log: bool = False, max_queue: int | None = 1024) -> None:
     try:
         import uvicorn
     except ImportError:
@@ -167,7 +171,7 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "
         # the cores ONNX Runtime's own threads need (this process serves, nothing else)
         torch.set_num_threads(1)
     app = create_app(path, backend, max_batch_size, max_wait_ms, api_key=api_key, batching=batching,
-                     precision=precision)
+                     precision=precision, max_queue=max_queue)
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=30, log_level="info", access_log=access_log)
 
 

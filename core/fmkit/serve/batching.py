@@ -7,6 +7,11 @@ import time
 from typing import Any, Callable
 
 
+class Overloaded(RuntimeError):
+    """More inputs are waiting than the batcher accepts: the server answers 503 with Retry-After
+    rather than letting every waiting request's latency grow without bound."""
+
+
 class MicroBatcher:
     """Collects items from many requests and runs ``predict(list)`` on batches of them.
 
@@ -18,10 +23,15 @@ class MicroBatcher:
     (one item waiting) it runs at once, so a lone client never pays ``max_wait_ms``; under load
     (several items waiting) it waits up to ``max_wait_ms`` for the batch to fill. Items that
     arrive while a batch runs form the next one.
+
+    At most ``max_queue`` inputs wait; a request that would go past it is refused at once with
+    :class:`Overloaded` (``None``: no bound).
     """
 
-    def __init__(self, predict: Callable[[list[Any]], list[Any]], max_batch_size: int = 16, max_wait_ms: float = 5.0):
+    def __init__(self, predict: Callable[[list[Any]], list[Any]], max_batch_size: int = 16, max_wait_ms: float = 5.0,
+                 max_queue: int | None = 1024):
         self.predict, self.max_batch_size, self.max_wait = predict, max_batch_size, max_wait_ms / 1000
+        self.max_queue = max_queue
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
         self.batches = 0
@@ -41,6 +51,8 @@ class MicroBatcher:
     async def submit(self, items: list[Any], return_exceptions: bool = False) -> list[Any]:
         """Predict ``items`` (one request's inputs); results in the same order. With
         ``return_exceptions`` an item's failure comes back in its place instead of being raised."""
+        if self.max_queue is not None and self.queue.qsize() + len(items) > self.max_queue:
+            raise Overloaded(f"{self.queue.qsize()} inputs are waiting (the limit is {self.max_queue}); retry shortly")
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in items]
         self.inflight += 1
