@@ -83,16 +83,25 @@ def test_predict_each_isolates_the_inputs_that_fail_and_answers_the_rest():
     from fmkit.serve.app import UndecodableInput, predict_each
 
     class Task:
+        decoded: list = []
+
         def raw_to_example(self, raw):
+            self.decoded.append(raw)
             if not isinstance(raw, (int, str)):
                 raise TypeError(f"not an input: {raw!r}")
-            return {"x": raw}
+            return raw
+
+        def encodes_examples(self):
+            return True
 
     class Predictor:
         task = Task()
         calls: list[list] = []
 
         def predict(self, items, batch_size=32):
+            raise AssertionError("the server passes decoded examples (predict_examples)")
+
+        def predict_examples(self, items, batch_size=32):
             self.calls.append(list(items))
             if any(i == "short" for i in items):  # decodes, but the task cannot prepare it
                 if len(items) == 1:
@@ -106,6 +115,7 @@ def test_predict_each_isolates_the_inputs_that_fail_and_answers_the_rest():
     out = predict_each(pred, [1, {"bad": 1}, 3], batch_size=8)
     assert out[0] == {"y": 2} and out[2] == {"y": 6} and isinstance(out[1], UndecodableInput)
     assert pred.calls == [[1, 3]], "the undecodable input must not reach the model"
+    assert pred.task.decoded == [1, {"bad": 1}, 3], "each input is decoded once"
     out = predict_each(pred, [1, "short", 2], batch_size=8)
     assert out[0] == {"y": 2} and out[2] == {"y": 4}
     assert isinstance(out[1], UndecodableInput) and "too short" in str(out[1])
@@ -141,3 +151,29 @@ def test_a_full_queue_refuses_new_requests_at_once_and_serves_the_waiting_ones()
     refused_in, (first, waiting) = asyncio.run(scenario())
     assert refused_in < 0.5
     assert first == [1] and waiting == [2, 3, 4, 5]
+
+
+def test_a_task_that_only_overrides_encode_raw_keeps_its_path():
+    """A task written against API 1.1 overrides encode_raw alone: the server must keep calling it."""
+    from fmkit import Task
+    from fmkit.serve.app import predict_each
+
+    class Old(Task):
+        def encode_raw(self, inputs):
+            return {"x": [f"old:{i}" for i in inputs]}
+
+    class New(Task):
+        def encode_examples(self, examples):
+            return {"x": examples}
+
+    assert not Old.__new__(Old).encodes_examples()
+    assert New.__new__(New).encodes_examples() and Task.__new__(Task).encodes_examples()
+
+    class Predictor:
+        task = Old.__new__(Old)
+        task.raw_to_example = lambda raw: {"decoded": raw}
+
+        def predict(self, items, batch_size=32):
+            return self.task.encode_raw(items)["x"]
+
+    assert predict_each(Predictor(), ["a", "b"], batch_size=4) == ["old:a", "old:b"]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .components import Component
 
 PROJECT = "fmkit"
-HOOK_API_VERSION = "1.1"
+HOOK_API_VERSION = "1.2"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)

@@ -9,7 +9,8 @@ Flow through a task::
     raw examples --setup()--> fitted task (labels, tokenizer, scaler...)
     raw example  --preprocess()--> features (cached on disk)  --collate()--> batch (dict of tensors)
     batch --forward(model)--> outputs --loss()/metric_inputs()--> training and metrics
-    raw inputs --encode_raw()--> batch --forward--> outputs --format_batch_predictions()--> JSON answers
+    raw input --raw_to_example()--> example; examples --encode_examples()--> batch (encode_raw does both)
+    batch --forward--> outputs --format_batch_predictions()--> JSON answers
 """
 from __future__ import annotations
 
@@ -116,8 +117,25 @@ class Task:
 
     # ------------------------------------------------------------------ inference
     def encode_raw(self, inputs: list[Any]) -> dict[str, Any]:
-        """Turn raw inputs (strings, image bytes, waveforms, arrays) into a batch without targets."""
-        return self.collate([self.preprocess(self.raw_to_example(x)) for x in inputs])
+        """Turn raw inputs (strings, image bytes, waveforms, arrays) into a batch without targets:
+        :meth:`raw_to_example` on each, then :meth:`encode_examples`."""
+        return self.encode_examples([self.raw_to_example(x) for x in inputs])
+
+    def encode_examples(self, examples: list[dict]) -> dict[str, Any]:
+        """Turn examples that :meth:`raw_to_example` made into a batch without targets (since API 1.2).
+
+        The server decodes every input once, on its own (so a broken one is named), and hands the
+        examples here; override this, not :meth:`encode_raw`, to prepare a whole batch at once (one
+        tokenizer call for all texts). The default runs :meth:`preprocess` on each and collates.
+        """
+        return self.collate([self.preprocess(e) for e in examples])
+
+    def encodes_examples(self) -> bool:
+        """Whether :meth:`encode_examples` is this task's inference path: false only for a task
+        written against API 1.0/1.1 that overrides :meth:`encode_raw` alone, whose raw inputs the
+        server then passes through that method (decoding them twice)."""
+        cls = type(self)
+        return cls.encode_raw is Task.encode_raw or cls.encode_examples is not Task.encode_examples
 
     def raw_to_example(self, raw: Any) -> dict:
         """Turn one raw input into the raw-example dict :meth:`preprocess` takes."""

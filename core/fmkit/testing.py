@@ -126,6 +126,9 @@ def contract_tests(plugin: str, export_formats: tuple[str, ...] = (),
                     batch = task.encode_raw(raw)
                     answers = task.format_batch_predictions(task.forward(model.eval(), batch), batch)
                 assert len(answers) == len(raw) and all(isinstance(a, dict) for a in answers)
+                if task.encodes_examples():  # the server decodes once, then encodes the examples
+                    _assert_same_batch(batch, task.encode_examples([task.raw_to_example(x) for x in raw]),
+                                       f"task {task_name}: encode_examples(raw_to_example(x)) != encode_raw(x)")
                 ran += 1
         if not ran and any(c.kind == "model" for c in comps):
             pytest.skip("no installed task for this plugin's models")
@@ -164,6 +167,15 @@ def contract_tests(plugin: str, export_formats: tuple[str, ...] = (),
                 assert diff <= tolerance, f"{exp.name} export of {model_comp.name} ({task_name}) differs by {diff:.3g}"
 
     return {f"test_{plugin}_{k[5:]}": v for k, v in locals().items() if k.startswith("test_")}
+
+
+def _assert_same_batch(a: dict, b: dict, what: str) -> None:
+    import torch
+
+    assert a.keys() == b.keys(), f"{what}: keys {sorted(a)} vs {sorted(b)}"
+    for k in a:
+        same = torch.equal(a[k], b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k]
+        assert same, f"{what}: {k!r} differs"
 
 
 def _default_loss(registry, task_name: str):

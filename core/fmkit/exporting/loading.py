@@ -56,12 +56,20 @@ class Predictor:
         self.task, self.run_batch, self.metadata = task, run_batch, metadata
 
     def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict]:
+        """Raw inputs (strings, image bytes, arrays...) in, one JSON-able answer each, in order."""
+        return self._predict(inputs, self.task.encode_raw, batch_size)
+
+    def predict_examples(self, examples: list[dict], batch_size: int = 32) -> list[dict]:
+        """The same for inputs already decoded by ``task.raw_to_example`` (the server's path)."""
+        return self._predict(examples, self.task.encode_examples, batch_size)
+
+    def _predict(self, items: list[Any], encode, batch_size: int) -> list[dict]:
         import torch
 
         out: list[dict] = []
         with torch.inference_mode():
-            for s in range(0, len(inputs), batch_size):
-                batch = self.task.encode_raw(list(inputs[s:s + batch_size]))
+            for s in range(0, len(items), batch_size):
+                batch = encode(list(items[s:s + batch_size]))
                 out.extend(self.task.format_batch_predictions(self.run_batch(batch), batch))
         return out
 

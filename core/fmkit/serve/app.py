@@ -28,31 +28,36 @@ def predict_each(predictor, items: list[Any], batch_size: int) -> list[Any]:
     """One outcome per item, run in the batcher's worker thread: a prediction, an
     :class:`UndecodableInput`, or the exception that item alone raised.
 
-    Every item is decoded on its own first, so one that cannot be (a broken image) fails its own
-    request with 400 while the rest of the micro-batch is answered; decoding, of large images and
-    audio included, never holds up the event loop. Should the batch still fail (an item decoded but
-    could not be prepared), each item is predicted alone to find the culprit.
+    Every item is decoded on its own, once (``task.raw_to_example``), so one that cannot be (a
+    broken image) fails its own request with 400 while the rest of the micro-batch is answered;
+    decoding, of large images and audio included, never holds up the event loop. The decoded
+    examples go to the model together (``task.encode_examples``). Should that batch still fail (an
+    item decoded but could not be prepared), each item is predicted alone to find the culprit.
     """
+    task = predictor.task
     outcomes: list[Any] = [None] * len(items)
-    good = []
+    good, examples = [], []
     for i, item in enumerate(items):
         try:
-            predictor.task.raw_to_example(item)
+            examples.append(task.raw_to_example(item))
             good.append(i)
         except Exception as e:
             outcomes[i] = UndecodableInput(str(e))
+    if not task.encodes_examples():  # a task that only overrides encode_raw (API 1.1) gets raw inputs
+        examples = [items[i] for i in good]
+    predict = predictor.predict_examples if task.encodes_examples() else predictor.predict
     try:
-        preds = predictor.predict([items[i] for i in good], batch_size=batch_size) if good else []
+        preds = predict(examples, batch_size=batch_size) if examples else []
     except Exception:
-        preds = [_predict_alone(predictor, items[i]) for i in good]
+        preds = [_predict_alone(predict, e) for e in examples]
     for i, p in zip(good, preds):
         outcomes[i] = p
     return outcomes
 
 
-def _predict_alone(predictor, item: Any) -> Any:
+def _predict_alone(predict, item: Any) -> Any:
     try:
-        return predictor.predict([item])[0]
+        return predict([item])[0]
     except DataError as e:  # the task's word for bad input: the client's fault
         return UndecodableInput(str(e))
     except Exception as e:

@@ -78,8 +78,8 @@ class CausalLM(TokenizedTextTask):
         batch["targets"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
         return batch
 
-    def encode_raw(self, inputs):
-        batch = self.collate([self.preprocess(self.raw_to_example(x)) for x in inputs])
+    def encode_examples(self, examples):
+        batch = self.collate([self.preprocess(ex) for ex in examples])
         batch.pop("targets")
         return batch
 

@@ -115,9 +115,9 @@ class TextClassification(TokenizedTextTask):
             return {"text": str(raw["text"]), "text_pair": raw.get("text_pair")}
         raise DataError(f"a text input must be a string, a [text, text_pair] pair or {{'text': ...}}; got {type(raw).__name__}")
 
-    def encode_raw(self, inputs):
+    def encode_examples(self, examples):
         """One tokenizer call for the whole batch (the serving path)."""
-        return self.collate(self.preprocess_many([self.raw_to_example(x) for x in inputs]))
+        return self.collate(self.preprocess_many(examples))
 
     def format_predictions(self, outputs):
         return class_predictions(outputs, self.labels, self.params.multi_label)

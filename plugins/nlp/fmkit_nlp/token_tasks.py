@@ -94,8 +94,7 @@ class TokenClassification(TokenizedTextTask):
         raise DataError("a token-classification input is a string (split on whitespace), a list of words or "
                         f"{{'tokens': [...]}}; got {type(raw).__name__}")
 
-    def encode_raw(self, inputs):
-        examples = [self.raw_to_example(x) for x in inputs]
+    def encode_examples(self, examples):
         feats = self.preprocess_many(examples)
         batch = self.collate(feats)
         batch["word_ids"] = [f["word_ids"] for f in feats]  # not tensors: kept for the answers
