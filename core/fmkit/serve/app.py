@@ -43,9 +43,10 @@ def predict_each(predictor, items: list[Any], batch_size: int) -> list[Any]:
             good.append(i)
         except Exception as e:
             outcomes[i] = UndecodableInput(str(e))
-    if not task.encodes_examples():  # a task that only overrides encode_raw (API 1.1) gets raw inputs
-        examples = [items[i] for i in good]
-    predict = predictor.predict_examples if task.encodes_examples() else predictor.predict
+    if task.encodes_examples():
+        predict = predictor.predict_examples
+    else:  # a task that only overrides encode_raw (API 1.1) gets the raw inputs, as before
+        predict, examples = predictor.predict, [items[i] for i in good]
     try:
         preds = predict(examples, batch_size=batch_size) if examples else []
     except Exception:
