@@ -50,10 +50,11 @@ def onnx_runner(path: Path, task):
 
 
 class Predictor:
-    """Raw inputs in, JSON-able predictions out, with either backend."""
+    """Raw inputs in, JSON-able predictions out, with either backend; ``precision`` is the one of
+    the model it loaded (``float`` or ``int8``)."""
 
-    def __init__(self, task, run_batch, metadata: dict[str, Any]):
-        self.task, self.run_batch, self.metadata = task, run_batch, metadata
+    def __init__(self, task, run_batch, metadata: dict[str, Any], precision: str = "float"):
+        self.task, self.run_batch, self.metadata, self.precision = task, run_batch, metadata, precision
 
     def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict]:
         """Raw inputs (strings, image bytes, arrays...) in, one JSON-able answer each, in order."""
@@ -84,16 +85,17 @@ def load_predictor(path: str | Path, backend: str = "torch", precision: str = "a
         if precision == "int8" and meta.get("quantize") != "int8":
             raise UsageError(f"{path} has no int8 model; export with --quantize int8")
         if backend == "onnx":
-            name = "model.int8.onnx" if int8 and (path / "model.int8.onnx").is_file() else "model.onnx"
+            int8 = int8 and (path / "model.int8.onnx").is_file()
+            name = "model.int8.onnx" if int8 else "model.onnx"
             if not (path / name).is_file():
                 raise UsageError(f"{path} has no ONNX model; export with --format onnx to serve with --backend onnx")
-            return Predictor(task, onnx_runner(path / name, task), meta)
+            return Predictor(task, onnx_runner(path / name, task), meta, "int8" if int8 else "float")
         model = load_torch_model(path, task)
         if int8:
             import torch
 
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        return Predictor(task, lambda b: task.forward(model, b), meta)
+        return Predictor(task, lambda b: task.forward(model, b), meta, "int8" if int8 else "float")
     if (path / "recipe.yaml").is_file():
         from ..engine.artifacts import load_trained
 

@@ -91,9 +91,8 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     predictor = load_predictor(path, backend=backend, precision=precision)
     task = predictor.task
     meta = predictor.metadata
-    int8 = precision != "float" and meta.get("quantize") == "int8"
     served = ServingMetrics({"task": str((meta.get("task") or {}).get("name", "")), "backend": backend,
-                            "precision": "int8" if int8 else "float", "source": str(path)})
+                            "precision": predictor.precision, "source": str(path)})
 
     def predict_items(items: list[Any]) -> list[Any]:
         served.observe_batch(len(items))
@@ -111,7 +110,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     app = FastAPI(title="fmkit model server", version="1", lifespan=lifespan)
 
     app.add_middleware(RequestGuard, api_key=api_key, max_body_bytes=max_body_bytes)
-    paths = {"/v1/predict", "/v1/predict/files", "/v1/health", "/v1/metadata", "/metrics", "/docs", "/openapi.json"}
+    paths: set[str] = set()  # the app's routes, filled in once they are declared below
     app.add_middleware(MetricsMiddleware, metrics=served, paths=paths)  # added last: outermost, counts 401/413 too
 
     async def run_items(items: list[Any], what: str) -> JSONResponse:
@@ -154,6 +153,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         """Prometheus text format: requests by path and status, latency and batch-size histograms."""
         return Response(served.exposition(), media_type=CONTENT_TYPE)
 
+    paths.update(route.path for route in app.routes)
     app.state.batcher, app.state.metrics = batcher, served
     return app
 

@@ -34,8 +34,6 @@ class MicroBatcher:
         self.max_queue = max_queue
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
-        self.batches = 0
-        self.items = 0
         self.inflight = 0
 
     async def start(self) -> None:
@@ -79,8 +77,6 @@ class MicroBatcher:
                     batch.append(await asyncio.wait_for(self.queue.get(), timeout))
                 except asyncio.TimeoutError:
                     break
-            self.batches += 1
-            self.items += len(batch)
             try:
                 results = await asyncio.to_thread(self.predict, [b[0] for b in batch])
                 for (_, f), r in zip(batch, results):
