@@ -4,10 +4,12 @@ Hugging Face Trainer, same model, data, batches and fused AdamW, measured side b
 fmkit runs with its progress bar, metrics.jsonl logging, per-epoch evaluation (a small validation
 split) and per-epoch checkpoints on; all of that counts as overhead. Step times are taken between
 step-end events after a warm-up, for all three loops alike; each loop runs several times,
-interleaved, and the best run counts (as timeit does: on a shared machine interference only
-adds time); the medians are printed too.
+interleaved (the order alternating), and the overhead is computed per repetition, each fmkit run
+against the hand-written run made next to it. The mean overhead is printed with its 95% confidence
+interval (Student t); a target is "met" only when the whole interval is within it, "MISSED" when
+the whole interval is past it, and "NOT RESOLVED" otherwise.
 
-Usage: python benchmarks/engine_overhead.py [--quick] [--minilm-only | --small-only] [--async-checkpoint]
+Usage: python benchmarks/engine_overhead.py [--quick] [--repeats N] [--minilm-only | --small-only] [--async-checkpoint]
 (--async-checkpoint adds a fmkit row with checkpoints forced onto a background thread; on CPU the
 default writes them in between steps, see docs/architecture.md)
 Targets: overhead <= 3% on a 2-layer transformer (~20 ms/step), <= 1% on a MiniLM-sized model;
@@ -161,6 +163,28 @@ def hf_trainer_step(rec: dict, steps: int) -> list[float] | None:
     return times
 
 
+T95 = [12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14, 2.13, 2.12, 2.11,
+       2.10, 2.09, 2.09]  # two-sided 95% Student t quantiles for 1..20 degrees of freedom
+
+
+def interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean and 95% confidence interval (Student t) of paired per-repetition values."""
+    m = statistics.fmean(values)
+    if len(values) < 2:
+        return m, float("nan"), float("nan")
+    half = T95[min(len(values) - 2, len(T95) - 1)] * statistics.stdev(values) / len(values) ** 0.5
+    return m, m - half, m + half
+
+
+def resolved(lo: float, hi: float, target: float) -> str:
+    """'met' only when the whole interval is within the target, 'MISSED' when it is wholly past it."""
+    if hi <= target:
+        return "met"
+    if lo > target:
+        return "MISSED"
+    return "NOT RESOLVED (the interval spans the target)"
+
+
 def compare(label: str, model: dict, n: int, batch: int, epochs: int, repeats: int, target: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = write_data(Path(tmp), n)
@@ -173,40 +197,45 @@ def compare(label: str, model: dict, n: int, batch: int, epochs: int, repeats: i
             loops["fmkit, background checkpoints"] = lambda: fmkit_step(background)
         runs: dict[str, list[float]] = {name: [] for name in loops}
         for i in range(repeats):  # interleaved, so load on the shared machine hits all alike
-            for name, loop in loops.items():
+            order = list(loops.items())
+            if i % 2:  # alternate the order too: whatever runs first in a repetition is not always the same loop
+                order.reverse()
+            for name, loop in order:
                 times = loop()
-                if times is not None:
-                    runs[name].append(per_step(times))
+                runs[name].append(per_step(times) if times is not None else float("nan"))
             print(f"  run {i + 1}: " + ", ".join(f"{n} {1000 * v[-1]:.1f}" for n, v in runs.items() if v) + " ms/step",
                   flush=True)
-    # best of the runs, as timeit does: on a shared machine interference only ever adds time
-    best = {n: min(v) for n, v in runs.items() if v}
-    h, f = best["hand-written"], best["fmkit"]
-    over = 100 * (f / h - 1)
-    print(f"{label}: hand-written {1000 * h:.1f} ms/step, fmkit {1000 * f:.1f} ms/step -> overhead {over:+.1f}% "
-          f"({'meets' if over <= target else 'MISSES'} target <= {target:.0f}%), {steps} steps "
-          f"({steps // epochs} per epoch), best of {repeats} runs", flush=True)
-    med = {n: statistics.median(v) for n, v in runs.items() if v}
-    print(f"{label}: medians of the runs: " + ", ".join(f"{n} {1000 * v:.1f}" for n, v in med.items())
-          + f" ms/step -> fmkit overhead {100 * (med['fmkit'] / med['hand-written'] - 1):+.1f}%", flush=True)
-    if "fmkit, background checkpoints" in best:
-        b = best["fmkit, background checkpoints"]
-        print(f"{label}: fmkit with background checkpoint writes {1000 * b:.1f} ms/step -> overhead "
-              f"{100 * (b / h - 1):+.1f}%", flush=True)
-    if "HF Trainer" in best:
-        t = best["HF Trainer"]
-        print(f"{label}: HF Trainer {1000 * t:.1f} ms/step -> fmkit/Trainer {f / t:.3f}x "
-              f"({'meets' if f <= t * 1.01 else 'MISSES'}: no slower)", flush=True)
+    hand, fm = runs["hand-written"], runs["fmkit"]
+    # paired: each repetition's fmkit run against the hand-written run made next to it
+    over = [100 * (f / h - 1) for f, h in zip(fm, hand)]
+    m, lo, hi = interval(over)
+    print(f"{label}: {steps} steps ({steps // epochs} per epoch), {repeats} interleaved repetitions; "
+          f"medians hand-written {1000 * statistics.median(hand):.1f} ms/step, fmkit "
+          f"{1000 * statistics.median(fm):.1f} ms/step", flush=True)
+    print(f"{label}: fmkit overhead per step {m:+.1f}% (95% CI {lo:+.1f}% .. {hi:+.1f}%; per repetition "
+          + " ".join(f"{o:+.1f}" for o in over) + f"): target <= {target:.0f}% {resolved(lo, hi, target)}", flush=True)
+    if "fmkit, background checkpoints" in runs:
+        bg = [100 * (b / h - 1) for b, h in zip(runs["fmkit, background checkpoints"], hand)]
+        bm, blo, bhi = interval(bg)
+        print(f"{label}: fmkit with background checkpoint writes {bm:+.1f}% (95% CI {blo:+.1f}% .. {bhi:+.1f}%)",
+              flush=True)
+    trainer = runs.get("HF Trainer", [])
+    if trainer and not any(t != t for t in trainer):
+        ratio = [f / t for f, t in zip(fm, trainer)]
+        rm, rlo, rhi = interval(ratio)
+        print(f"{label}: HF Trainer median {1000 * statistics.median(trainer):.1f} ms/step; fmkit/Trainer {rm:.3f}x "
+              f"(95% CI {rlo:.3f}x .. {rhi:.3f}x): no slower than the Trainer {resolved(rlo, rhi, 1.0)}", flush=True)
 
 
 def main() -> None:
     torch.set_num_threads(2)
     quick = "--quick" in sys.argv
+    repeats = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else None
     small = {"name": "hf-classifier", "config": {"model_type": "bert", "hidden_size": 128, "num_hidden_layers": 2,
                                                  "num_attention_heads": 2, "intermediate_size": 512,
                                                  "max_position_embeddings": 128}}
     if "--minilm-only" not in sys.argv:
-        compare("2-layer transformer (hidden 128)", small, 1600 if quick else 3200, 32, 2, 1 if quick else 3, 3.0)
+        compare("2-layer transformer (hidden 128)", small, 1600 if quick else 3200, 32, 2, repeats or (2 if quick else 10), 3.0)
     if "--small-only" in sys.argv:
         return
     minilm = {"name": "hf-classifier", "config": {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6,
@@ -214,7 +243,7 @@ def main() -> None:
                                                   "max_position_embeddings": 512}}
     # 40 steps per epoch: still a very short epoch for a model this size (a real one has hundreds),
     # so the per-epoch evaluation and checkpoint weigh more here than in practice
-    compare("MiniLM-sized (6 layers, hidden 384)", minilm, 320 if quick else 1280, 32, 2, 1 if quick else 3, 1.0)
+    compare("MiniLM-sized (6 layers, hidden 384)", minilm, 320 if quick else 1280, 32, 2, repeats or (2 if quick else 6), 1.0)
 
 
 if __name__ == "__main__":
