@@ -196,6 +196,26 @@ class PluginManager:
             info.location = getattr(module, "__file__", path)
             self._add(module, path, info)
 
+    def resolve_distributions(self) -> None:
+        """Fill in the distribution and version of plugins registered from Python or a recipe
+        (entry-point plugins know theirs), from the installed package that holds their module."""
+        todo = [i for i in self.infos.values() if i.distribution is None and i.status == "loaded"]
+        if not todo:
+            return
+        from importlib import metadata
+
+        owners = metadata.packages_distributions()  # scans every installed distribution: only when asked
+        for info in todo:
+            obj = self.pm.get_plugin(info.name)
+            module = getattr(obj, "__name__", None) if isinstance(obj, type(os)) else type(obj).__module__
+            dists = owners.get((module or "").split(".")[0]) or []
+            if dists:
+                info.distribution = dists[0]
+                try:
+                    info.version = metadata.version(dists[0])
+                except metadata.PackageNotFoundError:
+                    pass
+
     # ------------------------------------------------------------------ using
     @property
     def hook(self) -> Any:

@@ -100,6 +100,7 @@ def loaded_plugins(manager: Any = None) -> list[dict[str, Any]]:
         from ..plugins import get_plugin_manager
 
         manager = get_plugin_manager()
+    manager.resolve_distributions()
     keys = ("name", "source", "distribution", "version", "api")
     return [{k: getattr(info, k) for k in keys} for info in manager.infos.values() if info.status == "loaded"]
 
