@@ -9,11 +9,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
-from sklearn import metrics as skm
 
-from fmkit.builtin import metrics as M
-from fmkit.components import Params
+torch = pytest.importorskip("torch")
+skm = pytest.importorskip("sklearn.metrics", reason="pip install -e '.[dev]' (scikit-learn is the reference)")
+
+from fmkit.builtin import metrics as M  # noqa: E402
+from fmkit.components import Params  # noqa: E402
 
 
 def _metric(cls, params: Params, num_labels: int | None = None, **context):
