@@ -93,7 +93,7 @@ class Trainer:
         return self._snapshot(ckpt.model_state(self.raw_model))
 
     def state(self) -> dict:
-        plugin_states = self.pm.dispatch("fmkit_checkpoint_state", run=self.run)
+        plugin_states = self.pm.collect("fmkit_checkpoint_state", run=self.run)
         return {
             "optimizer": self._optimizer_state(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
@@ -130,9 +130,9 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.run.global_step = s["epoch"], s["batch_in_epoch"], s["global_step"]
         self.bad_steps, self.chunks, self.best = s["bad_steps"], s["chunks"], s["best"]
         self.evals_without_improvement, self.run.history = s["evals_without_improvement"], s["history"]
-        for plugin, fn in self.pm.impls("fmkit_restore_checkpoint_state"):
-            if plugin in (s.get("plugins") or {}):
-                fn(run=self.run, state=s["plugins"][plugin])
+        for plugin, state in (s.get("plugins") or {}).items():
+            if self.pm.pm.has_plugin(plugin):
+                self.pm.call_one(plugin, "fmkit_restore_checkpoint_state", run=self.run, state=state)
         ckpt.set_rng_state(s["rng"])
 
     def save(self, reason: str) -> Path | None:
