@@ -133,38 +133,22 @@ class PluginManager:
         return True
 
     def load_entry_points(self) -> None:
-        """Load every plugin of the ``fmkit.plugins`` entry-point group through stevedore."""
-        from importlib.metadata import entry_points
+        """Load every plugin of the ``fmkit.plugins`` entry-point group (stevedore, :mod:`fmkit.discovery`)."""
+        from .discovery import discover, distributions
 
-        eps = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-        wanted = []
-        for name, ep in sorted(eps.items()):
-            dist = getattr(ep, "dist", None)
-            info = PluginInfo(
-                name, "entry-point",
-                distribution=dist.metadata["Name"] if dist else None,
-                version=dist.version if dist else None,
-                location=ep.value,
-            )
-            if name in self.disabled:
-                info.status = "disabled"
-            self.infos[name] = info
-            if info.status != "disabled":
-                wanted.append(name)
-        if not wanted:
-            return
-        from stevedore import named
+        owners = distributions()
 
-        failures: list[tuple[str, BaseException]] = []
-        mgr = named.NamedExtensionManager(
-            ENTRY_POINT_GROUP, names=wanted, invoke_on_load=False,
-            on_load_failure_callback=lambda _m, ep, err: failures.append((ep.name, err)),
-            on_missing_entrypoints_callback=lambda names: None,
-        )
-        for name, err in failures:
-            self._fail(self.infos[name], err)
-        for ext in mgr.extensions:
-            self._add(ext.plugin, ext.name, self.infos[ext.name])
+        def info(name: str, ep: Any) -> PluginInfo:
+            dist, version = owners.get((ep.name, ep.value), (None, None))
+            return PluginInfo(name, "entry-point", distribution=dist, version=version, location=ep.value)
+
+        found = discover(self.disabled)
+        for name, ep in found.disabled:
+            self.infos[name] = PluginInfo(**{**info(name, ep).__dict__, "status": "disabled"})
+        for name, ep, error in found.failed:
+            self._fail(info(name, ep), error)
+        for name, plugin, ep in found.loaded:
+            self._add(plugin, name, info(name, ep))
 
     def register(self, obj: Any, name: str | None = None, source: str = "python") -> bool:
         """Register a plugin object or module; returns whether it was accepted."""
