@@ -11,7 +11,13 @@ Minor versions add hooks or arguments; a major version removes or changes one.
 
 Registration hooks return a list of :class:`fmkit.Component` (possibly empty) and are called once
 per process when the registry is built. Lifecycle hooks are called by the training engine through
-one dispatch point, which names the plugin and hook when an implementation raises.
+pluggy (``pm.hook.<name>(...)``, in :meth:`fmkit.plugins.PluginManager.dispatch`), so everything
+pluggy documents holds: ``@fmkit.hookimpl(tryfirst=True)`` / ``trylast=True`` order the
+implementations, ``wrapper=True`` (or old-style ``hookwrapper=True``) implementations run around all
+the others and see their result or exception. A call monitor times every hook call
+(``eval_details.json``'s ``hook_seconds``) and turns an exception into
+:class:`fmkit.errors.PluginHookError`, which names the plugin whose implementation raised and the
+hook; training stops (``fmkit_on_exception`` is called, the CLI exits with code 1).
 """
 from __future__ import annotations
 

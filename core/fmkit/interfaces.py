@@ -41,6 +41,10 @@ class Metric:
 
     #: name prefix in results; ``compute`` returns ``{name: value}`` (or several keys)
     name: str = "metric"
+    #: whether a larger value is better; picks ``max`` or ``min`` when one of this metric's keys is
+    #: the ``monitor`` and the recipe gives no mode. A dict maps result keys to it when a metric
+    #: returns keys of both kinds (keys it does not name count as ``True``).
+    higher_is_better: bool | dict[str, bool] = True
 
     def __init__(self, params: Params, context: dict | None = None):
         self.params = params
@@ -54,7 +58,13 @@ class Metric:
         raise NotImplementedError
 
     def compute(self) -> dict[str, float]:
+        """The flat results of everything seen since :meth:`reset`; may be called more than once."""
         raise NotImplementedError
+
+    def is_higher_better(self, key: str) -> bool:
+        """Whether a larger value of result ``key`` (one :meth:`compute` returns) is better."""
+        hib = self.higher_is_better
+        return bool(hib.get(key, True)) if isinstance(hib, dict) else bool(hib)
 
     def state_tensors(self) -> list[Any]:
         """Tensors to all-reduce (sum) across ranks; they are updated in place."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,8 +87,10 @@ class PluginManager:
         self.autoload = (not _env_flag("FMKIT_DISABLE_PLUGIN_AUTOLOAD")) if autoload is None else autoload
         self.infos: dict[str, PluginInfo] = {}
         self._registry = None
+        #: seconds spent per hook, over every call (pluggy's call monitoring)
         self.hook_timings: dict[str, float] = {}
-        self._impl_cache: dict[str, list] = {}
+        self._call_starts = threading.local()
+        self.pm.add_hookcall_monitoring(self._before_call, self._after_call)
         from .builtin import plugin as builtin_plugin
 
         self._add(builtin_plugin, BUILTIN_PLUGIN, PluginInfo(BUILTIN_PLUGIN, "builtin", distribution="fmkit", version=_core_version()))
@@ -127,42 +130,25 @@ class PluginManager:
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(obj) or [])
         self.infos[name] = info
         self._registry = None
-        self._impl_cache = {}
         return True
 
     def load_entry_points(self) -> None:
-        """Load every plugin of the ``fmkit.plugins`` entry-point group through stevedore."""
-        from importlib.metadata import entry_points
+        """Load every plugin of the ``fmkit.plugins`` entry-point group (stevedore, :mod:`fmkit.discovery`)."""
+        from .discovery import discover, distributions
 
-        eps = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-        wanted = []
-        for name, ep in sorted(eps.items()):
-            dist = getattr(ep, "dist", None)
-            info = PluginInfo(
-                name, "entry-point",
-                distribution=dist.metadata["Name"] if dist else None,
-                version=dist.version if dist else None,
-                location=ep.value,
-            )
-            if name in self.disabled:
-                info.status = "disabled"
-            self.infos[name] = info
-            if info.status != "disabled":
-                wanted.append(name)
-        if not wanted:
-            return
-        from stevedore import named
+        owners = distributions()
 
-        failures: list[tuple[str, BaseException]] = []
-        mgr = named.NamedExtensionManager(
-            ENTRY_POINT_GROUP, names=wanted, invoke_on_load=False,
-            on_load_failure_callback=lambda _m, ep, err: failures.append((ep.name, err)),
-            on_missing_entrypoints_callback=lambda names: None,
-        )
-        for name, err in failures:
-            self._fail(self.infos[name], err)
-        for ext in mgr.extensions:
-            self._add(ext.plugin, ext.name, self.infos[ext.name])
+        def info(name: str, ep: Any) -> PluginInfo:
+            dist, version = owners.get((ep.name, ep.value), (None, None))
+            return PluginInfo(name, "entry-point", distribution=dist, version=version, location=ep.value)
+
+        found = discover(self.disabled)
+        for name, ep in found.disabled:
+            self.infos[name] = PluginInfo(**{**info(name, ep).__dict__, "status": "disabled"})
+        for name, ep, error in found.failed:
+            self._fail(info(name, ep), error)
+        for name, plugin, ep in found.loaded:
+            self._add(plugin, name, info(name, ep))
 
     def register(self, obj: Any, name: str | None = None, source: str = "python") -> bool:
         """Register a plugin object or module; returns whether it was accepted."""
@@ -176,7 +162,7 @@ class PluginManager:
         if self.pm.has_plugin(name):
             self.pm.unregister(name=name)
         self.infos.pop(name, None)
-        self._registry, self._impl_cache = None, {}
+        self._registry = None
 
     def load_modules(self, paths: list[str], source: str = "recipe") -> None:
         """Import and register modules by dotted path (a recipe's ``plugins:`` list)."""
@@ -195,6 +181,26 @@ class PluginManager:
                 continue
             info.location = getattr(module, "__file__", path)
             self._add(module, path, info)
+
+    def resolve_distributions(self) -> None:
+        """Fill in the distribution and version of plugins registered from Python or a recipe
+        (entry-point plugins know theirs), from the installed package that holds their module."""
+        todo = [i for i in self.infos.values() if i.distribution is None and i.status == "loaded"]
+        if not todo:
+            return
+        from importlib import metadata
+
+        owners = metadata.packages_distributions()  # scans every installed distribution: only when asked
+        for info in todo:
+            obj = self.pm.get_plugin(info.name)
+            module = getattr(obj, "__name__", None) if isinstance(obj, type(os)) else type(obj).__module__
+            dists = owners.get((module or "").split(".")[0]) or []
+            if dists:
+                info.distribution = dists[0]
+                try:
+                    info.version = metadata.version(dists[0])
+                except metadata.PackageNotFoundError:
+                    pass
 
     # ------------------------------------------------------------------ using
     @property
@@ -215,36 +221,61 @@ class PluginManager:
         caller = getattr(self.pm.hook, hook_name)
         return [(impl.plugin_name, impl.function) for impl in reversed(caller.get_hookimpls())]
 
-    def dispatch(self, hook_name: str, **kwargs: Any) -> dict[str, Any]:
-        """Call a lifecycle hook on every plugin; the one place hooks are invoked from the engine.
+    def dispatch(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call a hook through pluggy (``pm.hook.<name>(**kwargs)``) and return its non-None results.
 
-        Returns ``{plugin: result}`` for non-None results. An exception names its plugin and hook.
-        Time spent per hook is accumulated in :attr:`hook_timings` (profiling).
+        Everything pluggy documents holds: ``tryfirst``/``trylast`` ordering, hook wrappers
+        (``wrapper=True`` and old-style ``hookwrapper=True``) around the other implementations,
+        ``firstresult``, and implementations that take fewer arguments than the spec. The call
+        monitor (:meth:`_before_call`/:meth:`_after_call`) times every call in
+        :attr:`hook_timings` and turns an exception into :class:`PluginHookError` naming the plugin
+        whose implementation raised.
         """
-        results: dict[str, Any] = {}
-        impls = self._impl_cache.get(hook_name)
-        if impls is None:
-            import inspect
+        return getattr(self.pm.hook, hook_name)(**kwargs)
 
-            impls = []
-            for plugin, fn in self.impls(hook_name):
-                argnames = [a for a in inspect.signature(fn).parameters if a in kwargs]
-                impls.append((plugin, fn, argnames))
-            self._impl_cache[hook_name] = impls
-        if not impls:
-            return results
-        t0 = time.perf_counter()
-        for plugin, fn, argnames in impls:
-            try:
-                out = fn(**{a: kwargs[a] for a in argnames})
-            except (KeyboardInterrupt, PluginHookError):
-                raise
-            except Exception as e:
-                raise PluginHookError(plugin, hook_name, e) from e
-            if out is not None:
-                results[plugin] = out
-        self.hook_timings[hook_name] = self.hook_timings.get(hook_name, 0.0) + time.perf_counter() - t0
+    def collect(self, hook_name: str, **kwargs: Any) -> dict[str, Any]:
+        """Call a hook on each plugin on its own (through pluggy) and return ``{plugin: result}``
+        for non-None results: for hooks whose answers are kept per plugin (checkpoint state)."""
+        results: dict[str, Any] = {}
+        for plugin in self._implementers(hook_name):
+            out = self.call_one(plugin, hook_name, **kwargs)
+            if out:
+                results[plugin] = out[0]
         return results
+
+    def call_one(self, plugin: str, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call one plugin's implementation of a hook (with that plugin's own wrappers)."""
+        others = [self.pm.get_plugin(p) for p in self._implementers(hook_name) if p != plugin]
+        return self.pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+
+    def _implementers(self, hook_name: str) -> list[str]:
+        names = [impl.plugin_name for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls())]
+        return list(dict.fromkeys(names))
+
+    # ------------------------------------------------------------------ call monitoring
+    def _before_call(self, hook_name: str, hook_impls: list, kwargs: dict) -> None:
+        stack = self._call_starts.__dict__.setdefault("stack", [])
+        stack.append(time.perf_counter())
+
+    def _after_call(self, outcome: Any, hook_name: str, hook_impls: list, kwargs: dict) -> None:
+        elapsed = time.perf_counter() - self._call_starts.stack.pop()
+        self.hook_timings[hook_name] = self.hook_timings.get(hook_name, 0.0) + elapsed
+        error = outcome.exception
+        if isinstance(error, Exception) and not isinstance(error, PluginHookError):
+            outcome.force_exception(PluginHookError(_culprit(error, hook_impls), hook_name, error))
+
+
+def _culprit(error: BaseException, hook_impls: list) -> str:
+    """The plugin whose implementation raised: the innermost traceback frame running one of them."""
+    codes = {getattr(impl.function, "__code__", None): impl.plugin_name for impl in hook_impls}
+    found, tb = None, error.__traceback__
+    while tb is not None:
+        found = codes.get(tb.tb_frame.f_code, found)
+        tb = tb.tb_next
+    if found is None:
+        names = sorted({impl.plugin_name for impl in hook_impls})
+        found = names[0] if len(names) == 1 else "one of " + ", ".join(names)
+    return found
 
 
 _default: PluginManager | None = None

@@ -27,7 +27,7 @@ class Task:
     without importing the task.
 
     Class attributes a subclass sets:
-        name: the task id (``text-classification``).
+        name: the task id (``sentiment``, say).
         monitor / monitor_mode: the validation metric that selects the best checkpoint.
         classification: whether outputs are class scores (enables the per-class report and
             confusion matrix).
@@ -69,8 +69,21 @@ class Task:
         return ctx
 
     def metric_context(self) -> dict[str, Any]:
-        """What metric and loss factories need to know (``num_classes``, label names...)."""
-        return self.model_context()
+        """What metric and loss factories need to know (``num_labels``, ``labels``...).
+
+        The default is :meth:`model_context`, plus ``inverse_transform`` (this task's
+        :meth:`inverse_transform`) when the task implements it.
+        """
+        ctx = self.model_context()
+        if type(self).inverse_transform is not Task.inverse_transform:
+            ctx["inverse_transform"] = self.inverse_transform
+        return ctx
+
+    def inverse_transform(self, values: Any) -> Any:
+        """Map regression values as the model sees them (predictions, or targets from
+        :meth:`metric_inputs`) back to the data's own units; implement it when :meth:`preprocess`
+        scales targets. Regression metrics with ``units: original`` call it (since API 1.3)."""
+        raise NotImplementedError(f"task {self.name!r} does not scale its targets")
 
     # ------------------------------------------------------------------ data
     def preprocess(self, example: dict) -> dict:

@@ -1,9 +1,19 @@
-"""Built-in streaming metrics.
+"""Built-in streaming metrics, checked against scikit-learn (tests/test_metrics_reference.py).
 
-Classification metrics take ``preds`` as class scores ``(N, C)`` (logits or probabilities) and
-``targets`` as class indices ``(N,)`` or multi-hot ``(N, C)`` (multi-label, thresholded at
-``threshold`` on sigmoid scores). Regression metrics take tensors of any matching shape;
-``targets`` may be a dict with ``target`` and ``naive`` (the seasonal-naive forecast) for MASE.
+What they receive (a task's :meth:`fmkit.Task.metric_inputs`):
+
+- classification: ``preds`` are class scores ``(N, C)`` (logits or probabilities; only their
+  order matters, except for multi-label and binary thresholds, which apply ``sigmoid``), or
+  one score per example ``(N,)`` for a binary task (a logit: ``sigmoid(score) >= threshold`` is
+  class 1), or class indices ``(N,)`` of an integer dtype; ``targets`` are class indices
+  ``(N,)`` or multi-hot ``(N, C)`` (multi-label). Leading axes beyond the first are more
+  examples: scores ``(N, T, C)`` with targets ``(N, T)`` count ``N * T`` predictions. A negative
+  target (such as -1, or torch's ``ignore_index`` -100) marks a prediction to skip.
+- regression: ``preds`` and ``targets`` are tensors of the same shape; ``targets`` may also be a
+  dict whose ``"target"`` entry is the tensor (a task adds what its own metrics need beside it).
+
+Undefined values follow scikit-learn's ``zero_division=0`` for precision, recall and F1; ROC-AUC
+of a class with only positives or only negatives is skipped, and ``nan`` when no class has both.
 All state is sums kept in float64 tensors, so distributed ranks combine by summing.
 """
 from __future__ import annotations
@@ -15,6 +25,7 @@ from ..interfaces import Metric
 
 
 class ClassParams(Params):
+    #: probability (after sigmoid) at which a multi-label or single-score binary prediction is positive
     threshold: float = 0.5
 
 
@@ -27,6 +38,7 @@ class TopKParams(ClassParams):
 
 
 class AUCParams(ClassParams):
+    #: histogram bins over ``sigmoid(log-odds / 4)``; the AUC is exact up to pairs sharing a bin
     bins: int = 1000
 
 
@@ -36,7 +48,7 @@ class NoMetricParams(Params):
 
 class RegressionParams(Params):
     #: ``scaled``: on the values the model predicts; ``original``: after the task's
-    #: ``inverse_transform`` (metric context), in the data's own units (key gets ``_original``)
+    #: :meth:`fmkit.Task.inverse_transform`, in the data's own units (the key gets ``_original``)
     units: Literal["scaled", "original"] = "scaled"
 
 
@@ -44,8 +56,21 @@ def _is_multilabel(preds, targets) -> bool:
     return targets.dim() == preds.dim() and targets.shape == preds.shape and preds.dim() == 2
 
 
+def _flatten(preds, targets):
+    """Scores ``(N, ..., C)`` and targets ``(N, ...)`` as ``(M, C)`` and ``(M,)``, skipped ones dropped."""
+    preds, targets = preds.detach().cpu(), targets.detach().cpu()
+    if preds.dim() > 2 or (preds.dim() == 2 and targets.dim() == 2 and not _is_multilabel(preds, targets)):
+        preds, targets = preds.reshape(-1, preds.shape[-1]), targets.reshape(-1)
+    if targets.is_floating_point() and targets.dim() == 2:  # soft targets (mixup): their argmax
+        targets = targets.argmax(-1)
+    keep = targets >= 0
+    return preds[keep], targets[keep].long()
+
+
 class _ClassStats(Metric):
     """Shared per-class counts: confusion matrix (multi-class) or tp/fp/fn (multi-label)."""
+
+    higher_is_better = True
 
     def reset(self) -> None:
         import torch
@@ -54,7 +79,7 @@ class _ClassStats(Metric):
         self.num_classes = c
         self.confusion = torch.zeros(c, c, dtype=torch.float64) if c else None
         self.ml = None  # (3, C): tp, fp, fn for multi-label
-        self.samples = torch.zeros(2, dtype=torch.float64)  # correct, total
+        self.samples = torch.zeros(2, dtype=torch.float64)  # exact matches, total (multi-label)
 
     def _ensure(self, c: int) -> None:
         import torch
@@ -69,12 +94,9 @@ class _ClassStats(Metric):
     def update(self, preds, targets) -> None:
         import torch
 
-        preds, targets = preds.detach().cpu(), targets.detach().cpu()
-        if preds.dim() > 2:  # token-level: flatten, ignore padding (-100)
-            preds, targets = preds.reshape(-1, preds.shape[-1]), targets.reshape(-1)
         if _is_multilabel(preds, targets):
-            p = torch.sigmoid(preds.float()) >= self.params.threshold
-            t = targets > 0.5
+            p = torch.sigmoid(preds.detach().cpu().float()) >= self.params.threshold
+            t = targets.detach().cpu() > 0.5
             if self.ml is None:
                 self.ml = torch.zeros(3, preds.shape[1], dtype=torch.float64)
             self.ml[0] += (p & t).sum(0)
@@ -82,24 +104,20 @@ class _ClassStats(Metric):
             self.ml[2] += (~p & t).sum(0)
             self.samples += torch.tensor([(p == t).all(1).sum().item(), len(p)], dtype=torch.float64)
             return
+        preds, targets = _flatten(preds, targets)
         if preds.dim() == 2:
-            if targets.is_floating_point() and targets.dim() == 2:  # soft targets
-                targets = targets.argmax(-1)
-            keep = targets >= 0
-            preds, targets = preds[keep], targets[keep].long()
             self._ensure(preds.shape[1])
             pred_idx = preds.argmax(-1)
-        else:  # binary scores
-            keep = targets >= 0
-            preds, targets = preds[keep], targets[keep].long()
+        elif preds.is_floating_point():  # one binary score (a logit) per example
             self._ensure(2)
-            pred_idx = (preds >= 0).long() if preds.is_floating_point() else preds.long()
+            pred_idx = (torch.sigmoid(preds.double()) >= self.params.threshold).long()
+        else:  # class indices
+            self._ensure(int(max(preds.max().item(), targets.max().item())) + 1 if len(preds) else 2)
+            pred_idx = preds.long()
+        if len(targets) and int(targets.max()) >= self.num_classes:
+            self._ensure(int(targets.max()) + 1)
         idx = targets * self.num_classes + pred_idx
         self.confusion += torch.bincount(idx, minlength=self.num_classes**2).reshape(self.num_classes, -1).double()
-        self._scores_hook(preds, targets)
-
-    def _scores_hook(self, preds, targets) -> None:
-        pass
 
     def state_tensors(self):
         return [t for t in (self.confusion, self.ml, self.samples) if t is not None]
@@ -126,6 +144,8 @@ class Accuracy(_ClassStats):
     def compute(self):
         if self.ml is not None:
             correct, total = self.samples.tolist()
+        elif self.confusion is None:
+            return {"accuracy": 0.0}
         else:
             correct, total = self.confusion.diag().sum().item(), self.confusion.sum().item()
         return {"accuracy": correct / total if total else 0.0}
@@ -135,6 +155,8 @@ class _PRF(_ClassStats):
     which = "f1"
 
     def compute(self):
+        if self.confusion is None and self.ml is None:
+            return {f"{self.which}_{self.params.average}": 0.0}
         tp, fp, fn, support = self.counts()
         avg = self.params.average
         if avg == "micro":
@@ -144,13 +166,16 @@ class _PRF(_ClassStats):
         f1 = _safe_div(2 * precision * recall, precision + recall)
         value = {"precision": precision, "recall": recall, "f1": f1}[self.which]
         if avg == "macro":
-            present = support > 0
+            # as scikit-learn: every label (multi-label), or every class seen in truth or predictions
+            present = support >= 0 if self.ml is not None else (support > 0) | (fp > 0)
             value = value[present].mean() if present.any() else value.sum() * 0
         elif avg == "weighted":
             value = (value * support).sum() / support.sum().clamp(min=1)
         return {f"{self.which}_{avg}": float(value)}
 
     def artifacts(self):
+        if self.confusion is None and self.ml is None:
+            return {}
         tp, fp, fn, support = self.counts()
         p, r = _safe_div(tp, tp + fp), _safe_div(tp, tp + fn)
         f = _safe_div(2 * p * r, p + r)
@@ -188,12 +213,19 @@ class ConfusionMatrix(_ClassStats):
         return {}
 
     def artifacts(self):
+        if self.confusion is None:
+            return {}
         labels = self.context.get("labels") or [str(i) for i in range(self.num_classes)]
         return {"confusion_matrix": {"labels": labels, "matrix": self.confusion.long().tolist()}}
 
 
 class TopKAccuracy(Metric):
-    """Share of examples whose true class is among the ``k`` highest scores."""
+    """Share of examples whose true class is among the ``k`` highest scores.
+
+    Ties are broken as scikit-learn's ``top_k_accuracy_score`` does: the higher class index first.
+    """
+
+    higher_is_better = True
 
     def reset(self):
         import torch
@@ -201,13 +233,12 @@ class TopKAccuracy(Metric):
         self.sums = torch.zeros(2, dtype=torch.float64)
 
     def update(self, preds, targets):
-        preds, targets = preds.detach().cpu(), targets.detach().cpu().long()
-        if preds.dim() > 2:
-            preds, targets = preds.reshape(-1, preds.shape[-1]), targets.reshape(-1)
-        keep = targets >= 0
-        preds, targets = preds[keep], targets[keep]
+        import torch
+
+        preds, targets = _flatten(preds, targets)
         k = min(self.params.k, preds.shape[-1])
-        hit = (preds.topk(k, -1).indices == targets[:, None]).any(-1)
+        order = torch.argsort(preds, dim=-1, stable=True).flip(-1)  # ties: higher index first
+        hit = (order[:, :k] == targets[:, None]).any(-1)
         self.sums[0] += hit.sum()
         self.sums[1] += len(hit)
 
@@ -218,97 +249,112 @@ class TopKAccuracy(Metric):
         return [self.sums]
 
 
+def _log_odds(preds, multilabel: bool):
+    """Per-class log-odds ``log p - log(1 - p)`` in float64, without rounding p to 0 or 1."""
+    import torch
+
+    s = preds.double()
+    if multilabel or s.dim() == 1:  # sigmoid scores: the score is the log-odds
+        return s
+    out = torch.empty_like(s)
+    for k in range(s.shape[1]):
+        others = torch.cat([s[:, :k], s[:, k + 1:]], 1)
+        out[:, k] = s[:, k] - torch.logsumexp(others, 1)
+    return out
+
+
 class RocAuc(Metric):
-    """ROC-AUC (one-vs-rest, macro over classes) from score histograms, so it streams and sums."""
+    """ROC-AUC, one-vs-rest and macro over classes (binary: of the positive class), streaming.
+
+    Scores are binned on ``sigmoid(log-odds / 4)``, so saturated probabilities (exactly 0 or 1 in
+    floating point) still rank by their logits; pairs in one bin count as ties (half).
+    """
+
+    higher_is_better = True
 
     def reset(self):
-        self.hist = None
+        self.hist, self.multilabel = None, False
 
     def update(self, preds, targets):
         import torch
 
-        preds, targets = preds.detach().cpu().float(), targets.detach().cpu()
-        if _is_multilabel(preds, targets):
-            probs, onehot = torch.sigmoid(preds), targets > 0.5
+        multilabel = self.multilabel = _is_multilabel(preds, targets)
+        if multilabel:
+            preds, onehot = preds.detach().cpu(), targets.detach().cpu() > 0.5
+            z = _log_odds(preds, True)
         else:
-            if preds.dim() == 1:
-                preds = torch.stack([-preds, preds], -1)
-            keep = targets >= 0
-            preds, targets = preds[keep], targets[keep].long()
-            probs = preds.softmax(-1)
-            onehot = torch.nn.functional.one_hot(targets, probs.shape[-1]).bool()
-        c, b = probs.shape[-1], self.params.bins
+            preds, targets = _flatten(preds, targets)
+            z = _log_odds(preds, False)
+            if z.dim() == 1:  # one binary score: negative and positive class
+                z = torch.stack([-z, z], -1)
+            onehot = torch.nn.functional.one_hot(targets, z.shape[-1]).bool()
+        c, b = z.shape[-1], self.params.bins
         if self.hist is None:
             self.hist = torch.zeros(2, c, b, dtype=torch.float64)
-        idx = (probs.clamp(0, 1 - 1e-9) * b).long()
+        idx = (torch.sigmoid(z / 4) * b).long().clamp(0, b - 1)
         for cls in range(c):
             self.hist[1, cls] += torch.bincount(idx[onehot[:, cls], cls], minlength=b).double()
             self.hist[0, cls] += torch.bincount(idx[~onehot[:, cls], cls], minlength=b).double()
 
     def compute(self):
         if self.hist is None:
-            return {"roc_auc": 0.0}
-        aucs = []
+            return {"roc_auc": float("nan")}
+        aucs = {}
         for cls in range(self.hist.shape[1]):
             neg, pos = self.hist[0, cls], self.hist[1, cls]
             if pos.sum() == 0 or neg.sum() == 0:
                 continue
             neg_below = neg.cumsum(0) - neg  # negatives strictly below each bin
-            auc = (pos * (neg_below + 0.5 * neg)).sum() / (pos.sum() * neg.sum())
-            aucs.append(float(auc))
-        if self.hist.shape[1] == 2 and len(aucs) == 2:
-            aucs = aucs[1:]
-        return {"roc_auc": sum(aucs) / len(aucs) if aucs else 0.0}
+            aucs[cls] = float((pos * (neg_below + 0.5 * neg)).sum() / (pos.sum() * neg.sum()))
+        if self.hist.shape[1] == 2 and not self.multilabel and 1 in aucs:  # binary: the positive class
+            aucs = {1: aucs[1]}
+        return {"roc_auc": sum(aucs.values()) / len(aucs) if aucs else float("nan")}
 
     def state_tensors(self):
         return [self.hist] if self.hist is not None else []
 
 
 class _Regression(Metric):
-    """Sums of errors: abs, squared, abs-percentage, symmetric percentage, naive abs, count."""
+    """Sums of errors: absolute, squared, absolute-percentage, symmetric-percentage, count."""
 
     key = ""
+    higher_is_better = False
 
     def reset(self):
         import torch
 
-        self.sums = torch.zeros(6, dtype=torch.float64)
+        self.sums = torch.zeros(5, dtype=torch.float64)
 
     def update(self, preds, targets):
         import torch
 
-        naive = None
         if isinstance(targets, dict):
-            naive, targets = targets.get("naive"), targets["target"]
+            targets = targets["target"]
         if getattr(self.params, "units", "scaled") == "original":
             inverse = self.context.get("inverse_transform")
             if inverse is None:
-                raise ValueError(f"{self.key}: units: original needs a task that scales its targets")
+                raise ValueError(f"metric {self.key!r} with units: original needs a task that scales its targets "
+                                 "(one that implements Task.inverse_transform); use units: scaled")
             preds, targets = inverse(preds), inverse(targets)
-            naive = inverse(naive) if naive is not None else None
         p = preds.detach().cpu().double().reshape(-1)
         t = targets.detach().cpu().double().reshape(-1)
         err = p - t
-        eps = 1e-8
+        eps = torch.finfo(torch.float64).eps  # scikit-learn's floor for |target| in MAPE
+        den = p.abs() + t.abs()
         self.sums[0] += err.abs().sum()
         self.sums[1] += (err**2).sum()
         self.sums[2] += (err.abs() / t.abs().clamp(min=eps)).sum()
-        self.sums[3] += (2 * err.abs() / (p.abs() + t.abs()).clamp(min=eps)).sum()
-        if naive is not None:
-            self.sums[4] += (naive.detach().cpu().double().reshape(-1) - t).abs().sum()
-        self.sums[5] += torch.tensor(float(t.numel()), dtype=torch.float64)
+        self.sums[3] += torch.where(den > 0, 2 * err.abs() / den.clamp(min=eps), torch.zeros_like(den)).sum()
+        self.sums[4] += float(t.numel())
 
     def state_tensors(self):
         return [self.sums]
 
     def compute(self):
-        n = max(float(self.sums[5]), 1.0)
+        n = max(float(self.sums[4]), 1.0)
         mae, mse = float(self.sums[0]) / n, float(self.sums[1]) / n
-        values = {
-            "mae": mae, "mse": mse, "rmse": mse**0.5,
-            "mape": 100 * float(self.sums[2]) / n, "smape": 100 * float(self.sums[3]) / n,
-            "mase": float(self.sums[0]) / float(self.sums[4]) if float(self.sums[4]) > 0 else float("nan"),
-        }
+        values = {"mae": mae, "mse": mse, "rmse": mse**0.5,
+                  "mape": 100 * float(self.sums[2]) / n, "smape": 100 * float(self.sums[3]) / n}
         suffix = "_original" if getattr(self.params, "units", "scaled") == "original" else ""
         return {self.key + suffix: values[self.key]}
 
@@ -320,7 +366,5 @@ def _regression(key: str, doc: str) -> type[_Regression]:
 MAE = _regression("mae", "Mean absolute error.")
 MSE = _regression("mse", "Mean squared error.")
 RMSE = _regression("rmse", "Root mean squared error.")
-MAPE = _regression("mape", "Mean absolute percentage error, in percent.")
-SMAPE = _regression("smape", "Symmetric mean absolute percentage error, in percent.")
-MASE = _regression("mase", "Mean absolute scaled error against the seasonal-naive forecast.")
-
+MAPE = _regression("mape", "Mean absolute percentage error, in percent (scikit-learn's, times 100).")
+SMAPE = _regression("smape", "Symmetric mean absolute percentage error, in percent (0 where both are 0).")

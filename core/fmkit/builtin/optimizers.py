@@ -1,15 +1,15 @@
 """Built-in optimizers (AdamW, Adam, SGD) with sensible parameter groups.
 
-Parameter groups: biases and normalisation weights get no weight decay; the head (parameters whose
-names start with one of the model's ``fmkit_head_prefixes``, or the usual head names) can have its
-own learning rate (``head_lr``); models that expose ``fmkit_layer_prefixes()`` (embeddings first,
-then each layer) get layer-wise learning-rate decay with ``layer_decay < 1``.
+Parameter groups: biases and normalisation weights get no weight decay; the head (the parameters
+the model names in ``fmkit_head_prefixes``, see :mod:`fmkit.model_parts`) can have its own learning
+rate (``head_lr``); models that declare ``fmkit_layer_prefixes()`` (embeddings first, then each
+layer) get layer-wise learning-rate decay with ``layer_decay < 1``.
 """
 from __future__ import annotations
 
 from ..components import Params
-
-DEFAULT_HEAD_PREFIXES = ("classifier", "score", "head", "fc", "lm_head")
+from ..errors import UsageError
+from ..model_parts import head_prefixes, is_head_parameter, layer_prefixes, require_head_prefixes
 
 
 class OptimizerParams(Params):
@@ -46,14 +46,17 @@ def _is_no_decay(name: str, param) -> bool:
 
 def param_groups(model, p: OptimizerParams) -> list[dict]:
     """Split a model's trainable parameters into groups by decay, head and layer depth."""
-    heads = tuple(getattr(model, "fmkit_head_prefixes", DEFAULT_HEAD_PREFIXES))
-    layers = list(model.fmkit_layer_prefixes()) if hasattr(model, "fmkit_layer_prefixes") else []
+    heads = require_head_prefixes(model, "optimizer.head_lr") if p.head_lr is not None else head_prefixes(model)
+    layers = layer_prefixes(model)
+    if p.layer_decay != 1.0 and not layers:
+        raise UsageError(f"optimizer.layer_decay needs the model's layers, but {type(model).__name__} declares "
+                         "no fmkit_layer_prefixes() (see fmkit.model_parts); remove layer_decay from the recipe")
     groups: dict[tuple, dict] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         lr = p.lr
-        is_head = name.startswith(heads) or any(f".{h}." in f".{name}" for h in heads)
+        is_head = is_head_parameter(name, heads)
         if is_head and p.head_lr is not None:
             lr = p.head_lr
         elif layers and p.layer_decay != 1.0 and not is_head:

@@ -68,7 +68,6 @@ def fmkit_register_metrics():
         ("mae", "MAE", "Mean absolute error"), ("mse", "MSE", "Mean squared error"),
         ("rmse", "RMSE", "Root mean squared error"), ("mape", "MAPE", "Mean absolute percentage error"),
         ("smape", "SMAPE", "Symmetric mean absolute percentage error"),
-        ("mase", "MASE", "Mean absolute scaled error (vs seasonal naive)"),
     ]
     out = [Component("metric", n, f"{_M}:{c}", f"{_M}:{p}", s, ex, tags={"input": "class-scores"})
            for n, c, p, s, ex in cls]

@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a run's best model")
     p.add_argument("run_dir")
-    p.add_argument("--format", required=True, help="onnx, torchscript, safetensors, hf, ...")
+    p.add_argument("--format", required=True, help="onnx, torchscript, safetensors, or one a plugin adds (fmkit components list --kind exporter)")
     p.add_argument("--quantize", choices=["int8"])
     p.add_argument("-o", "--output")
     p.set_defaults(func=run.export)

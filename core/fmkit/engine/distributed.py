@@ -44,7 +44,9 @@ def wrap(model: torch.nn.Module, device: torch.device, strategy: str):
     if strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
-        names = [p.rstrip(".") for p in getattr(model, "fmkit_layer_prefixes", lambda: [])()]
+        from ..model_parts import layer_prefixes
+
+        names = [p.rstrip(".") for p in layer_prefixes(model)]
         for name in names:
             try:
                 unit = model.get_submodule(name)

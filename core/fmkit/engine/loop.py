@@ -32,13 +32,19 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-LOWER_IS_BETTER = {"loss", "mae", "mse", "rmse", "mape", "smape", "mase"}
-
-
-def _default_mode(monitor: str, task) -> str:
+def _default_mode(monitor: str, task, metrics=(), results: dict | None = None) -> str | None:
+    """``min`` or ``max`` for the monitored key: the task's own mode for its monitor, ``min`` for the
+    loss, else the ``higher_is_better`` of the metric that returns the key (known once it computed)."""
     if monitor == task.monitor:
         return task.monitor_mode
-    return "min" if monitor in LOWER_IS_BETTER else "max"
+    if monitor == "loss":
+        return "min"
+    if results is None:
+        return None
+    for m in metrics:
+        if monitor in m.compute():
+            return "max" if m.is_higher_better(monitor) else "min"
+    return "max"
 
 
 class Trainer:
@@ -60,6 +66,7 @@ class Trainer:
         self.total_steps = min(total, t.max_steps) if t.max_steps else total
         es = t.early_stopping
         self.monitor = run.recipe.evaluate.monitor or (es.monitor if es else None) or run.task.monitor
+        #: None until the first evaluation tells which metric returns the monitored key
         self.mode = run.recipe.evaluate.monitor_mode or (es.mode if es else None) or _default_mode(self.monitor, run.task)
         # loop position and counters (all saved in checkpoints)
         self.epoch, self.batch_in_epoch, self.bad_steps, self.chunks = 0, 0, 0, 1
@@ -86,7 +93,7 @@ class Trainer:
         return self._snapshot(ckpt.model_state(self.raw_model))
 
     def state(self) -> dict:
-        plugin_states = self.pm.dispatch("fmkit_checkpoint_state", run=self.run)
+        plugin_states = self.pm.collect("fmkit_checkpoint_state", run=self.run)
         return {
             "optimizer": self._optimizer_state(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
@@ -123,9 +130,9 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.run.global_step = s["epoch"], s["batch_in_epoch"], s["global_step"]
         self.bad_steps, self.chunks, self.best = s["bad_steps"], s["chunks"], s["best"]
         self.evals_without_improvement, self.run.history = s["evals_without_improvement"], s["history"]
-        for plugin, fn in self.pm.impls("fmkit_restore_checkpoint_state"):
-            if plugin in (s.get("plugins") or {}):
-                fn(run=self.run, state=s["plugins"][plugin])
+        for plugin, state in (s.get("plugins") or {}).items():
+            if self.pm.pm.has_plugin(plugin):
+                self.pm.call_one(plugin, "fmkit_restore_checkpoint_state", run=self.run, state=state)
         ckpt.set_rng_state(s["rng"])
 
     def save(self, reason: str) -> Path | None:
@@ -174,6 +181,8 @@ class Trainer:
         if value is None:
             raise TrainingError(f"monitored metric {self.monitor!r} is not computed; computed: {sorted(results)} "
                                 "(set evaluate.monitor or add the metric to evaluate.metrics)")
+        if self.mode is None:
+            self.mode = _default_mode(self.monitor, self.run.task, self.metrics, results)
         es = self.cfg.early_stopping
         delta = es.min_delta if es else 0.0
         better = self.best is None or (value < self.best - delta if self.mode == "min" else value > self.best + delta)
@@ -203,11 +212,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def _set_frozen(self, frozen: bool) -> None:
-        from ..builtin.optimizers import DEFAULT_HEAD_PREFIXES
+        from ..model_parts import is_head_parameter, require_head_prefixes
 
-        heads = tuple(getattr(self.raw_model, "fmkit_head_prefixes", DEFAULT_HEAD_PREFIXES))
+        heads = require_head_prefixes(self.raw_model, "train.freeze_backbone_epochs")
         for name, p in self.raw_model.named_parameters():
-            if not (name.startswith(heads) or any(f".{h}." in f".{name}" for h in heads)):
+            if not is_head_parameter(name, heads):
                 p.requires_grad_(not frozen)
 
     def _micro_step(self, batch: dict, scale: float) -> torch.Tensor:

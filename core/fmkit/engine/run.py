@@ -71,19 +71,50 @@ def _git_commit() -> str | None:
         return None
 
 
-def environment(seed: int, device: str) -> dict[str, Any]:
+def _requirements(dist_name: str) -> dict[str, str]:
+    """The installed version of a distribution and of every distribution it requires (extras too)."""
     from importlib import metadata
 
-    pkgs = {}
-    for name in ("fmkit", "torch", "numpy", "transformers", "tokenizers", "timm", "torchaudio", "safetensors",
-                 "onnx", "onnxruntime", "peft", "pandas", "fmkit-nlp", "fmkit-cv", "fmkit-audio", "fmkit-timeseries"):
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        dist = metadata.distribution(dist_name)
+    except metadata.PackageNotFoundError:
+        return {}
+    out = {dist.metadata["Name"]: dist.version}
+    for line in dist.requires or []:
         try:
-            pkgs[name] = metadata.version(name)
+            name = Requirement(line).name
+        except InvalidRequirement:
+            continue
+        try:
+            out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            pass
-    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": pkgs,
-            "git_commit": _git_commit(), "seed": seed, "device": device, "cpu_count": os.cpu_count(),
-            "argv": sys.argv}
+            pass  # an extra that is not installed
+    return out
+
+
+def loaded_plugins(manager: Any = None) -> list[dict[str, Any]]:
+    """Every plugin the manager loaded: name, source, distribution and version, hook-API range."""
+    if manager is None:
+        from ..plugins import get_plugin_manager
+
+        manager = get_plugin_manager()
+    manager.resolve_distributions()
+    keys = ("name", "source", "distribution", "version", "api")
+    return [{k: getattr(info, k) for k in keys} for info in manager.infos.values() if info.status == "loaded"]
+
+
+def environment(seed: int, device: str, manager: Any = None) -> dict[str, Any]:
+    """What ``environment.json`` records: Python, platform, every loaded plugin with its distribution
+    and version, and the versions of fmkit's and those distributions' requirements."""
+    plugins = loaded_plugins(manager)
+    pkgs = _requirements("fmkit")
+    for dist in sorted({p["distribution"] for p in plugins if p["distribution"]}):
+        pkgs.update(_requirements(dist))
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "plugins": plugins,
+            "packages": dict(sorted(pkgs.items())), "git_commit": _git_commit(), "seed": seed, "device": device,
+            "cpu_count": os.cpu_count(), "argv": sys.argv}
 
 
 def write_json(path: Path, obj: Any) -> None:

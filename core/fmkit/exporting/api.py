@@ -104,6 +104,7 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
     from ..engine.artifacts import load_trained
     from ..engine.checkpoint import save_weights
     from ..plugins import get_plugin_manager
+    from ..provenance import component_provenance
 
     run_dir = Path(run_dir)
     trained = trained or load_trained(run_dir)
@@ -137,7 +138,11 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
                                 "signature": {"inputs": task.export_input_names(), "dynamic_axes": {
                                     k: {str(a): n for a, n in v.items()} for k, v in task.dynamic_axes().items()},
                                     "example_inputs": _jsonable(task.example_inputs())},
-                                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "source_run": str(run_dir.resolve())}
+                                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "source_run": str(run_dir.resolve()),
+                                # which plugin and distribution provide them: a loader lacking one says what to install
+                                "provenance": {"task": component_provenance("task", trained.recipe.task.as_dict()),
+                                               "model": component_provenance("model", trained.recipe.model.as_dict()),
+                                               "exporter": component_provenance("exporter", format)}}
         (tmp / "export.json").write_text(json.dumps(meta))
         meta.update(exporter.export(trained, str(tmp), batches[0]))
         runner = exporter.runner(str(tmp), trained)

@@ -35,9 +35,9 @@ def export_wrapper(model, task, names: list[str]):
 def tracing_mode(model):
     """The model's own context for graph capture, if it has one (``fmkit_export_mode()``).
 
-    A model may switch to operations that trace into a better graph while exporting (a
-    transformers model uses its plain attention instead of the fused SDPA kernel, whose traced
-    masking is slower under ONNX Runtime). Outputs must stay the same: every export is verified.
+    A model may switch to operations that trace into a better graph while exporting (say, plain
+    attention instead of a fused attention kernel whose traced masking is slower under ONNX
+    Runtime). Outputs must stay the same: every export is verified.
     """
     import contextlib
 

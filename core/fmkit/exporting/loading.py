@@ -9,10 +9,9 @@ from ..errors import UsageError
 
 
 def _task_from_export(meta: dict, directory: Path):
-    from ..plugins import get_plugin_manager
+    from ..provenance import build_recorded
 
-    reg = get_plugin_manager().registry
-    task = reg.build("task", meta["task"])
+    task = build_recorded("task", meta["task"], meta.get("provenance", {}).get("task"), f"export {directory}")
     task.load_state_dict(json.loads((directory / "task" / "task.json").read_text()))
     task.load_assets(str(directory / "task" / "assets"))
     return task
@@ -21,13 +20,14 @@ def _task_from_export(meta: dict, directory: Path):
 def load_torch_model(directory: Path, task):
     """Rebuild the model from ``export.json``'s model section and load ``model.safetensors``."""
     from ..engine.checkpoint import load_weights
-    from ..plugins import get_plugin_manager
+    from ..provenance import build_recorded
 
     meta = json.loads((directory / "export.json").read_text())
     section = dict(meta["model"])
     for key in meta.get("model_paths", []):  # paths the model wrote into the export, made absolute
         section[key] = str(directory / section[key])
-    model = get_plugin_manager().registry.build("model", section, {**task.model_context(), "inference": True})
+    model = build_recorded("model", section, meta.get("provenance", {}).get("model"), f"export {directory}",
+                           {**task.model_context(), "inference": True})
     load_weights(model, directory / "model.safetensors")
     return model.eval()
 

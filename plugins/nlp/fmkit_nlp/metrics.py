@@ -109,6 +109,8 @@ class Perplexity(Metric):
     (the causal-lm task's ``metric_inputs`` gives both). Also reports that mean as ``token_nll``.
     """
 
+    higher_is_better = False
+
     def reset(self):
         import torch
 

@@ -198,6 +198,7 @@ class PatchTST(nn.Module):
                              # transformers' default mean-pools them (fine for classification, not here)
                              **{"pooling_type": None, **params.config})
         self.net = PatchTSTForPrediction(cfg)
+        self.fmkit_head_prefixes = ("net.head",)
 
     def forward(self, past):
         return self.net(past_values=past).prediction_outputs[..., : self.targets]

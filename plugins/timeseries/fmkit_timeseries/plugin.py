@@ -68,6 +68,8 @@ def fmkit_register_datasets():
 @hookimpl
 def fmkit_register_metrics():
     return [
+        Component("metric", "mase", "fmkit_timeseries.metrics:MASE", "fmkit_timeseries.metrics:MASEParams",
+                  "Mean absolute scaled error against the seasonal-naive forecast", {}, tags={"input": "forecast"}),
         Component("metric", "forecast-plot", "fmkit_timeseries.plots:ForecastPlot",
                   "fmkit_timeseries.plots:ForecastPlotParams",
                   "Keeps some forecasts and draws context, truth and forecast in the run report", {},

@@ -61,11 +61,13 @@ class Forecasting(Task):
                 "channels": len(self.columns), "targets": self.n_targets, "seasonality": self.seasonality}
 
     def metric_context(self):
-        ctx = self.model_context()
-        t = slice(0, self.n_targets)
-        ctx["inverse_transform"] = lambda x: self.scaler.inverse(x, t)
+        ctx = super().metric_context()  # with inverse_transform, for metrics in original units
         ctx["target_names"] = self.columns[: self.n_targets]
         return ctx
+
+    def inverse_transform(self, values):
+        """Scaled target values back to the data's units (the scaler fit on the training part)."""
+        return self.scaler.inverse(values, slice(0, self.n_targets))
 
     # ---------------------------------------------------------------- data
     def preprocess(self, example):
