@@ -69,3 +69,64 @@ def test_two_processes_ddp_and_fsdp_match_one_process_with_the_same_global_batch
     after = _final_weights(fsdp_dir)
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert torch.distributed.is_available()
+
+
+def _torchrun(args: list[str], env: dict, timeout: int) -> subprocess.CompletedProcess:
+    """torchrun with 2 CPU ranks; a run still going after ``timeout`` s (a deadlock) is killed and fails."""
+    import signal
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           "-m", "fmkit", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"torchrun {' '.join(args)} still running after {timeout} s (deadlock?)\n{err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def test_uneven_and_empty_validation_shards_and_an_oom_on_one_rank(tmp_path):
+    """24 validation examples in one evaluation batch of 32: rank 1 has no validation batch (and the
+    40 test examples give the ranks 32 and 8). DDP and FSDP must neither hang nor miscount; under
+    DDP rank 1 alone also runs out of memory, in the forward of a window's last micro-batch and
+    of the next window's first, and retries: the run ends with the weights and metrics of one process with the
+    same global batch and no fault. The summary is printed once."""
+    import fmkit
+    import torch
+
+    recipe = tiny_recipe(tmp_path, epochs=1, batch_size=8, grad_accum_steps=2, eval_batch_size=32, eval_every=2)
+    recipe["plugins"] = ["helpers.fault_injection"]
+    recipe["model"] = {"name": "test-injected"}
+    recipe["tracking"]["report"] = False
+    ref = fmkit.train(recipe, run_dir=str(tmp_path / "single"))
+    recipe["train"]["batch_size"] = 4  # per rank: the same global batch
+    # rank 1's training forward calls (retries count): call 2 is window 1's last micro-batch (its backward
+    # all-reduces), retried in two parts; call 3 is then the first part of window 2's first micro-batch
+    recipe["model"].update(oom_rank=1, oom_forward_calls=[2, 3])
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    for strategy in ("ddp", "fsdp"):
+        d = tmp_path / strategy
+        extra = ["--set", "model.oom_forward_calls=[]"] if strategy == "fsdp" else []  # FSDP cannot retry alone
+        run = _torchrun(["train", str(path), "--run-dir", str(d), "--set", f"train.strategy={strategy}", *extra],
+                        env, timeout=240)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert run.stdout.count("run directory:") == 1, run.stdout  # rank 0 alone prints the summary
+        if strategy == "ddp":
+            assert run.stderr.count("out of memory at step") == 2, run.stderr[-3000:]
+        worst = max(float((a.float() - b.float()).abs().max())
+                    for a, b in zip(_final_weights(ref.run_dir).values(), _final_weights(d).values()))
+        assert worst < 1e-5, f"{strategy}: weights differ from the single-process run by {worst}"
+        e1, e2 = ref.results, json.loads((d / "eval.json").read_text())
+        assert abs(e1["loss"] - e2["loss"]) < 1e-5 and e1["accuracy"] == e2["accuracy"], (strategy, e1, e2)
+        evals = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+        evals = [r for r in evals if r["split"] == "validation"]
+        assert [r["step"] for r in evals] == [2, 4, 6]
+        ref_evals = [r for r in ref.run_dir.joinpath("metrics.jsonl").read_text().splitlines() if '"validation"' in r]
+        assert all(abs(json.loads(a)["loss"] - b["loss"]) < 1e-5 for a, b in zip(ref_evals, evals))
+    assert torch.distributed.is_available()

@@ -8,7 +8,11 @@ import sys
 def train(args) -> int:
     from ..engine.api import train as run_train
 
+    from ..engine.distributed import world
+
     run = run_train(args.recipe, overrides=args.overrides, run_dir=args.run_dir, resume=args.resume)
+    if world()[0] != 0:  # under torchrun the summary is printed once, by rank 0
+        return 0
     print(json.dumps(run.results, indent=2))
     print(f"run directory: {run.run_dir}")
     if run.report_path:

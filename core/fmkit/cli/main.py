@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     except FmkitError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C (130); training stopped by SIGTERM says 143
+        return int(getattr(e, "exit_code", 130))
 
 
 if __name__ == "__main__":  # pragma: no cover

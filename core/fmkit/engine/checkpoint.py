@@ -168,3 +168,29 @@ def prune(ckpt_dir: Path, keep_last: int) -> None:
     steps = sorted(p for p in ckpt_dir.glob("step-*") if p.is_dir())
     for p in steps[:-keep_last]:
         shutil.rmtree(p, ignore_errors=True)
+
+
+def remove_stale(ckpt_dir: Path) -> list[str]:
+    """Clean up after a process killed while writing a checkpoint; return the names it removed.
+
+    A killed write leaves a ``.tmp-NAME-*`` folder (never renamed into place): removed. A kill
+    between the two renames that replace an existing checkpoint leaves ``NAME`` missing and the
+    previous one as ``.old-NAME-PID``: moved back; an ``.old-*`` whose ``NAME`` exists is removed.
+    """
+    import os
+    import re
+
+    removed = []
+    if not ckpt_dir.is_dir():
+        return removed
+    for p in sorted(ckpt_dir.iterdir()):
+        old = re.fullmatch(r"\.old-(.+)-\d+", p.name)
+        if old and p.is_dir() and not (ckpt_dir / old.group(1)).exists():
+            os.replace(p, ckpt_dir / old.group(1))
+        elif old or p.name.startswith(".tmp-"):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p.name)
+    return removed

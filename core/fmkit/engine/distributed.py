@@ -25,11 +25,69 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def _collective_device() -> torch.device:
+    """Where collective tensors must live: the rank's GPU under NCCL, the CPU under gloo."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _coalesced(tensors: list[torch.Tensor], collective) -> None:
+    """Run ``collective`` on one flat buffer per dtype holding ``tensors``, then copy back in place.
+
+    Tensors may live anywhere (metric sums on the CPU, losses on the GPU): the buffer is on the
+    collective's device, so NCCL and gloo both work, with one call per dtype instead of one per tensor.
+    """
+    device = _collective_device()
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for t in tensors:
+        by_dtype.setdefault(t.dtype, []).append(t)
+    for dtype, group in by_dtype.items():
+        flat = torch.cat([t.detach().reshape(-1).to(device) for t in group])
+        collective(flat)
+        offset = 0
+        for t in group:
+            n = t.numel()
+            t.copy_(flat[offset:offset + n].view_as(t))
+            offset += n
+
+
 def all_reduce_sum(tensors: list[torch.Tensor]) -> None:
+    """Sum ``tensors`` over ranks, in place. Every rank must pass tensors of the same shapes:
+    checked first (one small gather), so a mismatch is an error naming the shapes, not a hang."""
     if not active():
         return
-    for t in tensors:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    shapes = [(tuple(t.shape), str(t.dtype)) for t in tensors]
+    every = [None] * dist.get_world_size()
+    dist.all_gather_object(every, shapes)
+    if any(s != shapes for s in every):
+        raise RuntimeError(f"ranks hold differently shaped tensors to sum: {every}")
+    _coalesced(tensors, lambda flat: dist.all_reduce(flat, op=dist.ReduceOp.SUM))
+
+
+def any_rank(*flags: bool) -> tuple[bool, ...]:
+    """Each flag OR-ed over ranks (one small all-reduce); the flags themselves outside torchrun."""
+    if not active():
+        return tuple(bool(f) for f in flags)
+    t = torch.tensor([int(bool(f)) for f in flags], dtype=torch.long, device=_collective_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return tuple(bool(v) for v in t.tolist())
+
+
+def sync_buffers(model: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers (batch-norm statistics): DDP is built without its per-forward
+    buffer broadcast, a collective per forward call that would misalign ranks which make different
+    numbers of forward calls (an out-of-memory retry); the engine calls this once per optimizer step."""
+    if not active() or is_sharded(model):
+        return
+    buffers = [b for b in unwrap(model).buffers() if b.numel()]
+    if buffers:
+        _coalesced(buffers, lambda flat: dist.broadcast(flat, src=0))
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DDP wrapper (the model itself otherwise)."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 def wrap(model: torch.nn.Module, device: torch.device, strategy: str):
@@ -56,8 +114,16 @@ def wrap(model: torch.nn.Module, device: torch.device, strategy: str):
                 fully_shard(unit)
         fully_shard(model)
         return model
+    import inspect
+
     ids = [device.index or 0] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    ddp = torch.nn.parallel.DistributedDataParallel
+    # no buffer broadcast inside forward (see sync_buffers); buffers are synced at each optimizer step
+    no_forward_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(ddp).parameters
+                       else {"broadcast_buffers": False})
+    wrapped = ddp(model, device_ids=ids, find_unused_parameters=True, **no_forward_sync)
+    sync_buffers(wrapped)
+    return wrapped
 
 
 def is_sharded(model: torch.nn.Module) -> bool:
@@ -106,7 +172,7 @@ def load_full_optimizer_state(model: torch.nn.Module, optimizer, state: dict) ->
 def all_reduce_max(value: int) -> int:
     if not active():
         return value
-    t = torch.tensor([value], dtype=torch.long)
+    t = torch.tensor([value], dtype=torch.long, device=_collective_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t)
 

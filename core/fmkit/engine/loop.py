@@ -1,5 +1,9 @@
 """The training loop: accumulation, clipping, mixed precision, evaluation, early stopping,
-checkpoints with exact resume, and fault handling (OOM, non-finite loss, Ctrl-C)."""
+checkpoints with exact resume, and fault handling (OOM, non-finite loss, Ctrl-C and SIGTERM).
+
+Out-of-memory retries live in :mod:`.microstep`, signal handling in :mod:`.interrupt`. Ranks
+agree once per optimizer step (one small all-reduce) on whether the window's loss was finite
+everywhere and whether any rank was asked to stop, so they skip, step and stop together."""
 from __future__ import annotations
 
 import json
@@ -16,8 +20,10 @@ from ..errors import TrainingError
 from . import checkpoint as ckpt
 from . import distributed
 from .distributed import barrier
-from .evaluation import _chunks, _is_oom, evaluate_loader, to_device
-from .precision import autocast, grad_scaler
+from .evaluation import batch_rows, evaluate_loader, to_device
+from .interrupt import Interrupted, StopSignals
+from .microstep import MicroStepper
+from .precision import accumulator, grad_scaler
 from .progress import TrainingBar
 
 log = logging.getLogger("fmkit")
@@ -69,9 +75,13 @@ class Trainer:
         #: None until the first evaluation tells which metric returns the monitored key
         self.mode = run.recipe.evaluate.monitor_mode or (es.mode if es else None) or _default_mode(self.monitor, run.task)
         # loop position and counters (all saved in checkpoints)
-        self.epoch, self.batch_in_epoch, self.bad_steps, self.chunks = 0, 0, 0, 1
+        self.epoch, self.batch_in_epoch, self.bad_steps = 0, 0, 0
         self.best, self.evals_without_improvement, self.stop = None, 0, False
-        self.oom_events: list[dict] = []
+        self.stepper = MicroStepper(self)
+        self.signals = StopSignals(announce=False)  # replaced by the active one during fit()
+        if run.is_main:  # folders a killed write left half-written
+            for name in ckpt.remove_stale(self.ckpt_dir):
+                log.info("removed %s, left half-written by an interrupted checkpoint write", self.ckpt_dir / name)
         #: checkpoints and best weights go to a background thread on accelerators (train.async_checkpoint)
         background = t.async_checkpoint if isinstance(t.async_checkpoint, bool) else self.device.type != "cpu"
         self.writer = ckpt.CheckpointWriter(asynchronous=background)
@@ -79,6 +89,19 @@ class Trainer:
         self._snapshot = ckpt.snapshot if background else (lambda tree: tree)
 
     # ------------------------------------------------------------------ state
+    @property
+    def chunks(self) -> int:
+        """Parts each loader batch is split into (doubled by each out-of-memory error)."""
+        return self.stepper.chunks
+
+    @chunks.setter
+    def chunks(self, value: int) -> None:
+        self.stepper.chunks = value
+
+    @property
+    def oom_events(self) -> list[dict]:
+        return self.stepper.oom_events
+
     def _optimizer_state(self):
         if self.optimizer is None:
             return None
@@ -102,6 +125,7 @@ class Trainer:
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "global_step": self.run.global_step,
             "bad_steps": self.bad_steps, "chunks": self.chunks, "best": self.best,
             "evals_without_improvement": self.evals_without_improvement, "history": self.run.history,
+            "stop": self.stop,
             "plugins": plugin_states,
         }
 
@@ -130,6 +154,7 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.run.global_step = s["epoch"], s["batch_in_epoch"], s["global_step"]
         self.bad_steps, self.chunks, self.best = s["bad_steps"], s["chunks"], s["best"]
         self.evals_without_improvement, self.run.history = s["evals_without_improvement"], s["history"]
+        self.stop = bool(s.get("stop", False))
         for plugin, state in (s.get("plugins") or {}).items():
             if self.pm.pm.has_plugin(plugin):
                 self.pm.call_one(plugin, "fmkit_restore_checkpoint_state", run=self.run, state=state)
@@ -219,39 +244,6 @@ class Trainer:
             if not is_head_parameter(name, heads):
                 p.requires_grad_(not frozen)
 
-    def _micro_step(self, batch: dict, scale: float) -> torch.Tensor:
-        """Forward and backward on one loader batch, split into ``self.chunks`` parts (OOM)."""
-        task, n = self.run.task, None
-        while True:
-            try:
-                parts = _chunks(batch, self.chunks)
-                size = sum(len(next(iter(p.values()))) for p in parts)
-                total = torch.zeros((), device=self.device)
-                for part in parts:
-                    n = len(next(iter(part.values())))
-                    with autocast(self.device, self.cfg.precision):
-                        out = task.forward(self.model, part)
-                        loss = task.loss(out, part, self.loss_fn)
-                    if not torch.isfinite(loss):
-                        return loss.detach()
-                    weighted = loss * (n / size) * scale
-                    (self.scaler.scale(weighted) if self.scaler else weighted).backward()
-                    total = total + loss.detach() * (n / size)
-                return total
-            except RuntimeError as e:
-                if not _is_oom(e) or self.chunks >= 64:
-                    raise
-                self.optimizer.zero_grad(set_to_none=True)
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                self.chunks *= 2
-                event = {"step": self.run.global_step, "micro_batches": self.chunks,
-                         "effective_grad_accum": self.chunks * self.cfg.grad_accum_steps}
-                self.oom_events.append(event)
-                log.warning("out of memory at step %d: splitting each batch into %d micro-batches "
-                            "(accumulation x%d, effective batch unchanged)", self.run.global_step, self.chunks,
-                            self.chunks * self.cfg.grad_accum_steps)
-
     def _optimizer_step(self) -> None:
         if self.cfg.grad_clip:
             if self.scaler:
@@ -268,99 +260,124 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> None:
-        cfg, run = self.cfg, self.run
+        """Train to the end (or to early stopping); SIGINT/SIGTERM stop it at a step boundary with
+        an "interrupted" checkpoint and :class:`~.interrupt.Interrupted` (see :mod:`.interrupt`)."""
         if self.optimizer is None:  # nothing to optimise (a baseline): one evaluation picks "best"
             self.evaluate()
             self.save("final")
             self.finish_writes()
             barrier()
             return
-        accum, log_every = cfg.grad_accum_steps, cfg.log_every
-        eval_steps = cfg.eval_every if isinstance(cfg.eval_every, int) else None
-        bar = TrainingBar(self.total_steps, run.global_step, cfg.progress) if run.is_main else TrainingBar(0, 0, "off")
-        self.model.train()
-        t_log, samples = time.perf_counter(), 0
-        loss_acc, loss_n = torch.zeros((), dtype=torch.float64), 0
+        run = self.run
+        bar = TrainingBar(self.total_steps, run.global_step, self.cfg.progress) if run.is_main \
+            else TrainingBar(0, 0, "off")
         try:
-            while self.epoch < cfg.epochs and run.global_step < self.total_steps and not self.stop:
-                run.epoch = self.epoch
-                if cfg.freeze_backbone_epochs:  # otherwise leave a model's own freezing alone
-                    self._set_frozen(self.epoch < cfg.freeze_backbone_epochs)
-                self.plan.epoch = self.dataset.epoch = self.epoch
-                self.plan.start = self.batch_in_epoch
-                self.pm.dispatch("fmkit_on_epoch_start", run=run, epoch=self.epoch)
-                epoch_loss, epoch_n, pending = 0.0, 0, 0
-                for batch in self.train_loader:
-                    batch = to_device(batch, self.device, non_blocking=True)
-                    batch = run.task.augment_batch(
-                        batch, (cfg.seed * 1_000_003 + self.epoch * 100_019 + self.batch_in_epoch) % 2**31)
-                    loss = self._micro_step(batch, 1.0 / accum)
-                    self.batch_in_epoch += 1
-                    pending += 1
-                    samples += len(next(iter(batch.values())))
-                    if not torch.isfinite(loss):
-                        self.bad_steps += 1
-                        self.optimizer.zero_grad(set_to_none=True)
-                        pending = 0
-                        log.warning("non-finite loss at step %d: step skipped (%d/%d)", run.global_step,
-                                    self.bad_steps, cfg.max_bad_steps)
-                        if self.bad_steps >= cfg.max_bad_steps:
-                            raise TrainingError(
-                                f"{self.bad_steps} non-finite losses (train.max_bad_steps={cfg.max_bad_steps}); stopped. "
-                                "Lower optimizer.lr, use fp32, or check the data; the last good checkpoint is kept")
-                        continue
-                    loss_acc += loss.double()
-                    loss_n += 1
-                    if pending < accum and self.batch_in_epoch < len(self.plan):
-                        continue
-                    pending = 0
-                    self._optimizer_step()
-                    run.global_step += 1
-                    step = run.global_step
-                    logs = {}
-                    if step % log_every == 0 or step == self.total_steps:
-                        mean_loss = float(loss_acc / max(loss_n, 1))
-                        epoch_loss, epoch_n = epoch_loss + mean_loss * loss_n, epoch_n + loss_n
-                        loss_acc.zero_()
-                        loss_n = 0
-                        dt = time.perf_counter() - t_log
-                        logs = {"loss": mean_loss, "lr": self.optimizer.param_groups[-1]["lr"],
-                                "samples_per_s": samples / dt if dt > 0 else 0.0}
-                        t_log, samples = time.perf_counter(), 0
-                        self.mlog.log({"split": "train", "step": step, "epoch": self.epoch, **logs})
-                        bar.update(step, logs)
-                    else:
-                        bar.update(step)
-                    self.pm.dispatch("fmkit_on_step_end", run=run, step=step, logs=logs)
-                    if eval_steps and step % eval_steps == 0:
-                        self.evaluate()
-                    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                        self.save("interval")
-                    if step >= self.total_steps or self.stop:
-                        break
-                epoch_done = self.batch_in_epoch >= len(self.plan)
-                if epoch_done:
-                    self.pm.dispatch("fmkit_on_epoch_end", run=run, epoch=self.epoch,
-                                     metrics={"loss": epoch_loss / epoch_n if epoch_n else float("nan")})
-                    if self.scheduler and self.scheduler.interval == "epoch" and not self.scheduler.needs_metric:
-                        self.scheduler.step()
-                    if not eval_steps:
-                        self.evaluate()
-                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                    self.save("epoch")
-                else:
-                    break
-            if not run.history or run.history[-1]["step"] != run.global_step:
-                self.evaluate()
-                self.save("final")
-        except KeyboardInterrupt:
-            path = self.save("interrupted")
-            bar.close()
-            if run.is_main and path:
-                print(f"\ninterrupted: checkpoint saved to {path}\nresume with: fmkit train "
-                      f"{run.run_dir / 'recipe.yaml'} --resume {run.run_dir}", flush=True)
-            raise
+            with StopSignals(announce=run.is_main) as self.signals:
+                self._loop(bar)
+                if distributed.any_rank(self.signals.requested)[0]:  # a signal during the last evaluation
+                    self._stop_for_signal(bar)
         finally:
             bar.close()
             self.finish_writes()
         barrier()
+
+    def _stop_for_signal(self, bar) -> None:
+        """Save an "interrupted" checkpoint at this step boundary and raise :class:`Interrupted`."""
+        run = self.run
+        signum = self.signals.signum or 2  # only another rank had the signal
+        path = self.save("interrupted")
+        bar.close()
+        if run.is_main and path:
+            print(f"\ninterrupted at step {run.global_step}: checkpoint saved to {path}\nresume with: fmkit train "
+                  f"{run.run_dir / 'recipe.yaml'} --resume {run.run_dir}", flush=True)
+        raise Interrupted(signum)
+
+    def _loop(self, bar) -> None:
+        cfg, run = self.cfg, self.run
+        accum, log_every = cfg.grad_accum_steps, cfg.log_every
+        eval_steps = cfg.eval_every if isinstance(cfg.eval_every, int) else None
+        self.model.train()
+        t_log, samples = time.perf_counter(), 0
+        # running sums stay on the training device: adding a step's loss never syncs or crosses devices
+        loss_acc, loss_n = accumulator(self.device), 0
+        while self.epoch < cfg.epochs and run.global_step < self.total_steps and not self.stop:
+            run.epoch = self.epoch
+            if cfg.freeze_backbone_epochs:  # otherwise leave a model's own freezing alone
+                self._set_frozen(self.epoch < cfg.freeze_backbone_epochs)
+            self.plan.epoch = self.dataset.epoch = self.epoch
+            self.plan.start = self.batch_in_epoch
+            self.pm.dispatch("fmkit_on_epoch_start", run=run, epoch=self.epoch)
+            epoch_loss, epoch_n, pending, n_batches = 0.0, 0, 0, len(self.plan)
+            window_loss = accumulator(self.device)
+            for batch in self.train_loader:
+                batch = to_device(batch, self.device, non_blocking=True)
+                batch = run.task.augment_batch(
+                    batch, (cfg.seed * 1_000_003 + self.epoch * 100_019 + self.batch_in_epoch) % 2**31)
+                ends_window = pending + 1 >= accum or self.batch_in_epoch + 1 >= n_batches
+                window_loss += self.stepper.step(batch, 1.0 / accum, ends_window).to(window_loss.dtype)
+                self.batch_in_epoch += 1
+                pending += 1
+                samples += batch_rows(batch)
+                if not ends_window:
+                    continue
+                # every rank takes the same decisions: skip the step, stop for a signal
+                bad, stop_signal = distributed.any_rank(not bool(torch.isfinite(window_loss)), self.signals.requested)
+                self.stepper.end_window()
+                distributed.sync_buffers(self.model)
+                if bad:
+                    self.bad_steps += 1
+                    self.optimizer.zero_grad(set_to_none=True)
+                    pending, window_loss = 0, accumulator(self.device)
+                    log.warning("non-finite loss at step %d: step skipped (%d/%d)", run.global_step,
+                                self.bad_steps, cfg.max_bad_steps)
+                    if self.bad_steps >= cfg.max_bad_steps:
+                        raise TrainingError(
+                            f"{self.bad_steps} non-finite losses (train.max_bad_steps={cfg.max_bad_steps}); stopped. "
+                            "Lower optimizer.lr, use fp32, or check the data; the last good checkpoint is kept")
+                    if stop_signal:
+                        self._stop_for_signal(bar)
+                    continue
+                loss_acc += window_loss
+                loss_n += pending
+                pending, window_loss = 0, accumulator(self.device)
+                self._optimizer_step()
+                run.global_step += 1
+                step = run.global_step
+                logs = {}
+                if step % log_every == 0 or step == self.total_steps:
+                    mean_loss = float(loss_acc / max(loss_n, 1))
+                    epoch_loss, epoch_n = epoch_loss + mean_loss * loss_n, epoch_n + loss_n
+                    loss_acc.zero_()
+                    loss_n = 0
+                    dt = time.perf_counter() - t_log
+                    logs = {"loss": mean_loss, "lr": self.optimizer.param_groups[-1]["lr"],
+                            "samples_per_s": samples / dt if dt > 0 else 0.0}
+                    t_log, samples = time.perf_counter(), 0
+                    self.mlog.log({"split": "train", "step": step, "epoch": self.epoch, **logs})
+                    bar.update(step, logs)
+                else:
+                    bar.update(step)
+                self.pm.dispatch("fmkit_on_step_end", run=run, step=step, logs=logs)
+                if eval_steps and step % eval_steps == 0:
+                    self.evaluate()
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    self.save("interval")
+                if stop_signal:  # after the step's evaluation and checkpoint, as the uninterrupted run has them
+                    self._stop_for_signal(bar)
+                if step >= self.total_steps or self.stop:
+                    break
+            epoch_done = self.batch_in_epoch >= n_batches
+            if epoch_done:
+                self.pm.dispatch("fmkit_on_epoch_end", run=run, epoch=self.epoch,
+                                 metrics={"loss": epoch_loss / epoch_n if epoch_n else float("nan")})
+                if self.scheduler and self.scheduler.interval == "epoch" and not self.scheduler.needs_metric:
+                    self.scheduler.step()
+                if not eval_steps:
+                    self.evaluate()
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                self.save("epoch")
+            else:
+                break
+        if not run.history or run.history[-1]["step"] != run.global_step:
+            self.evaluate()
+            self.save("final")

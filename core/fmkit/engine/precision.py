@@ -27,3 +27,10 @@ def grad_scaler(device: torch.device, precision: str):
     if precision == "fp16" and device.type == "cuda":
         return torch.amp.GradScaler("cuda")
     return None
+
+
+def accumulator(device: torch.device, size: int = 0) -> torch.Tensor:
+    """A zeroed running-sum tensor on the training device (``size`` 0: a scalar), in float64 where
+    the device has it (MPS has no float64), so adding a step's loss to it never crosses devices."""
+    dtype = torch.float32 if device.type == "mps" else torch.float64
+    return torch.zeros(size, dtype=dtype, device=device) if size else torch.zeros((), dtype=dtype, device=device)
