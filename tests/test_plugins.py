@@ -5,6 +5,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 
 
@@ -121,5 +122,18 @@ def test_register_plugin_from_python():
             return [Component("metric", "my-metric", "fmkit.builtin.metrics:MAE", "fmkit.builtin.metrics:NoMetricParams",
                               "mine")]
 
+    from fmkit import plugins
+    from fmkit.errors import ComponentNotFoundError
+
     fmkit.register_plugin(MyPlugin(), name="mine")
-    assert fmkit.get_registry().get("metric", "my-metric").plugin == "mine"
+    try:
+        assert fmkit.get_registry().get("metric", "my-metric").plugin == "mine"
+    finally:
+        fmkit.unregister_plugin("mine")
+    # gone from this manager and from the ones configured later (the CLI builds a fresh one)
+    with pytest.raises(ComponentNotFoundError):
+        fmkit.get_registry().get("metric", "my-metric")
+    assert "mine" not in plugins.get_plugin_manager().infos
+    assert all(name != "mine" for _, name in plugins._pending)
+    with pytest.raises(ComponentNotFoundError):
+        plugins.configure().registry.get("metric", "my-metric")
