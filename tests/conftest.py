@@ -61,3 +61,35 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
 @pytest.fixture
 def recipe_factory(tmp_path):
     return lambda **train: tiny_recipe(tmp_path, **train)
+
+
+def _plugin_names() -> set[str]:
+    from fmkit import plugins
+
+    return set(plugins._default.infos) if plugins._default is not None else set()
+
+
+@pytest.fixture(scope="session")
+def _session_plugins():
+    """The plugins the process-wide manager holds before any test registered one."""
+    from fmkit import plugins
+
+    return list(plugins._pending), _plugin_names() if plugins._default is not None else None
+
+
+@pytest.fixture(autouse=True)
+def _no_plugin_leaks(_session_plugins):
+    """Plugins a test registers (``register_plugin``, a recipe's ``plugins:``) end with it: a later
+    test in this process must not see another test's components or hooks."""
+    yield
+    from fmkit import plugins
+
+    pending, names = _session_plugins
+    plugins._pending[:] = pending
+    if plugins._default is None:
+        return
+    if names is None:  # the manager was created by a test: the next one starts from a fresh one
+        plugins._default = None
+        return
+    for name in _plugin_names() - names:
+        plugins._default.unregister(name)

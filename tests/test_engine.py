@@ -162,7 +162,7 @@ def test_export_past_tolerance_fails_and_leaves_nothing(tmp_path, recipe_factory
 
     run = fmkit.train(recipe_factory(epochs=1), run_dir=str(tmp_path / "run"))
     with pytest.raises(ExportError, match="tolerance"):
-        export(run.run_dir, "onnx", output=str(tmp_path / "strict"), tolerance=-1.0)
+        export(run.run_dir, "onnx", output=str(tmp_path / "strict"), tolerance=1e-12)
     assert not (tmp_path / "strict").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 

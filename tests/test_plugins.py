@@ -6,6 +6,7 @@ import os
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 
 
@@ -127,8 +128,21 @@ def test_register_plugin_from_python():
             return [Component("metric", "my-metric", "fmkit.builtin.metrics:MAE", "fmkit.builtin.metrics:NoMetricParams",
                               "mine")]
 
+    from fmkit import plugins
+    from fmkit.errors import ComponentNotFoundError
+
     fmkit.register_plugin(MyPlugin(), name="mine")
-    assert fmkit.get_registry().get("metric", "my-metric").plugin == "mine"
+    try:
+        assert fmkit.get_registry().get("metric", "my-metric").plugin == "mine"
+    finally:
+        fmkit.unregister_plugin("mine")
+    # gone from this manager and from the ones configured later (the CLI builds a fresh one)
+    with pytest.raises(ComponentNotFoundError):
+        fmkit.get_registry().get("metric", "my-metric")
+    assert "mine" not in plugins.get_plugin_manager().infos
+    assert all(name != "mine" for _, name in plugins._pending)
+    with pytest.raises(ComponentNotFoundError):
+        plugins.configure().registry.get("metric", "my-metric")
 
 
 def test_two_distributions_with_one_plugin_name_are_refused_naming_both(tmp_path):

@@ -55,11 +55,14 @@ def predict(run_dir: str, inputs: list[Any]) -> list[dict]:
     return load(run_dir).predict(inputs)
 
 
-def export(run_dir: str, format: str, output: str | None = None, quantize: str | None = None) -> str:
-    """Export a run's best model; returns the export folder."""
+def export(run_dir: str, format: str, output: str | None = None, quantize: str | None = None,
+           tolerance: float | None = None, min_agreement: float | None = None) -> str:
+    """Export a run's best model; returns the export folder. ``tolerance`` and ``min_agreement``
+    default to the run recipe's ``export`` section."""
     from .exporting.api import export as _export
 
-    return _export(run_dir, format, output=output, quantize=quantize)
+    return _export(run_dir, format, output=output, quantize=quantize, tolerance=tolerance,
+                   min_agreement=min_agreement)
 
 
 def load(path: str, backend: str = "torch", precision: str = "auto"):

@@ -47,7 +47,8 @@ def predict(args) -> int:
 def export(args) -> int:
     from ..exporting.api import export as run_export
 
-    path = run_export(args.run_dir, args.format, output=args.output, quantize=args.quantize)
+    path = run_export(args.run_dir, args.format, output=args.output, quantize=args.quantize,
+                      tolerance=args.tolerance, min_agreement=args.min_agreement)
     print(f"export: {path}")
     return 0
 

@@ -34,6 +34,14 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    value = _non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{value} is above 1 (a share: 0.99 keeps 99%)")
+    return value
+
+
 def _recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", help="recipe YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -110,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, help="onnx, torchscript, safetensors, or one a plugin adds (fmkit components list --kind exporter)")
     p.add_argument("--quantize", choices=["int8"])
     p.add_argument("-o", "--output")
+    p.add_argument("--tolerance", type=_non_negative_float,
+                   help="largest allowed |export - eager| on the validation inputs (default: the recipe's "
+                        "export.tolerance)")
+    p.add_argument("--min-agreement", type=_fraction,
+                   help="classification: least share of predictions the export must keep (default: the recipe's "
+                        "export.min_agreement)")
     p.set_defaults(func=run.export)
 
     p = sub.add_parser("serve", help="serve an export (or run) as an HTTP API")

@@ -7,13 +7,15 @@ real validation inputs; past the tolerance the export fails and nothing is left 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import ExportError
+from ..errors import ExportError, UsageError
 from ..utils.atomic import atomic_directory
+from . import verify
 
 
 def verification_examples(splits: dict[str, list[dict]]) -> list[dict]:
@@ -37,23 +39,6 @@ def _batches(task, examples: list[dict], size: int = 32) -> list[dict]:
     if not examples:
         return [task.encode_raw(task.example_inputs())]
     return [task.collate([task.preprocess(e) for e in examples[s:s + size]]) for s in range(0, len(examples), size)]
-
-
-def _compare(task, eager_fn, export_fn, batches: list[dict]) -> dict[str, Any]:
-    import torch
-
-    diff, agree, total = 0.0, 0, 0
-    for b in batches:
-        with torch.inference_mode():
-            a, e = eager_fn(b).float(), export_fn(b).float()
-        diff = max(diff, float((a - e).abs().max()))
-        if task.classification:
-            agree += int((a.argmax(-1) == e.argmax(-1)).sum())
-            total += a.argmax(-1).numel()
-    out = {"max_abs_diff": diff, "examples": sum(len(next(iter(b.values()))) for b in batches)}
-    if total:
-        out["prediction_agreement"] = agree / total
-    return out
 
 
 def _metric(trained, run_batch, batches: list[dict]) -> dict[str, float]:
@@ -93,8 +78,15 @@ def _size(path: Path) -> int:
 
 
 def export(run_dir: str | Path, format: str, output: str | None = None, quantize: str | None = None,
-           tolerance: float = 1e-3, trained=None, examples: list[dict] | None = None) -> Path:
+           tolerance: float | None = None, trained=None, examples: list[dict] | None = None,
+           min_agreement: float | None = None) -> Path:
     """Export ``run_dir``'s best model as ``format``; returns the (verified) export folder.
+
+    ``tolerance`` (largest absolute difference from the eager model) and ``min_agreement`` (least
+    share of unchanged predictions, classification) default to the run recipe's ``export``
+    section; the int8 model is held to ``export.int8_min_agreement`` (or, for tasks without
+    predictions to agree on, ``export.int8_max_relative_diff``). Any non-finite weight or output
+    fails the export (see :mod:`fmkit.exporting.verify`); a failed export leaves nothing behind.
 
     ``trained`` and ``examples`` let a caller that already holds the best model and the
     validation examples (the end of ``fmkit.train``) skip rebuilding and reloading them.
@@ -109,6 +101,12 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
     run_dir = Path(run_dir)
     trained = trained or load_trained(run_dir)
     task, model = trained.task, trained.model
+    limits = trained.recipe.export
+    tolerance = limits.tolerance if tolerance is None else tolerance
+    min_agreement = limits.min_agreement if min_agreement is None else min_agreement
+    for name, value, top in (("tolerance", tolerance, math.inf), ("min_agreement", min_agreement, 1.0)):
+        if not 0 <= value <= top:  # NaN fails too
+            raise UsageError(f"export {name} {value} is out of range: give a number in [0, {top:g}]")
     registry = get_plugin_manager().registry
     supported = registry.get("model", trained.recipe.model.name).tags.get("exports")
     if supported is not None and format not in supported:
@@ -116,6 +114,7 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
                           f"it supports {', '.join(supported)}")
     exporter = registry.build("exporter", {"name": format}, task.model_context())
     out = Path(output) if output else run_dir / "exports" / (format + (f"-{quantize}" if quantize else ""))
+    verify.check_finite_weights(model, f"{run_dir}/checkpoints/best")
     batches = _batches(task, examples[:256] if examples is not None else _validation_examples(trained))
     eager = lambda b: task.forward(model, b)  # noqa: E731
     with atomic_directory(out) as tmp:
@@ -146,11 +145,9 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
         (tmp / "export.json").write_text(json.dumps(meta))
         meta.update(exporter.export(trained, str(tmp), batches[0]))
         runner = exporter.runner(str(tmp), trained)
-        verification = _compare(task, eager, runner, batches)
-        if verification["max_abs_diff"] > tolerance:
-            raise ExportError(f"{format} export of {run_dir} differs from the eager model by "
-                              f"{verification['max_abs_diff']:.3g} (> tolerance {tolerance}); nothing was written")
-        verification["tolerance"] = tolerance
+        verification = verify.compare(task, eager, runner, batches)
+        verify.check(verification, f"{format} export of {run_dir}", tolerance=tolerance, min_agreement=min_agreement)
+        verification.update(tolerance=tolerance, min_agreement=min_agreement)
         meta["verification"] = verification
         if quantize == "int8":
             meta["quantize"] = "int8"
@@ -189,13 +186,14 @@ def _quantize(trained, exporter, format: str, tmp: Path, float_runner, batches) 
         buf = io.BytesIO()
         torch.save(qmodel.state_dict(), buf)
         float_size, q_size = (tmp / "model.safetensors").stat().st_size, len(buf.getvalue())
-    cmp = _compare(task, float_runner, q_runner, batches)
+    cmp = verify.compare(task, float_runner, q_runner, batches)
+    limits = trained.recipe.export
+    verify.check(cmp, f"int8 quantization of the {format} export of {trained.source}",
+                 min_agreement=limits.int8_min_agreement, max_relative_diff=limits.int8_max_relative_diff,
+                 agreement_setting="export.int8_min_agreement; or export without --quantize, or train longer "
+                                   "for a more robust model")
     f_metric, q_metric = _metric(trained, float_runner, batches), _metric(trained, q_runner, batches)
     f_time, q_time = _timed(float_runner, batches[:4]), _timed(q_runner, batches[:4])
-    agreement = cmp.get("prediction_agreement", 1.0)
-    if agreement < 0.9:
-        raise ExportError(f"int8 quantization changes {100 * (1 - agreement):.1f}% of predictions; export without "
-                          "--quantize, or train longer for a more robust model")
     return {"float_bytes": float_size, "int8_bytes": q_size, "float_ms_per_batch": 1000 * f_time,
             "int8_ms_per_batch": 1000 * q_time, "speedup": f_time / q_time if q_time else None,
             "float_metrics": f_metric, "int8_metrics": q_metric,

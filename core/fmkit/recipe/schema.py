@@ -122,8 +122,16 @@ class ExportSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     formats: list[str] = []
     quantize: Literal["int8"] | None = None
-    #: largest allowed absolute difference between exported and eager outputs
-    tolerance: float = 1e-3
+    #: largest allowed absolute difference between exported and eager outputs (``--tolerance``)
+    tolerance: float = Field(1e-3, ge=0, allow_inf_nan=False)
+    #: classification: least share of verification inputs whose prediction a float export must
+    #: keep (``--min-agreement``); a near tie may flip under float rounding, so not exactly 1
+    min_agreement: float = Field(0.99, ge=0, le=1)
+    #: the same for the int8 model, which changes outputs more
+    int8_min_agreement: float = Field(0.9, ge=0, le=1)
+    #: tasks without predictions to agree on (regression, forecasting): the int8 model's largest
+    #: difference from the float model, as a share of the largest float output
+    int8_max_relative_diff: float = Field(0.1, gt=0, allow_inf_nan=False)
     output: str | None = None
 
 
