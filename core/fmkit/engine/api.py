@@ -61,7 +61,20 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
+    seed_everything(cfg.seed, cfg.deterministic)
+
+    # the data is read and checked before the run directory exists: bad data leaves nothing behind
+    b = Builder(recipe, pm)
+    task = b.task()
+    dropped: dict[str, int] = {}
+    splits = load_splits(b.dataset(task), recipe, task, dropped, lambda: b.transforms("clean", task))
+    task.setup(splits["train"], recipe.model.as_dict())
+    if task.classification and task.labels is not None and len(task.labels) < 2:
+        raise DataError(f"the training data ({recipe.data.dataset_params().get('train') or 'data.train'}) has "
+                        f"{len(task.labels)} class(es) ({', '.join(map(repr, task.labels)) or 'none'}) in "
+                        f"{len(splits['train'])} examples: a classifier needs at least two; check the label column")
     if resume:
+        _check_same_labels(Path(resume), task)
         rd = Path(resume)
     elif rank == 0:
         rd = new_run_dir(recipe, run_dir)
@@ -72,19 +85,10 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
         torch.distributed.broadcast_object_list(obj, src=0)
         rd = Path(obj[0])
     run = RunContext(recipe=recipe, run_dir=rd, device=device, rank=rank, world_size=world)
+    run.task = task
     if rank == 0 and not resume:  # a resumed run keeps its records; changes go to recipe.amendments.yaml
         atomic_write_text(rd / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         write_json(rd / "environment.json", environment(cfg.seed, str(device)))
-    seed_everything(cfg.seed, cfg.deterministic)
-
-    b = Builder(recipe, pm)
-    task = b.task()
-    run.task = task
-    dropped: dict[str, int] = {}
-    splits = load_splits(b.dataset(task), recipe, task, dropped, lambda: b.transforms("clean", task))
-    task.setup(splits["train"], recipe.model.as_dict())
-    if resume:
-        _check_same_labels(rd, task)
     if rank == 0 and not resume:
         save_task_artifacts(task, rd / "artifacts")
     cache_dir = (Path(recipe.data.cache_dir) if recipe.data.cache_dir else Path(recipe.tracking.runs_dir) / ".cache") \
