@@ -134,6 +134,16 @@ def test_a_recipe_that_is_not_utf8_text_is_an_error_not_a_traceback(tmp_path, ca
     assert words in errors[0]["message"] and errors[0]["line"] == line, errors
 
 
+def test_a_recipe_path_that_is_not_a_regular_file_is_an_error(tmp_path, capsys, no_hang):
+    os.mkdir(tmp_path / "folder.yaml")
+    code, out, err = cli(capsys, "validate", str(tmp_path / "folder.yaml"))
+    assert code == 2 and "is not a regular file" in err, err
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo.yaml")
+        code, out, err = cli(capsys, "validate", str(tmp_path / "fifo.yaml"))
+        assert code == 2 and "is not a regular file" in err, err
+
+
 def test_every_problem_is_reported_with_a_structural_one(tmp_path, capsys):
     text = (BASE.replace("epochs: 2", "epochs: many\n  epochs: 3").replace("lr: 0.001", "lr: -1")
             .replace("port: 8000", "port: -1") + "export:\n  formats: [onnxx]\n")
@@ -175,8 +185,30 @@ DATA_CASES = [
 ]
 
 
+@pytest.fixture
+def no_hang():
+    """Fail (instead of hanging the suite) if reading the data blocks: a FIFO opened for reading
+    waits for a writer forever. SIGALRM interrupts the blocked open()."""
+    import signal
+
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def hung(signum, frame):
+        raise TimeoutError("reading the data blocked for 60 s")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 @pytest.mark.parametrize("case,split,make,words", DATA_CASES, ids=[c[0] for c in DATA_CASES])
-def test_bad_data_is_a_clear_error_and_leaves_no_run(tmp_path, capsys, case, split, make, words):
+def test_bad_data_is_a_clear_error_and_leaves_no_run(tmp_path, capsys, no_hang, case, split, make, words):
     recipe = tiny_recipe(tmp_path, epochs=1)
     bad = make(tmp_path / "bad.csv")
     recipe["data"][split] = bad
@@ -288,6 +320,20 @@ def test_resume_refuses_data_whose_labels_changed(finished_run, tmp_path, capsys
         (tmp_path / "orig.csv").replace(finished_run[2]["data"]["train"])
     assert code == 2 and "re-map" in err and "'positive'" in err, err
     assert _snapshot(run) == before
+
+
+def test_evaluate_refuses_a_fifo_and_drops_blank_labels(finished_run, tmp_path, capsys, no_hang):
+    run = finished_run[0] / "run"
+    code, out, err = cli(capsys, "evaluate", str(run), "--data", _fifo(tmp_path / "fifo.csv"), "--json")
+    assert code == 2 and "--data: " in err and "FIFO" in err, err
+    rows = Path(finished_run[2]["data"]["test"]).read_text().splitlines()
+    labelled = _write(tmp_path / "a.csv", "\n".join(rows) + "\n")
+    blanks = _write(tmp_path / "b.csv", "\n".join(rows + ["good film,", "bad film,NaN"]) + "\n")
+    code, out_a, err = cli(capsys, "evaluate", str(run), "--data", labelled, "--json")
+    assert code == 0, err
+    code, out_b, err = cli(capsys, "evaluate", str(run), "--data", blanks, "--json")
+    assert code == 0, err
+    assert json.loads(out_a) == json.loads(out_b), "rows without a label are not scored"
 
 
 def _fill_disk_after(monkeypatch, calls_allowed: int):

@@ -231,10 +231,13 @@ def evaluate(run_dir: str, data: str | None = None, split: str = "auto") -> dict
     if data:
         if not hasattr(dataset, "load_file"):
             raise UsageError(f"dataset {recipe.data.name!r} cannot read a single file (--data)")
-        examples = dataset.load_file(data)
-        from .data import clean_examples
+        from .data import check_data_paths, clean_examples, drop_blank_labels
 
+        check_data_paths(data, "--data")
+        examples = drop_blank_labels(dataset.load_file(data), "data", {})
         examples = clean_examples(examples, b.transforms("clean", task), {}, "data")
+        if not examples:
+            raise DataError(f"--data {data}: no examples to evaluate")
     else:
         splits = load_splits(dataset, recipe, task, {}, lambda: b.transforms("clean", task))
         name = split if split != "auto" else ("test" if splits.get("test") else "validation")

@@ -176,13 +176,13 @@ def _paths(value: Any, where: str):
             yield from _paths(v, f"{where}[{i}]")
 
 
-def check_data_paths(params: dict[str, Any]) -> None:
+def check_data_paths(params: Any, root: str = "data") -> None:
     """Refuse data paths that are neither regular files nor folders (a FIFO would block the read
     forever, a device would stream without end) before any dataset opens them."""
     import os
     import stat
 
-    for where, value in _paths(params, "data"):
+    for where, value in _paths(params, root):
         if "\0" in value or len(value) > 4096:
             continue
         try:
