@@ -28,9 +28,10 @@ KINDS: dict[str, str] = {
 
 
 class Params(BaseModel):
-    """Base class for component parameter models: unknown keys are errors."""
+    """Base class for component parameter models: unknown keys are errors, and so are NaN and
+    infinite numbers (``lr: .nan`` would train into nonsense)."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 class NoParams(Params):

@@ -112,3 +112,15 @@ class TrainingError(FmkitError):
 
 class ExportError(FmkitError):
     """An export failed or did not pass verification; nothing was left half-written."""
+
+
+class DiskFullError(FmkitError):
+    """The disk filled up while writing; says what could not be written, where, and how much
+    space is free. Writes are atomic, so what was there before (the previous checkpoint) is intact."""
+
+    def __init__(self, path, free_bytes: int | None):
+        self.path, self.free_bytes = path, free_bytes
+        free = "unknown" if free_bytes is None else f"{free_bytes / 2**20:.1f} MiB"
+        super().__init__(f"no space left on the device: could not write {path} ({free} free there); nothing was "
+                         "half-written and earlier files are intact. Free some space (or point tracking.runs_dir, "
+                         "data.cache_dir or export.output at a larger disk) and run again")

@@ -7,18 +7,20 @@ layer) get layer-wise learning-rate decay with ``layer_decay < 1``.
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from ..components import Params
 from ..errors import UsageError
 from ..model_parts import head_prefixes, is_head_parameter, layer_prefixes, require_head_prefixes
 
 
 class OptimizerParams(Params):
-    lr: float = 1e-3
-    weight_decay: float = 0.01
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
     #: learning rate of the task head; the backbone uses ``lr``
-    head_lr: float | None = None
+    head_lr: float | None = Field(None, gt=0)
     #: layer-wise learning-rate decay factor (1.0: off)
-    layer_decay: float = 1.0
+    layer_decay: float = Field(1.0, gt=0)
     no_decay_bias_and_norm: bool = True
     #: use torch's fused kernels where this device supports them ("auto"), always, or never
     fused: bool | None = None
@@ -34,10 +36,10 @@ class AdamWParams(AdamParams):
 
 
 class SGDParams(OptimizerParams):
-    lr: float = 0.01
-    momentum: float = 0.9
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0)
     nesterov: bool = False
-    weight_decay: float = 0.0
+    weight_decay: float = Field(0.0, ge=0)
 
 
 def _is_no_decay(name: str, param) -> bool:

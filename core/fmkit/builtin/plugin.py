@@ -56,22 +56,28 @@ def fmkit_register_schedulers():
 @hookimpl
 def fmkit_register_metrics():
     cls = [
-        ("accuracy", "Accuracy", "ClassParams", "Share of correct predictions", {}),
-        ("top-k-accuracy", "TopKAccuracy", "TopKParams", "True class among the k best scores", {"k": 2}),
-        ("precision", "Precision", "AveragedParams", "Precision (macro, micro or weighted)", {"average": "macro"}),
-        ("recall", "Recall", "AveragedParams", "Recall (macro, micro or weighted)", {"average": "macro"}),
-        ("f1", "F1", "AveragedParams", "F1 score (macro, micro or weighted)", {"average": "macro"}),
-        ("confusion-matrix", "ConfusionMatrix", "ClassParams", "Confusion matrix for the report", {}),
-        ("roc-auc", "RocAuc", "AUCParams", "ROC-AUC, one-vs-rest macro, streaming", {}),
+        ("accuracy", "Accuracy", "ClassParams", "Share of correct predictions", {}, ["accuracy"]),
+        ("top-k-accuracy", "TopKAccuracy", "TopKParams", "True class among the k best scores", {"k": 2},
+         ["top{k}_accuracy"]),
+        ("precision", "Precision", "AveragedParams", "Precision (macro, micro or weighted)", {"average": "macro"},
+         ["precision_{average}"]),
+        ("recall", "Recall", "AveragedParams", "Recall (macro, micro or weighted)", {"average": "macro"},
+         ["recall_{average}"]),
+        ("f1", "F1", "AveragedParams", "F1 score (macro, micro or weighted)", {"average": "macro"}, ["f1_{average}"]),
+        ("confusion-matrix", "ConfusionMatrix", "ClassParams", "Confusion matrix for the report", {}, []),
+        ("roc-auc", "RocAuc", "AUCParams", "ROC-AUC, one-vs-rest macro, streaming", {}, ["roc_auc"]),
     ]
     reg = [
         ("mae", "MAE", "Mean absolute error"), ("mse", "MSE", "Mean squared error"),
         ("rmse", "RMSE", "Root mean squared error"), ("mape", "MAPE", "Mean absolute percentage error"),
         ("smape", "SMAPE", "Symmetric mean absolute percentage error"),
     ]
-    out = [Component("metric", n, f"{_M}:{c}", f"{_M}:{p}", s, ex, tags={"input": "class-scores"})
-           for n, c, p, s, ex in cls]
-    out += [Component("metric", n, f"{_M}:{c}", f"{_M}:RegressionParams", s, tags={"input": "values"})
+    # tags["keys"]: the result keys each metric produces ({param} filled in from its parameters), so
+    # `fmkit validate` can tell that a monitored metric is never computed
+    out = [Component("metric", n, f"{_M}:{c}", f"{_M}:{p}", s, ex, tags={"input": "class-scores", "keys": keys})
+           for n, c, p, s, ex, keys in cls]
+    out += [Component("metric", n, f"{_M}:{c}", f"{_M}:RegressionParams", s,
+                      tags={"input": "values", "keys": [n, f"{n}_original"]})
             for n, c, s in reg]
     return out
 

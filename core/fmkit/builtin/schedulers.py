@@ -4,19 +4,21 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from pydantic import Field
+
 from ..components import Params
 from ..interfaces import ScheduleHandle
 
 
 class WarmupParams(Params):
     #: warmup length as a fraction of all steps (ignored when warmup_steps is set)
-    warmup_ratio: float = 0.0
-    warmup_steps: int | None = None
+    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    warmup_steps: int | None = Field(None, ge=0)
 
 
 class CosineParams(WarmupParams):
     #: final learning rate as a fraction of the peak
-    min_lr_ratio: float = 0.0
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
 
 
 class StepParams(Params):

@@ -1,29 +1,41 @@
 """``fmkit.train`` and ``fmkit.evaluate``: assemble a recipe and run it."""
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..errors import UsageError
+from ..errors import DataError, UsageError
 from ..plugins import get_plugin_manager
 from ..recipe import load_recipe
 from ..utils.atomic import atomic_write_text
 from . import distributed
-from .artifacts import load_trained, read_run_recipe, save_task_artifacts
+from .artifacts import load_trained, run_recipe_dict, save_task_artifacts
 from .builder import Builder
+from .resume import check_resume, record_amendment
 from .run import MetricsLog, Run, RunContext, environment, new_run_dir, write_json
 
 log = logging.getLogger("fmkit")
 
 
 def _resolve(recipe: Any, overrides, resume: str | None):
-    if resume and recipe is None:
-        return read_run_recipe(Path(resume))
-    return load_recipe(recipe, overrides)
+    """The recipe to run and, on ``--resume``, the allowed changes against the run's own recipe
+    (differences that would change the model or the data are refused before anything is written)."""
+    if not resume:
+        return load_recipe(recipe, overrides), {}
+    rd = Path(resume)
+    if not (rd / "recipe.yaml").is_file():
+        raise UsageError(f"--resume {resume}: not a run directory (no recipe.yaml)")
+    effective = run_recipe_dict(rd)
+    own = recipe is None or (isinstance(recipe, (str, os.PathLike))
+                             and Path(recipe).resolve() == (rd / "recipe.yaml").resolve())
+    new = load_recipe(effective if own else recipe, overrides)
+    return new, check_resume(rd, load_recipe(effective).to_dict(), new.to_dict())
 
 
 def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None = None, resume: str | None = None) -> Run:
@@ -35,7 +47,10 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     from .loop import Trainer, seed_everything
     from .precision import pick_device
 
-    recipe = _resolve(recipe, overrides, resume)
+    recipe, amended = _resolve(recipe, overrides, resume)
+    latest = ckpt.latest_checkpoint(Path(resume) / "checkpoints") if resume else None
+    if resume and latest is None:
+        raise UsageError(f"--resume {resume}: no checkpoint to resume from in {Path(resume) / 'checkpoints'}")
     pm = get_plugin_manager()
     cfg = recipe.train
     device = pick_device(cfg.device)
@@ -46,10 +61,21 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
+    seed_everything(cfg.seed, cfg.deterministic)
+
+    # the data is read and checked before the run directory exists: bad data leaves nothing behind
+    b = Builder(recipe, pm)
+    task = b.task()
+    dropped: dict[str, int] = {}
+    splits = load_splits(b.dataset(task), recipe, task, dropped, lambda: b.transforms("clean", task))
+    task.setup(splits["train"], recipe.model.as_dict())
+    if task.classification and task.labels is not None and len(task.labels) < 2:
+        raise DataError(f"the training data ({recipe.data.dataset_params().get('train') or 'data.train'}) has "
+                        f"{len(task.labels)} class(es) ({', '.join(map(repr, task.labels)) or 'none'}) in "
+                        f"{len(splits['train'])} examples: a classifier needs at least two; check the label column")
     if resume:
+        _check_same_labels(Path(resume), task)
         rd = Path(resume)
-        if not (rd / "recipe.yaml").is_file():
-            raise UsageError(f"--resume {resume}: not a run directory (no recipe.yaml)")
     elif rank == 0:
         rd = new_run_dir(recipe, run_dir)
     else:
@@ -59,17 +85,10 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
         torch.distributed.broadcast_object_list(obj, src=0)
         rd = Path(obj[0])
     run = RunContext(recipe=recipe, run_dir=rd, device=device, rank=rank, world_size=world)
-    if rank == 0:
+    run.task = task
+    if rank == 0 and not resume:  # a resumed run keeps its records; changes go to recipe.amendments.yaml
         atomic_write_text(rd / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         write_json(rd / "environment.json", environment(cfg.seed, str(device)))
-    seed_everything(cfg.seed, cfg.deterministic)
-
-    b = Builder(recipe, pm)
-    task = b.task()
-    run.task = task
-    dropped: dict[str, int] = {}
-    splits = load_splits(b.dataset(task), recipe, task, dropped, lambda: b.transforms("clean", task))
-    task.setup(splits["train"], recipe.model.as_dict())
     if rank == 0 and not resume:
         save_task_artifacts(task, rd / "artifacts")
     cache_dir = (Path(recipe.data.cache_dir) if recipe.data.cache_dir else Path(recipe.tracking.runs_dir) / ".cache") \
@@ -105,17 +124,21 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     if cfg.strategy != "fsdp":
         model = distributed.wrap(model, device, cfg.strategy)
     run.model, run.optimizer = raw_model, optimizer
-    resume_step = None
-    if resume:
-        latest = ckpt.latest_checkpoint(rd / "checkpoints")
-        if latest is None:
-            raise UsageError(f"--resume {resume}: no checkpoint to resume from in {rd / 'checkpoints'}")
-        resume_step = int(latest.name.split("-")[1])
+    resume_step = int(latest.name.split("-")[1]) if resume else None
     mlog = MetricsLog(rd, recipe.tracking.tensorboard, enabled=rank == 0, resume_step=resume_step)
     trainer = Trainer(run, model, raw_model, loss_fn, optimizer, scheduler, b.metrics(task), train_loader, plan,
                       dataset, val_loader, pm, mlog)
     if resume:
-        trainer.load(latest)
+        try:
+            trainer.load(latest)
+        except RuntimeError as e:  # a size mismatch: the checkpoint is not this recipe's model
+            mlog.close()
+            raise UsageError(f"--resume {resume}: {latest} does not fit the model the recipe builds: "
+                             f"{str(e).strip().splitlines()[0][:500]}") from None
+        if amended and rank == 0:
+            record_amendment(rd, amended, run.global_step)
+            log.info("resumed with amended settings (recorded in %s): %s", rd / "recipe.amendments.yaml",
+                     ", ".join(f"{k}: {v['from']!r} -> {v['to']!r}" for k, v in amended.items()))
         log.info("resumed from %s (step %d)", latest, run.global_step)
     pm.dispatch("fmkit_on_run_start", run=run)
     fit_started = time.perf_counter()
@@ -183,6 +206,18 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     return out
 
 
+def _check_same_labels(run_dir: Path, task) -> None:
+    """A resumed run's training data must give the labels the checkpoint was trained with."""
+    path = run_dir / "artifacts" / "task.json"
+    if not path.is_file() or task.labels is None:
+        return
+    stored = json.loads(path.read_text()).get("labels")
+    if stored is not None and list(stored) != list(task.labels):
+        raise DataError(f"--resume {run_dir}: the training data now gives the labels {list(task.labels)}, but the run "
+                        f"was trained with {list(stored)} ({path}); resuming would silently re-map the classes. "
+                        "Restore the run's data or start a new run")
+
+
 def evaluate(run_dir: str, data: str | None = None, split: str = "auto") -> dict:
     """Score the best checkpoint of ``run_dir`` on its data (or on ``data``, a file of the same format)."""
     from .data import EpochBatchPlan, PreparedDataset, load_splits, make_loader
@@ -196,10 +231,13 @@ def evaluate(run_dir: str, data: str | None = None, split: str = "auto") -> dict
     if data:
         if not hasattr(dataset, "load_file"):
             raise UsageError(f"dataset {recipe.data.name!r} cannot read a single file (--data)")
-        examples = dataset.load_file(data)
-        from .data import clean_examples
+        from .data import check_data_paths, clean_examples, drop_blank_labels
 
+        check_data_paths(data, "--data")
+        examples = drop_blank_labels(dataset.load_file(data), "data", {})
         examples = clean_examples(examples, b.transforms("clean", task), {}, "data")
+        if not examples:
+            raise DataError(f"--data {data}: no examples to evaluate")
     else:
         splits = load_splits(dataset, recipe, task, {}, lambda: b.transforms("clean", task))
         name = split if split != "auto" else ("test" if splits.get("test") else "validation")

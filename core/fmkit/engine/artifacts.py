@@ -55,13 +55,24 @@ def load_task(recipe, directory: Path, manager=None):
     return task
 
 
-def read_run_recipe(run_dir: Path):
-    from ..recipe import load_recipe
+def run_recipe_dict(run_dir: Path) -> dict:
+    """The run's effective recipe as a dict: ``recipe.yaml`` plus its resume amendments."""
+    from .resume import apply_amendments, read_amendments
 
-    path = run_dir / "recipe.yaml"
+    path = Path(run_dir) / "recipe.yaml"
     if not path.is_file():
         raise UsageError(f"{run_dir} is not an fmkit run directory (no recipe.yaml); pass the folder `fmkit train` printed")
-    return load_recipe(yaml.safe_load(path.read_text()))
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} is not a recipe (a mapping of sections); was it edited by hand?")
+    return apply_amendments(data, read_amendments(Path(run_dir)))
+
+
+def read_run_recipe(run_dir: Path):
+    """The run's effective recipe, validated (``recipe.yaml`` plus ``recipe.amendments.yaml``)."""
+    from ..recipe import load_recipe
+
+    return load_recipe(run_recipe_dict(run_dir))
 
 
 def load_trained(run_dir: str | Path, checkpoint: str = "best") -> TrainedModel:

@@ -118,6 +118,18 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
         raise RuntimeError(f"weights in {path} do not match the model: missing {missing}, unexpected {unexpected}")
 
 
+def finite_weights(path: Path) -> bool:
+    """Whether a safetensors file holds only finite floating-point values (False if unreadable)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return all(bool(torch.isfinite(t).all()) for t in (f.get_tensor(k) for k in f.keys())
+                       if t.is_floating_point())
+    except Exception:
+        return False
+
+
 def rng_state() -> dict[str, Any]:
     py = random.getstate()
     np_state = np.random.get_state()

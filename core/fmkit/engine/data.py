@@ -164,18 +164,89 @@ def make_loader(dataset: PreparedDataset, plan: EpochBatchPlan, collate, num_wor
                                        generator=torch.Generator().manual_seed(plan.seed))
 
 
+def _paths(value: Any, where: str):
+    """``(field path, string)`` for every string in a dataset's parameters (paths among them)."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _paths(v, f"{where}[{i}]")
+
+
+def check_data_paths(params: Any, root: str = "data") -> None:
+    """Refuse data paths that are neither regular files nor folders (a FIFO would block the read
+    forever, a device would stream without end) before any dataset opens them."""
+    import os
+    import stat
+
+    for where, value in _paths(params, root):
+        if "\0" in value or len(value) > 4096:
+            continue
+        try:
+            mode = os.stat(value).st_mode
+        except (OSError, ValueError):
+            continue  # not a path, or not there: the dataset says so in its own words
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) \
+                else "a device" if (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) else "not a regular file"
+            raise DataError(f"{where}: {value} is {kind}; fmkit reads data from regular files and folders only")
+
+
+def _is_blank(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return value != value  # NaN
+    if isinstance(value, str):
+        return not value.strip() or value.strip().lower() == "nan"
+    if isinstance(value, (list, tuple)):
+        return any(_is_blank(v) for v in value)
+    return False
+
+
+def drop_blank_labels(examples: list[dict], split: str, dropped: dict[str, int]) -> list[dict]:
+    """Drop examples whose ``label`` is blank, None or NaN (it would otherwise become a class of its
+    own); count them under ``split/blank-label`` and name them in the log. Examples without a
+    ``label`` key (unlabelled data, forecasting) and multi-label examples with no labels are kept."""
+    keep, bad = [], []
+    for i, ex in enumerate(examples):
+        if "label" in ex and not (isinstance(ex["label"], list) and not ex["label"]) and _is_blank(ex["label"]):
+            bad.append(str(ex.get("source") or f"#{i + 1}"))
+        else:
+            keep.append(ex)
+    if bad:
+        key = f"{split}/blank-label"
+        dropped[key] = dropped.get(key, 0) + len(bad)
+        log.warning("%s: dropped %d example(s) with a blank or NaN label: %s%s", split, len(bad), ", ".join(bad[:10]),
+                    f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+    return keep
+
+
+def _where(recipe, split: str) -> str:
+    path = recipe.data.dataset_params().get(split)
+    return f"data.{split} ({path})" if isinstance(path, str) else f"the {split} split"
+
+
 def load_splits(dataset, recipe, task, dropped: dict[str, int], make_clean) -> dict[str, list[dict]]:
     """Load raw splits, clean them (fresh transforms per split), hold out validation when missing."""
+    check_data_paths(recipe.data.dataset_params())
     splits = dataset.load()
     # a dataset may report files it could not read (corrupt images, empty audio) as {reason: count}
     for reason, count in (getattr(dataset, "dropped", None) or {}).items():
         dropped[reason] = dropped.get(reason, 0) + count
     if not splits.get("train"):
-        raise DataError("the dataset gave no training examples; check data.train in the recipe")
+        raise DataError(f"{_where(recipe, 'train')} gave no training examples (an empty file, or only a header?)")
     for name in list(splits):
+        if not splits[name] and isinstance(recipe.data.dataset_params().get(name), str):
+            raise DataError(f"{_where(recipe, name)} holds no examples (an empty file, or only a header?)")
+        splits[name] = drop_blank_labels(splits[name], name, dropped)
         splits[name] = clean_examples(splits[name], make_clean(), dropped, name)
         if name == "train" and not splits[name]:
-            raise DataError("every training example was dropped while cleaning; see data.clean")
+            raise DataError(f"every training example of {_where(recipe, 'train')} was dropped while cleaning "
+                            f"({', '.join(f'{k}: {v}' for k, v in sorted(dropped.items()))}); see data.clean")
     if not splits.get("validation") and recipe.data.validation_split > 0:
         splits["train"], splits["validation"] = split_validation(
             splits["train"], recipe.data.validation_split, recipe.data.split_seed, task, recipe.data.stratify)

@@ -208,6 +208,12 @@ class Trainer:
                                 "(set evaluate.monitor or add the metric to evaluate.metrics)")
         if self.mode is None:
             self.mode = _default_mode(self.monitor, self.run.task, self.metrics, results)
+        bad = {k: results[k] for k in dict.fromkeys(("loss", self.monitor))
+               if isinstance(results.get(k), float) and not math.isfinite(results[k])}
+        if bad:  # diverged: never a "best" on NaN, never a success
+            raise TrainingError(f"the run diverged: validation {', '.join(f'{k} = {v}' for k, v in bad.items())} at "
+                                f"step {self.run.global_step}. Lower optimizer.lr, use fp32, or check the data; "
+                                f"{self.kept_checkpoint_note()}")
         es = self.cfg.early_stopping
         delta = es.min_delta if es else 0.0
         better = self.best is None or (value < self.best - delta if self.mode == "min" else value > self.best + delta)
@@ -234,6 +240,25 @@ class Trainer:
         if self.scheduler and self.scheduler.needs_metric:
             self.scheduler.step(value)
         return results
+
+    def kept_checkpoint_note(self) -> str:
+        """Which checkpoints a failed run leaves that hold finite weights (said only when one exists)."""
+        self.writer.wait()
+        latest, set_aside = None, []
+        for d in sorted(self.ckpt_dir.glob("step-*"), reverse=True):
+            if not (d / "meta.json").is_file():
+                continue
+            if ckpt.finite_weights(d / "model.safetensors"):
+                latest = d
+                break
+            if self.run.is_main:  # --resume must not pick weights that are already NaN
+                set_aside.append(d.rename(d.with_name(f"diverged-{d.name}")))
+        kept = [f"the last good checkpoint is kept: {latest}"] if latest else []
+        if set_aside:
+            kept.append(f"{len(set_aside)} later checkpoint(s) with non-finite weights renamed diverged-step-*")
+        if self.best is not None and (self.ckpt_dir / "best" / "model.safetensors").is_file():
+            kept.append(f"the best ({self.monitor} = {self.best:.4g}) is in {self.ckpt_dir / 'best'}")
+        return "; ".join(kept) if kept else "no checkpoint with finite weights was saved before it"
 
     # ------------------------------------------------------------------ steps
     def _set_frozen(self, frozen: bool) -> None:
@@ -333,7 +358,7 @@ class Trainer:
                     if self.bad_steps >= cfg.max_bad_steps:
                         raise TrainingError(
                             f"{self.bad_steps} non-finite losses (train.max_bad_steps={cfg.max_bad_steps}); stopped. "
-                            "Lower optimizer.lr, use fp32, or check the data; the last good checkpoint is kept")
+                            f"Lower optimizer.lr, use fp32, or check the data; {self.kept_checkpoint_note()}")
                     if stop_signal:
                         self._stop_for_signal(bar)
                     continue

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..utils.atomic import atomic_write_text
+from ..utils.atomic import atomic_write_text, disk_full_error, is_disk_full
 
 
 @dataclass
@@ -145,7 +145,12 @@ class MetricsLog:
     def log(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        self.file.write(json.dumps(record) + "\n")
+        try:
+            self.file.write(json.dumps(record) + "\n")
+        except OSError as e:
+            if is_disk_full(e):
+                raise disk_full_error(self.path) from None
+            raise
         if self.tb is not None:
             prefix = record.get("split", "train")
             for k, v in record.items():

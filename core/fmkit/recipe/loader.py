@@ -1,6 +1,12 @@
-"""Read YAML keeping each value's line, and apply ``--set a.b=value`` overrides."""
+"""Read YAML keeping each value's line, and apply ``--set a.b=value`` overrides.
+
+Reading never trusts the file: a recipe that is not UTF-8 text, or a duplicate key (which YAML
+would silently resolve to the last value), is reported with its line like any other problem.
+"""
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -10,36 +16,90 @@ from ..errors import RecipeError, RecipeIssue
 Lines = dict[tuple, int]
 
 
-def _walk(node: yaml.Node, path: tuple, lines: Lines) -> None:
+def _walk(node: yaml.Node, path: tuple, lines: Lines, dupes: list[RecipeIssue], source: str) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
         for key, value in node.value:
             k = key.value
-            lines[path + (k,)] = key.start_mark.line + 1
-            _walk(value, path + (k,), lines)
-            lines[path + (k,)] = key.start_mark.line + 1
+            line = key.start_mark.line + 1
+            if k in first:
+                where = ".".join(str(p) for p in path + (k,))
+                what = "section" if not path else "key"
+                dupes.append(RecipeIssue(where, f"duplicate {what} {k!r} (first at line {first[k]}); YAML would keep "
+                                         "only the last one silently: merge them into one", line, source))
+            else:
+                first[k] = line
+            lines[path + (k,)] = line
+            _walk(value, path + (k,), lines, dupes, source)
+            lines[path + (k,)] = first[k]
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, path + (i,), lines)
+            _walk(item, path + (i,), lines, dupes, source)
 
 
-def load_yaml_with_lines(text: str, source: str = "<recipe>") -> tuple[dict, Lines]:
-    """Parse YAML; return the data and a map from key paths to 1-based line numbers."""
+def decode_recipe(raw: bytes, source: str) -> str:
+    """The text of a recipe file: UTF-8 (a BOM is allowed); anything else is a :class:`RecipeError`."""
+    if b"\0" in raw:
+        line = raw[: raw.index(b"\0")].count(b"\n") + 1
+        raise RecipeError([RecipeIssue("", "this is a binary file, not a YAML recipe (it holds NUL bytes)",
+                                       line, source)], source)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise RecipeError([RecipeIssue("", f"the recipe is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+                                       f"{e.start}); save it as UTF-8", line, source)], source) from None
+
+
+def read_recipe_file(path: Path) -> tuple[dict, Lines, list[RecipeIssue]]:
+    """Read a recipe file: data, lines, and problems that do not stop validation (duplicates)."""
+    source = str(path)
+    if path.exists() and not path.is_file():
+        raise RecipeError([RecipeIssue("", f"{path} is not a regular file (a folder, FIFO or device); "
+                                       "give the recipe's YAML file", None, source)], source)
+    if not path.is_file():
+        raise RecipeError([RecipeIssue("", f"recipe file not found: {path}", None, source)], source)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise RecipeError([RecipeIssue("", f"cannot read the recipe: {os.strerror(e.errno) if e.errno else e}",
+                                       None, source)], source) from None
+    return load_yaml_with_lines(decode_recipe(raw, source), source, collect=True)
+
+
+def load_yaml_with_lines(text: str, source: str = "<recipe>", collect: bool = False):
+    """Parse YAML; return the data and a map from key paths to 1-based line numbers.
+
+    With ``collect``, also return the list of duplicate-key problems (validation reports them with
+    the others); without, a duplicate key raises :class:`RecipeError` at once.
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = mark.line + 1 if mark else None
-        problem = getattr(e, "problem", None) or str(e)
+        if isinstance(e, yaml.reader.ReaderError):  # a control character: binary or mis-encoded
+            line = text[: e.position].count("\n") + 1
+            char = chr(e.character) if isinstance(e.character, int) else e.character
+            problem = (f"a character YAML does not allow (U+{ord(char):04X} at offset {e.position}): "
+                       "is this a text file?")
+        else:
+            problem = getattr(e, "problem", None) or str(e)
         raise RecipeError([RecipeIssue("", f"YAML syntax error: {problem}", line, source)], source) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise RecipeError([RecipeIssue("", "a recipe must be a mapping of sections (task:, model:, data: ...)", 1, source)], source)
     lines: Lines = {}
+    dupes: list[RecipeIssue] = []
     if node is not None:
-        _walk(node, (), lines)
+        _walk(node, (), lines, dupes, source)
+    if collect:
+        return data, lines, dupes
+    if dupes:
+        raise RecipeError(dupes, source)
     return data, lines
 
 
@@ -51,8 +111,24 @@ def _coerce(value: str) -> Any:
         return value
 
 
+def _index(node: list, part: str, where: str) -> int:
+    """A list index from a ``--set`` path part; it must name an item that exists."""
+    try:
+        i = int(part)
+    except ValueError:
+        raise TypeError(f"{where} is a list: use an item number (0..{len(node) - 1}), not {part!r}") from None
+    if not 0 <= i < len(node):
+        raise IndexError(f"{where} has {len(node)} item(s), so item {i} does not exist; "
+                         f"to replace the whole list use --set {where}=[...]")
+    return i
+
+
 def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
-    """Apply ``a.b.c=value`` overrides in place (list items by index: ``data.clean.0.name=x``)."""
+    """Apply ``a.b.c=value`` overrides in place (list items by index: ``data.clean.0.name=x``).
+
+    An index must name an existing item of an existing list: ``--set`` never invents a list item
+    (or a mapping keyed ``"0"``) that validation would then misread.
+    """
     issues = []
     for item in overrides or []:
         key, sep, raw = item.partition("=")
@@ -62,21 +138,28 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
         parts = key.strip().split(".")
         node: Any = data
         try:
-            for p in parts[:-1]:
+            for n, p in enumerate(parts):
+                where = ".".join(parts[:n]) or "<root>"
+                last = n == len(parts) - 1
                 if isinstance(node, list):
-                    node = node[int(p)]
+                    i = _index(node, p, where)
+                    if last:
+                        node[i] = _coerce(raw)
+                    else:
+                        node = node[i]
+                elif isinstance(node, dict):
+                    if p.lstrip("-").isdigit() and p not in node and int(p) not in node:
+                        raise IndexError(f"{where} is not a list here, so it has no item {p}; "
+                                         f"set the whole list with --set {where}=[...]")
+                    if last:
+                        node[p] = _coerce(raw)
+                    else:
+                        if node.get(p) is None:
+                            node[p] = {}
+                        node = node[p]
                 else:
-                    if node.get(p) is None:
-                        node[p] = {}
-                    node = node[p]
-            last = parts[-1]
-            if isinstance(node, list):
-                node[int(last)] = _coerce(raw)
-            elif isinstance(node, dict):
-                node[last] = _coerce(raw)
-            else:
-                raise TypeError(f"{'.'.join(parts[:-1])} is a {type(node).__name__}, not a section")
-        except (ValueError, IndexError, TypeError, AttributeError) as e:
+                    raise TypeError(f"{where} is a {type(node).__name__}, not a section")
+        except (IndexError, TypeError) as e:
             issues.append(RecipeIssue(key, f"cannot apply --set {item!r}: {e}", None, "--set"))
     if issues:
         raise RecipeError(issues, "--set")

@@ -2,13 +2,14 @@
 own parameter model in :mod:`fmkit.recipe.validate`; here they are ``{name: ..., **params}``."""
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 class ComponentRef(BaseModel):
@@ -28,6 +29,23 @@ def _ref(v: Any) -> Any:
     return {"name": v} if isinstance(v, str) else v
 
 
+def _ref_list(v: Any) -> Any:
+    """A list of component refs; anything else is left for pydantic to reject (a mapping is not a list)."""
+    return [_ref(x) for x in v] if isinstance(v, list) else ([] if v is None else v)
+
+
+#: device strings torch understands: a type, optionally with an index (``cuda:1``)
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "hpu", "npu", "xla", "meta")
+_DEVICE = re.compile(rf"^(?:auto|(?:{'|'.join(DEVICE_TYPES)})(?::\d+)?)$")
+
+
+def _check_device(v: str) -> str:
+    if not _DEVICE.match(v):
+        raise ValueError(f"unknown device {v!r}; use auto, cpu, cuda, cuda:N, mps or another torch device type "
+                         f"({', '.join(DEVICE_TYPES)})")
+    return v
+
+
 RefOrName = Union[ComponentRef, str]
 
 
@@ -38,7 +56,7 @@ class DataSection(BaseModel):
     ``text_column``...), validated by its parameter model.
     """
 
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    model_config = ConfigDict(extra="allow", protected_namespaces=(), allow_inf_nan=False)
     name: str | None = None
     #: cleaning transforms applied once to raw examples (drops are counted in the report)
     clean: list[ComponentRef] = []
@@ -56,7 +74,7 @@ class DataSection(BaseModel):
     #: batch examples of similar length together (less padding); the task defines length
     group_by_length: bool = False
 
-    _v = field_validator("clean", "augment", mode="before")(lambda cls, v: [_ref(x) for x in (v or [])])
+    _v = field_validator("clean", "augment", mode="before")(lambda cls, v: _ref_list(v))
 
     def dataset_params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -66,7 +84,7 @@ class EarlyStopping(Section):
     patience: int = Field(3, ge=1)
     monitor: str | None = None
     mode: Literal["min", "max"] | None = None
-    min_delta: float = 0.0
+    min_delta: float = Field(0.0, ge=0)
 
 
 class TrainSection(Section):
@@ -100,13 +118,15 @@ class TrainSection(Section):
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     threads: int | None = Field(None, ge=1)
 
+    _d = field_validator("device")(lambda cls, v: _check_device(v))
+
     # YAML reads a bare on/off as a boolean
     _p = field_validator("progress", mode="before")(
         lambda cls, v: {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v)
 
 
 class EvaluateSection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     #: metrics to compute (default: the task's)
     metrics: list[ComponentRef] | None = None
     #: split reported as final results: test when the data has one, else validation
@@ -115,11 +135,11 @@ class EvaluateSection(BaseModel):
     monitor: str | None = None
     monitor_mode: Literal["min", "max"] | None = None
 
-    _v = field_validator("metrics", mode="before")(lambda cls, v: None if v is None else [_ref(x) for x in v])
+    _v = field_validator("metrics", mode="before")(lambda cls, v: None if v is None else _ref_list(v))
 
 
 class ExportSection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     formats: list[str] = []
     quantize: Literal["int8"] | None = None
     #: largest allowed absolute difference between exported and eager outputs (``--tolerance``)
@@ -137,7 +157,7 @@ class ExportSection(BaseModel):
 
 class ServeSection(Section):
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=0, le=65535)
     backend: Literal["torch", "onnx"] = "torch"
     max_batch_size: int = Field(16, ge=1)
     max_wait_ms: float = Field(5.0, ge=0)
@@ -158,7 +178,7 @@ class TrackingSection(Section):
 class Recipe(BaseModel):
     """A whole recipe. Sections other than task, model and data have defaults."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
     task: ComponentRef
     model: ComponentRef
     data: DataSection = DataSection()

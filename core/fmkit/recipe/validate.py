@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import AmbiguousComponentError, ComponentNotFoundError, RecipeError, RecipeIssue
-from .loader import Lines, apply_overrides, load_yaml_with_lines
+from .loader import Lines, apply_overrides, read_recipe_file
 from .schema import ComponentRef, DataSection, Recipe
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -129,12 +129,70 @@ def check_required_plugins(manager: PluginManager, required: list[str], lines: L
     return issues
 
 
+def _metric_keys(manager: PluginManager, built: list[dict | None]) -> set[str] | None:
+    """Result keys the configured metrics produce (patterns from their ``keys`` tag), or None when
+    a metric does not declare them (then nothing can be said)."""
+    keys = {"loss"}
+    for m in built:
+        if m is None:
+            return None
+        try:
+            declared = manager.registry.get("metric", m["name"]).tags.get("keys")
+        except Exception:
+            return None
+        if declared is None:
+            return None
+        for k in declared:
+            try:
+                keys.add(k.format(**m))
+            except (KeyError, IndexError, ValueError):
+                return None
+    return keys
+
+
+def _task_monitor(manager: PluginManager, task: dict | None) -> str | None:
+    """The task's own monitored metric (its class attribute ``monitor``), when it can be read."""
+    if not task:
+        return None
+    try:
+        factory = manager.registry.get("task", task["name"]).load_factory()
+    except Exception:
+        return None
+    monitor = getattr(factory, "monitor", None)
+    return monitor if isinstance(monitor, str) else None
+
+
+def _check_monitors(c: _Checker, manager: PluginManager, data: dict, task: dict | None,
+                    built: list[dict | None], metrics_loc: tuple) -> None:
+    """evaluate.monitor / train.early_stopping.monitor must name a metric the evaluation computes."""
+    import fnmatch
+
+    keys = _metric_keys(manager, built)
+    if keys is None:
+        return
+    ev = data.get("evaluate") if isinstance(data.get("evaluate"), dict) else {}
+    tr = data.get("train") if isinstance(data.get("train"), dict) else {}
+    es = tr.get("early_stopping") if isinstance(tr.get("early_stopping"), dict) else {}
+    wanted = [(("evaluate", "monitor"), ev.get("monitor")), (("train", "early_stopping", "monitor"), es.get("monitor"))]
+    if not any(isinstance(v, str) for _, v in wanted):
+        wanted = [(metrics_loc, _task_monitor(manager, task))]
+    for loc, name in wanted:
+        if not isinstance(name, str) or any(fnmatch.fnmatchcase(name, k) for k in keys):
+            continue
+        close = difflib.get_close_matches(name, sorted(keys), n=3, cutoff=0.5)
+        what = f"monitor {name!r}" if loc != metrics_loc else f"the task monitors {name!r}, which"
+        c.issue(loc, f"{what} is not computed by any configured metric; computed: {sorted(keys)}"
+                + (f"; did you mean {', '.join(repr(x) for x in close)}?" if close else
+                   " (add its metric to evaluate.metrics or monitor one of these)"))
+
+
 def validate_recipe(data: dict, manager: PluginManager | None = None, lines: Lines | None = None,
-                    source: str = "<recipe>") -> Recipe:
+                    source: str = "<recipe>", issues: list[RecipeIssue] | None = None) -> Recipe:
     """Validate recipe data against its structure and every component's parameters.
 
     Returns the resolved :class:`Recipe` (defaults from the task filled in, every component's
-    parameters normalised). Raises :class:`RecipeError` listing every problem.
+    parameters normalised). Raises :class:`RecipeError` listing every problem, including
+    ``issues`` already found while reading the file (duplicate keys, ``--set`` mistakes).
     """
     from ..plugins import get_plugin_manager
 
@@ -146,6 +204,7 @@ def validate_recipe(data: dict, manager: PluginManager | None = None, lines: Lin
     if isinstance(data.get("optimizer"), dict) and "name" not in data["optimizer"]:
         data["optimizer"] = {"name": "adamw", **data["optimizer"]}  # --set optimizer.lr=... alone
     c = _Checker(manager, lines, source)
+    c.issues.extend(issues or [])
     try:
         recipe = Recipe.model_validate(data)
         out = recipe.to_dict()
@@ -165,7 +224,11 @@ def validate_recipe(data: dict, manager: PluginManager | None = None, lines: Lin
     defaults: dict = {}
     if task:
         out["task"] = task
-        defaults = manager.registry.get("task", task["name"]).tags.get("defaults", {})
+    task_name = (raw("task") or {}).get("name")
+    try:  # the task's defaults even when its parameters are wrong: no follow-on errors
+        defaults = manager.registry.get("task", task_name).tags.get("defaults", {}) if task_name else {}
+    except (ComponentNotFoundError, AmbiguousComponentError):
+        defaults = {}
     out["model"] = c.component("model", raw("model"), ("model",))
     if raw("loss") is None and defaults.get("loss"):
         out["loss"] = c.component("loss", _as_ref(defaults["loss"]), ("loss",))
@@ -195,12 +258,18 @@ def validate_recipe(data: dict, manager: PluginManager | None = None, lines: Lin
     metrics = ev.get("metrics")
     if metrics is None:
         built = [c.component("metric", _as_ref(m), ("evaluate", "metrics")) for m in defaults.get("metrics", [])]
+    elif isinstance(metrics, list):
+        built = [c.component("metric", _as_ref(m), ("evaluate", "metrics", i)) for i, m in enumerate(metrics)
+                 if isinstance(m, (str, dict))]
     else:
-        built = [c.component("metric", _as_ref(m), ("evaluate", "metrics", i)) for i, m in enumerate(metrics or [])]
+        built = [None]
+    _check_monitors(c, manager, data, task, built, ("evaluate", "metrics"))
+    formats = data.get("export", {}).get("formats") if isinstance(data.get("export"), dict) else None
+    for i, fmt in enumerate(formats if isinstance(formats, list) else []):
+        if isinstance(fmt, str):  # checked even when another section is broken: every problem at once
+            c.component("exporter", {"name": fmt}, ("export", "formats", i))
     if recipe is not None:
         out["evaluate"]["metrics"] = built
-        for i, fmt in enumerate(recipe.export.formats):
-            c.component("exporter", {"name": fmt}, ("export", "formats", i))
     if recipe is None:
         raise RecipeError(c.issues, source)
     if recipe.train.precision == "fp16" and recipe.train.device == "cpu":
@@ -217,6 +286,7 @@ def _as_ref(v: Any) -> dict:
 def load_recipe(source: str | os.PathLike | dict | Recipe, overrides: list[str] | None = None,
                 manager: PluginManager | None = None) -> Recipe:
     """Load a recipe from a YAML file, a dict or a :class:`Recipe`, apply overrides, validate."""
+    issues: list[RecipeIssue] = []
     if isinstance(source, Recipe):
         data, lines, name = source.to_dict(), {}, "<recipe>"
     elif isinstance(source, dict):
@@ -225,12 +295,13 @@ def load_recipe(source: str | os.PathLike | dict | Recipe, overrides: list[str] 
         data, lines, name = copy.deepcopy(source), {}, "<recipe>"
     else:
         path = Path(source)
-        if not path.is_file():
-            raise RecipeError([RecipeIssue("", f"recipe file not found: {path}", None, str(path))], str(path))
-        data, lines = load_yaml_with_lines(path.read_text(encoding="utf-8"), str(path))
+        data, lines, issues = read_recipe_file(path)
         name = str(path)
-    apply_overrides(data, overrides)
-    return validate_recipe(data, manager, lines, name)
+    try:
+        apply_overrides(data, overrides)
+    except RecipeError as e:  # reported together with the recipe's own problems
+        issues = issues + e.issues
+    return validate_recipe(data, manager, lines, name, issues)
 
 
 __all__ = ["DataSection", "load_recipe", "validate_recipe"]

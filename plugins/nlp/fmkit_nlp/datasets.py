@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import csv
+import logging
 import random
 from pathlib import Path
 from typing import Literal
 
 from fmkit.components import Params
 from fmkit.errors import DataError
+
+log = logging.getLogger("fmkit")
 
 
 class TextFilesParams(Params):
@@ -39,11 +42,26 @@ class TextFilesParams(Params):
     seed: int = 0
 
 
+def _blank(value) -> bool:
+    """None, NaN (pandas' missing value) or only whitespace."""
+    return value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not value.strip())
+
+
 class TextFiles:
     """Loads raw examples ``{"text", "text_pair"?, "label"}`` per split."""
 
     def __init__(self, params: TextFilesParams, context: dict | None = None):
         self.p = params
+        #: rows left out while reading, {split/reason: count} (the engine adds them to the cleaning report)
+        self.dropped: dict[str, int] = {}
+
+    def _drop(self, path: Path, split: str, reason: str, rows: list[int]) -> None:
+        if rows:
+            key = f"{split}/{reason}"
+            self.dropped[key] = self.dropped.get(key, 0) + len(rows)
+            shown = ", ".join(map(str, rows[:10])) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+            log.warning("%s: dropped %d row(s) with a %s (data rows %s, 1-based)", path, len(rows),
+                        reason.replace("-", " "), shown)
 
     def _format(self, path: Path) -> str:
         if self.p.format != "auto":
@@ -65,23 +83,42 @@ class TextFiles:
             return self._folder(path)
         if fmt == "lines":  # plain text, one example per non-empty line (language-model corpora)
             try:
-                return [{"text": t} for t in path.read_text(encoding=self.p.encoding).splitlines() if t.strip()]
+                out = [{"text": t} for t in path.read_text(encoding=self.p.encoding).splitlines() if t.strip()]
             except UnicodeDecodeError as e:
                 raise DataError(f"{path} is not {self.p.encoding}: {e}; set data.encoding (for example latin-1)") from None
+            if not out:
+                raise DataError(f"data.{split}: {path} has no text (the file is empty or blank)")
+            return out
         rows = self._json_split(path, split) if fmt == "json" else self._table(path, fmt)
+        if not rows:
+            what = "only a header" if fmt in ("csv", "tsv") and path.stat().st_size > 0 else "empty"
+            raise DataError(f"data.{split}: {path} has no rows (the file is {what}); give a file with examples")
         p = self.p
-        out = []
+        out, blank, unlabelled = [], [], []
         for i, row in enumerate(rows):
             if p.text_column not in row:
                 raise DataError(f"{path}: no column {p.text_column!r} (columns: {sorted(row)}); set data.text_column")
+            if _blank(row[p.text_column]):
+                blank.append(i + 1)
+                continue
             ex = {"text": row[p.text_column]}
             if p.text_pair_column:
                 ex["text_pair"] = row.get(p.text_pair_column)
             if p.label_column in row:
                 label = row[p.label_column]
-                ex["label"] = (str(label).split(p.label_separator) if p.label_separator and label is not None
-                               else (None if label is None else str(label)))
+                if p.label_separator:  # multi-label: a blank cell is an example with no labels
+                    ex["label"] = [] if _blank(label) else [x for x in str(label).split(p.label_separator) if x.strip()]
+                elif _blank(label) or str(label).strip().lower() == "nan":  # dropped and counted, never a class
+                    unlabelled.append(i + 1)
+                    continue
+                else:
+                    ex["label"] = str(label)
             out.append(ex)
+        self._drop(path, split, "blank-text", blank)
+        self._drop(path, split, "blank-label", unlabelled)
+        if not out:
+            raise DataError(f"data.{split}: every row of {path} has a blank {p.text_column!r} or "
+                            f"{p.label_column!r}; check data.text_column and data.label_column")
         return out
 
     def _table(self, path: Path, fmt: str) -> list[dict]:
@@ -142,7 +179,8 @@ class TextFiles:
                     raise DataError(f"data.label_files.{label}: {path} does not exist") from None
                 except UnicodeDecodeError as e:
                     raise DataError(f"{path} is not {p.encoding}: {e}; set data.encoding: latin-1") from None
-                rows += [{"text": t, "label": label} for t in lines]
+                self._drop(Path(path), "train", "blank-text", [i + 1 for i, t in enumerate(lines) if not t.strip()])
+                rows += [{"text": t, "label": label} for t in lines if t.strip()]
             splits["train"] = rows
         for name in ("train", "validation", "test"):
             path = getattr(p, name)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from fmkit.components import Params
 from fmkit.errors import DataError
+from pydantic import Field
 
 from .text_task import TokenizedTextTask
 from .tokenization import TokenizerParams
@@ -14,7 +15,7 @@ from .tokenization import TokenizerParams
 
 class CausalLMParams(Params):
     #: longest sequence in tokens; longer texts are cut (or split, see ``overflow``)
-    max_length: int = 256
+    max_length: int = Field(256, ge=1)
     #: ``truncate``: keep each text's start; ``split``: cut long texts into several examples
     overflow: Literal["truncate", "split"] = "split"
     #: next tokens listed in each prediction

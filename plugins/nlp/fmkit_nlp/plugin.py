@@ -55,9 +55,10 @@ def fmkit_register_metrics():
     return [
         Component("metric", "entity-f1", f"{_MET}:EntityScores", f"{_MET}:EntityParams",
                   "Entity-level precision, recall and F1 over BIO/IOBES tags (exact span and type, like seqeval)",
-                  tags={"input": "token-scores"}),
+                  tags={"input": "token-scores", "keys": ["entity_precision", "entity_recall", "entity_f1*"]}),
         Component("metric", "perplexity", f"{_MET}:Perplexity", f"{_MET}:PerplexityParams",
-                  "exp of the mean next-token negative log-likelihood (causal-lm)", tags={"input": "token-nll"}),
+                  "exp of the mean next-token negative log-likelihood (causal-lm)",
+                  tags={"input": "token-nll", "keys": ["perplexity", "token_nll"]}),
     ]
 
 

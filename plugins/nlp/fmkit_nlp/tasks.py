@@ -7,13 +7,14 @@ import torch
 from fmkit.components import Params
 from fmkit.errors import DataError
 from fmkit.utils.predictions import class_predictions
+from pydantic import Field
 
 from .text_task import TokenizedTextTask, pad
 from .tokenization import TokenizerParams
 
 
 class TextClassificationParams(Params):
-    max_length: int = 128
+    max_length: int = Field(128, ge=1)
     truncation: Literal["longest_first", "only_first", "only_second"] = "longest_first"
     multi_label: bool = False
     #: which part of a long text to keep: its ``head``, or ``head_tail`` (the first quarter and the

@@ -5,6 +5,7 @@ from typing import Any
 
 from fmkit.components import Params
 from fmkit.errors import DataError
+from pydantic import Field
 
 from .metrics import entity_spans, split_tag
 from .text_task import TokenizedTextTask, pad
@@ -12,7 +13,7 @@ from .tokenization import TokenizerParams
 
 
 class TokenClassificationParams(Params):
-    max_length: int = 128
+    max_length: int = Field(128, ge=1)
     #: tag every sub-word of a word (default: only its first; the others are not scored)
     label_all_subwords: bool = False
     tokenizer: TokenizerParams = TokenizerParams()

@@ -73,5 +73,5 @@ def fmkit_register_metrics():
         Component("metric", "forecast-plot", "fmkit_timeseries.plots:ForecastPlot",
                   "fmkit_timeseries.plots:ForecastPlotParams",
                   "Keeps some forecasts and draws context, truth and forecast in the run report", {},
-                  tags={"input": "forecast"}),
+                  tags={"input": "forecast", "keys": []}),
     ]

@@ -1,0 +1,468 @@
+"""Bad input, table-driven: every case gets a clear error (exit code, the field or file, its line)
+and nothing is written or lost. docs/reliability.md lists these cases and what each gets.
+
+Recipes go through ``fmkit validate`` and data through ``fmkit train``, both via the CLI's
+``main()`` in-process (the same code path as the command, without a Python start per case).
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import tiny_recipe
+
+from fmkit.cli.main import main
+
+BASE = """task:
+  name: text-classification
+  max_length: 32
+model:
+  name: hf-classifier
+  pretrained: some/folder
+data:
+  train: data.csv
+  clean: [drop-missing]
+optimizer:
+  name: adamw
+  lr: 0.001
+  weight_decay: 0.01
+scheduler:
+  name: cosine
+  warmup_ratio: 0.1
+train:
+  epochs: 2
+  device: auto
+evaluate:
+  monitor: accuracy
+export:
+  tolerance: 0.001
+serve:
+  port: 8000
+"""
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def validate(tmp_path, capsys, text: str | bytes, *sets: str) -> tuple[int, list[dict]]:
+    path = tmp_path / "recipe.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    args = ["validate", str(path), "--json"] + [x for s in sets for x in ("--set", s)]
+    code, out, err = cli(capsys, *args)
+    assert "Traceback" not in out + err
+    return code, json.loads(out)["errors"]
+
+
+def test_the_base_recipe_is_valid(tmp_path, capsys):
+    assert validate(tmp_path, capsys, BASE) == (0, [])
+
+
+# (case, edit of BASE: (old, new) or --set overrides, expected path, line, words in the message)
+RECIPE_CASES = [
+    ("negative lr", ("lr: 0.001", "lr: -0.1"), "optimizer.lr", 12, "greater than 0"),
+    ("zero lr", ("lr: 0.001", "lr: 0"), "optimizer.lr", 12, "greater than 0"),
+    ("NaN lr", ("lr: 0.001", "lr: .nan"), "optimizer.lr", 12, "finite"),
+    ("infinite lr", ("lr: 0.001", "lr: .inf"), "optimizer.lr", 12, "finite"),
+    ("lr 'inf' as text", ("lr: 0.001", "lr: inf"), "optimizer.lr", 12, "finite"),
+    ("lr that overflows", ("lr: 0.001", "lr: 1e999"), "optimizer.lr", 12, "finite"),
+    ("negative weight decay", ("weight_decay: 0.01", "weight_decay: -0.01"), "optimizer.weight_decay", 13,
+     "greater than or equal to 0"),
+    ("warmup_ratio above 1", ("warmup_ratio: 0.1", "warmup_ratio: 1.5"), "scheduler.warmup_ratio", 16,
+     "less than or equal to 1"),
+    ("warmup_ratio below 0", ("warmup_ratio: 0.1", "warmup_ratio: -0.2"), "scheduler.warmup_ratio", 16,
+     "greater than or equal to 0"),
+    ("max_length 0", ("max_length: 32", "max_length: 0"), "task.max_length", 3, "greater than or equal to 1"),
+    ("unknown device", ("device: auto", "device: gpu"), "train.device", 19, "unknown device 'gpu'"),
+    ("device with a bad index", ("device: auto", "device: cuda:x"), "train.device", 19, "unknown device"),
+    ("monitor no metric computes", ("monitor: accuracy", "monitor: f1"), "evaluate.monitor", 21,
+     "not computed by any configured metric"),
+    ("early-stopping monitor typo", ("epochs: 2", "epochs: 2\n  early_stopping: {monitor: acuracy}"),
+     "train.early_stopping.monitor", 19, "did you mean 'accuracy'"),
+    ("task monitor dropped from metrics", ("monitor: accuracy", "metrics: [f1]"), "evaluate.metrics", 21,
+     "the task monitors 'accuracy'"),
+    ("negative tolerance", ("tolerance: 0.001", "tolerance: -0.001"), "export.tolerance", 23,
+     "greater than or equal to 0"),
+    ("negative port", ("port: 8000", "port: -1"), "serve.port", 25, "greater than or equal to 0"),
+    ("port past 65535", ("port: 8000", "port: 70000"), "serve.port", 25, "less than or equal to 65535"),
+    ("duplicate key", ("epochs: 2", "epochs: 2\n  epochs: 3"), "train.epochs", 19, "duplicate key 'epochs'"),
+    ("duplicate section", ("serve:", "train:\n  epochs: 9\nserve:"), "train", 24, "duplicate section 'train'"),
+    ("--set into a list item that does not exist", ["data.clean.3.name=drop-duplicates"], "data.clean.3.name",
+     None, "data.clean has 1 item(s), so item 3 does not exist"),
+    ("--set into a list that does not exist", ["data.augment.0.name=x"], "data.augment.0.name", None,
+     "data.augment is not a list here"),
+    ("--set with a negative index", ["data.clean.-1.name=x"], "data.clean.-1.name", None, "does not exist"),
+]
+
+
+@pytest.mark.parametrize("case,edit,path,line,words", RECIPE_CASES, ids=[c[0] for c in RECIPE_CASES])
+def test_validate_reports_the_field_and_line(tmp_path, capsys, case, edit, path, line, words):
+    text, sets = BASE, []
+    if isinstance(edit, tuple):
+        assert edit[0] in text
+        text = text.replace(edit[0], edit[1], 1)
+    else:
+        sets = edit
+    code, errors = validate(tmp_path, capsys, text, *sets)
+    assert code == 2, case
+    match = [e for e in errors if e["path"] == path]
+    assert match, errors
+    assert words in match[0]["message"], match[0]
+    assert match[0]["line"] == line, match[0]
+    assert match[0]["file"] == (str(tmp_path / "recipe.yaml") if not sets else "--set")
+
+
+ENCODING_CASES = [
+    ("latin-1 recipe", BASE.replace("data.csv", "donn\u00e9es.csv").encode("latin-1"), 8, "not UTF-8"),
+    ("binary file", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 3, "binary file"),  # NUL on line 3
+    ("control character", BASE.replace("epochs: 2", "epochs: 2\x07").encode(), 18, "is this a text file"),
+]
+
+
+@pytest.mark.parametrize("case,raw,line,words", ENCODING_CASES, ids=[c[0] for c in ENCODING_CASES])
+def test_a_recipe_that_is_not_utf8_text_is_an_error_not_a_traceback(tmp_path, capsys, case, raw, line, words):
+    code, errors = validate(tmp_path, capsys, raw)
+    assert code == 2
+    assert words in errors[0]["message"] and errors[0]["line"] == line, errors
+
+
+def test_a_recipe_path_that_is_not_a_regular_file_is_an_error(tmp_path, capsys, no_hang):
+    os.mkdir(tmp_path / "folder.yaml")
+    code, out, err = cli(capsys, "validate", str(tmp_path / "folder.yaml"))
+    assert code == 2 and "is not a regular file" in err, err
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo.yaml")
+        code, out, err = cli(capsys, "validate", str(tmp_path / "fifo.yaml"))
+        assert code == 2 and "is not a regular file" in err, err
+
+
+def test_every_problem_is_reported_with_a_structural_one(tmp_path, capsys):
+    text = (BASE.replace("epochs: 2", "epochs: many\n  epochs: 3").replace("lr: 0.001", "lr: -1")
+            .replace("port: 8000", "port: -1") + "export:\n  formats: [onnxx]\n")
+    code, errors = validate(tmp_path, capsys, text, "data.clean.5=x")
+    assert code == 2
+    paths = {e["path"] for e in errors}
+    assert {"train.epochs", "optimizer.lr", "serve.port", "export", "data.clean.5"} <= paths, paths
+    assert any("onnxx" in e["message"] for e in errors), errors  # the exporter too, though the structure failed
+
+
+# ---------------------------------------------------------------------------------------- data
+torch = pytest.importorskip("torch")
+pytest.importorskip("fmkit_nlp")
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def _fifo(path: Path) -> str:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    os.mkfifo(path)
+    return str(path)
+
+
+# (case, which split, file maker, words in the error)
+DATA_CASES = [
+    ("0-byte train file", "train", lambda p: _write(p, ""), "has no rows (the file is empty)"),
+    ("header-only train file", "train", lambda p: _write(p, "text,label\n"), "has no rows (the file is only a header)"),
+    ("header-only test file", "test", lambda p: _write(p, "text,label\n"), "data.test"),
+    ("single-class train file", "train", lambda p: _write(p, "text,label\n" + "good film,pos\n" * 20),
+     "1 class(es) ('pos') in"),
+    ("only blank or NaN labels", "train", lambda p: _write(p, "text,label\ngood,\nbad,NaN\nfine,  \n"),
+     "every row of"),
+    ("FIFO as the train file", "train", _fifo, "is a FIFO (named pipe)"),
+    ("FIFO as the test file", "test", _fifo, "data.test"),
+]
+
+
+@pytest.fixture
+def no_hang():
+    """Fail (instead of hanging the suite) if reading the data blocks: a FIFO opened for reading
+    waits for a writer forever. SIGALRM interrupts the blocked open()."""
+    import signal
+
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def hung(signum, frame):
+        raise TimeoutError("reading the data blocked for 60 s")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("case,split,make,words", DATA_CASES, ids=[c[0] for c in DATA_CASES])
+def test_bad_data_is_a_clear_error_and_leaves_no_run(tmp_path, capsys, no_hang, case, split, make, words):
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    bad = make(tmp_path / "bad.csv")
+    recipe["data"][split] = bad
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", str(tmp_path / "run"))
+    assert code == 2, err
+    assert "Traceback" not in err and words in err and bad in err, err
+    assert not (tmp_path / "run").exists(), "bad data must leave no run directory behind"
+
+
+def test_blank_rows_are_dropped_counted_and_named(tmp_path, capsys, caplog):
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    rows = Path(recipe["data"]["train"]).read_text().splitlines()
+    # data rows 2 and 3: blank label and NaN label; data row 5: blank text
+    rows[2:2] = ["good film,", "awful film,NaN"]
+    rows.insert(5, "   ,pos")
+    recipe["data"]["train"] = _write(tmp_path / "train.csv", "\n".join(rows) + "\n")
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", str(tmp_path / "run"))
+    assert code == 0, err
+    details = json.loads((tmp_path / "run" / "eval_details.json").read_text())
+    assert details["data"]["dropped"] == {"train/blank-label": 2, "train/blank-text": 1}
+    assert sorted(details["data"]["labels"]) == ["neg", "pos"]  # no "", "NaN" or "nan" class
+    assert "data rows 2, 3" in caplog.text and "data rows 5" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------- runs
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One short finished run (one epoch, 12 steps) to resume, export and fill the disk of."""
+    tmp = tmp_path_factory.mktemp("run")
+    recipe = tiny_recipe(tmp, epochs=1)
+    path = tmp / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(path), "--run-dir", str(tmp / "run")]) == 0
+    return tmp, path, recipe
+
+
+def _copy_run(finished_run, tmp_path) -> Path:
+    import shutil
+
+    src = finished_run[0] / "run"
+    shutil.copytree(src, tmp_path / "run")
+    return tmp_path / "run"
+
+
+RESUME_REFUSED = [
+    ("learning rate", ["optimizer.lr=0.1"], ["optimizer.lr: 0.003 in the run, 0.1 now"]),
+    ("max_length and batch size", ["task.max_length=8", "train.batch_size=4"],
+     ["task.max_length: 16 in the run, 8 now", "train.batch_size: 8 in the run, 4 now"]),
+    ("model", ["model.config.hidden_size=32"], ["model.config.hidden_size"]),
+    ("data", ["data.validation_split=0.3"], ["data.validation_split"]),
+]
+
+
+@pytest.mark.parametrize("case,sets,words", RESUME_REFUSED, ids=[c[0] for c in RESUME_REFUSED])
+def test_resume_refuses_a_recipe_that_changes_model_or_data_and_writes_nothing(finished_run, tmp_path, capsys,
+                                                                              case, sets, words):
+    run = _copy_run(finished_run, tmp_path)
+    before = _snapshot(run)
+    args = ["train", str(finished_run[1]), "--resume", str(run)] + [x for s in sets for x in ("--set", s)]
+    code, out, err = cli(capsys, *args)
+    assert code == 2 and "Traceback" not in err
+    for w in words:
+        assert w in err, err
+    assert _snapshot(run) == before, "a refused resume must write nothing"
+
+
+def test_resume_records_allowed_changes_as_an_amendment(finished_run, tmp_path, capsys):
+    run = _copy_run(finished_run, tmp_path)
+    original = (run / "recipe.yaml").read_bytes()
+    code, out, err = cli(capsys, "train", str(finished_run[1]), "--resume", str(run), "--set", "train.epochs=2")
+    assert code == 0, err
+    assert (run / "recipe.yaml").read_bytes() == original, "the run's recipe.yaml is never rewritten"
+    amendments = yaml.safe_load((run / "recipe.amendments.yaml").read_text())
+    assert amendments[0]["changes"] == {"train.epochs": {"from": 1, "to": 2}}
+    assert amendments[0]["resumed_at_step"] == 12
+    assert (run / "checkpoints" / "step-00000024").is_dir(), "the amended epochs were used"
+    # the run's own recipe.yaml now resumes with the amended settings and nothing new is recorded
+    code, out, err = cli(capsys, "train", str(run / "recipe.yaml"), "--resume", str(run))
+    assert code == 0, err
+    assert len(yaml.safe_load((run / "recipe.amendments.yaml").read_text())) == 1
+
+
+def test_resume_refuses_data_whose_labels_changed(finished_run, tmp_path, capsys):
+    run = _copy_run(finished_run, tmp_path)
+    recipe = dict(finished_run[2])
+    text = Path(recipe["data"]["train"]).read_text().replace(",pos", ",positive")
+    recipe["data"] = {**recipe["data"], "train": _write(tmp_path / "relabelled.csv", text)}
+    before = _snapshot(run)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code, out, err = cli(capsys, "train", str(path), "--resume", str(run))
+    assert code == 2
+    assert "data.train" in err, err  # the path changed: refused as a data change
+    # the same path with other content: the labels are compared
+    Path(finished_run[2]["data"]["train"]).rename(tmp_path / "orig.csv")
+    try:
+        Path(finished_run[2]["data"]["train"]).write_text(text)
+        code, out, err = cli(capsys, "train", str(finished_run[1]), "--resume", str(run))
+    finally:
+        (tmp_path / "orig.csv").replace(finished_run[2]["data"]["train"])
+    assert code == 2 and "re-map" in err and "'positive'" in err, err
+    assert _snapshot(run) == before
+
+
+def test_evaluate_refuses_a_fifo_and_drops_blank_labels(finished_run, tmp_path, capsys, no_hang):
+    run = finished_run[0] / "run"
+    code, out, err = cli(capsys, "evaluate", str(run), "--data", _fifo(tmp_path / "fifo.csv"), "--json")
+    assert code == 2 and "--data: " in err and "FIFO" in err, err
+    rows = Path(finished_run[2]["data"]["test"]).read_text().splitlines()
+    labelled = _write(tmp_path / "a.csv", "\n".join(rows) + "\n")
+    blanks = _write(tmp_path / "b.csv", "\n".join(rows + ["good film,", "bad film,NaN"]) + "\n")
+    code, out_a, err = cli(capsys, "evaluate", str(run), "--data", labelled, "--json")
+    assert code == 0, err
+    code, out_b, err = cli(capsys, "evaluate", str(run), "--data", blanks, "--json")
+    assert code == 0, err
+    assert json.loads(out_a) == json.loads(out_b), "rows without a label are not scored"
+
+
+def _fill_disk_after(monkeypatch, calls_allowed: int):
+    import fmkit.engine.checkpoint as ck
+
+    real, calls = ck.save_weights, []
+
+    def save_weights(model, path):
+        calls.append(path)
+        if len(calls) > calls_allowed:
+            Path(path).write_bytes(b"\0" * 1000)  # half a file, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(model, path)
+
+    monkeypatch.setattr(ck, "save_weights", save_weights)
+
+
+def test_disk_full_during_a_checkpoint_is_one_line_and_keeps_the_previous_one(tmp_path, capsys, monkeypatch):
+    from fmkit.engine.checkpoint import finite_weights
+
+    recipe = tiny_recipe(tmp_path, epochs=2)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    _fill_disk_after(monkeypatch, 2)  # best and step-12 are written, step-24 meets a full disk
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", str(tmp_path / "run"))
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "no space left" in err and "step-00000024" in err and "MiB free" in err, err
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best", "step-00000012"], "no half-written checkpoint"
+    assert finite_weights(ckpts / "step-00000012" / "model.safetensors")
+
+
+def test_disk_full_during_an_export_keeps_the_previous_export(finished_run, tmp_path, capsys, monkeypatch):
+    run = _copy_run(finished_run, tmp_path)
+    assert cli(capsys, "export", str(run), "--format", "safetensors")[0] == 0
+    before = _snapshot(run / "exports")
+    _fill_disk_after(monkeypatch, 0)
+    code, out, err = cli(capsys, "export", str(run), "--format", "safetensors")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "no space left" in err, err
+    assert str(run / "exports" / "safetensors") in err
+    assert _snapshot(run / "exports") == before and not list((run / "exports").glob(".tmp-*"))
+
+
+def test_disk_full_while_caching_is_one_line(tmp_path, capsys, monkeypatch):
+    import fmkit.utils.atomic as atomic
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to tell the cache file from the others")
+    real = atomic._write
+
+    def write(fd, data):
+        if "cache" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(atomic, "_write", write)
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", str(tmp_path / "run"))
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "no space left" in err, err
+    assert str(tmp_path / "cache") in err
+    assert not [p for p in (tmp_path / "cache").iterdir()], "no partial cache file"
+
+
+def test_atomic_write_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
+    import fmkit.utils.atomic as atomic
+    from fmkit.errors import DiskFullError
+
+    target = tmp_path / "state.json"
+    target.write_text("old")
+
+    def full(fd, data):
+        os.write(fd, data[:3])
+        os.close(fd)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic, "_write", full)
+    with pytest.raises(DiskFullError, match="state.json"):
+        atomic.atomic_write_text(target, "new content")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+# ---------------------------------------------------------------------------------------- divergence
+def test_a_diverged_run_fails_and_keeps_no_nan_best(tmp_path, capsys):
+    recipe = tiny_recipe(tmp_path, epochs=1, checkpoint_every=4)
+    recipe["optimizer"]["lr"] = 1e6
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", str(tmp_path / "run"))
+    assert code == 1 and "Traceback" not in err
+    assert "diverged" in err or "non-finite losses" in err, err
+    assert "last good checkpoint is kept" not in err or "step-" in err.split("last good checkpoint is kept")[1]
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert not (ckpts / "best").exists(), "a best checkpoint is never chosen on NaN"
+    assert not (tmp_path / "run" / "eval.json").exists()
+    assert not list(ckpts.glob("step-*")), "checkpoints holding NaN weights are set aside, not resumed from"
+
+
+def test_divergence_after_good_checkpoints_names_the_last_finite_one(tmp_path, capsys):
+    from fmkit.engine.checkpoint import finite_weights
+
+    recipe = tiny_recipe(tmp_path, epochs=2)
+    recipe["plugins"] = ["helpers.diverge"]
+    recipe["model"] = {"name": "test-diverging", "poison_at": 15}  # NaN weights during the second epoch
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", str(tmp_path / "run"))
+    assert code == 1
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert "diverged" in err and f"the last good checkpoint is kept: {ckpts / 'step-00000012'}" in err, err
+    assert finite_weights(ckpts / "best" / "model.safetensors")
+    assert json.loads((ckpts / "best" / "meta.json").read_text())["step"] == 12
+    assert not (tmp_path / "run" / "eval.json").exists()
+
+
+def test_non_finite_losses_say_no_checkpoint_is_kept_when_none_exists(tmp_path, capsys):
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    recipe["plugins"] = ["helpers.faults"]
+    recipe["model"] = {"name": "test-faulty", "nan_calls": list(range(1, 50))}
+    recipe["train"]["max_bad_steps"] = 3
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", str(tmp_path / "run"))
+    assert code == 1 and "non-finite losses" in err
+    assert "last good checkpoint is kept" not in err and "no checkpoint with finite weights" in err, err
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
