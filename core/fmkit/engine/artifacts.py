@@ -55,27 +55,45 @@ def load_task(recipe, directory: Path, manager=None):
     return task
 
 
-def read_run_recipe(run_dir: Path):
+def read_run_recipe(run_dir: Path, import_plugins: bool = True):
+    """The run's resolved recipe. ``import_plugins=False`` leaves its ``plugins:`` modules unimported
+    (loading a run to predict must not run code the run directory names)."""
+    from ..errors import RecipeError
     from ..recipe import load_recipe
 
     path = run_dir / "recipe.yaml"
     if not path.is_file():
         raise UsageError(f"{run_dir} is not an fmkit run directory (no recipe.yaml); pass the folder `fmkit train` printed")
-    return load_recipe(yaml.safe_load(path.read_text()))
+    data = yaml.safe_load(path.read_text())
+    try:
+        return load_recipe(data, import_plugins=import_plugins)
+    except RecipeError as e:
+        listed = (data or {}).get("plugins") if isinstance(data, dict) else None
+        if listed and not import_plugins:
+            raise UsageError(f"{e}\n{path} lists plugins: {listed}, which are not imported when a run is loaded; "
+                             "install them as plugins, or pass --trust-remote-code "
+                             "(trust_remote_code=True) if you trust this run directory") from None
+        raise
 
 
-def load_trained(run_dir: str | Path, checkpoint: str = "best") -> TrainedModel:
-    """Rebuild task and model from a run directory and load its best (or given) checkpoint."""
+def load_trained(run_dir: str | Path, checkpoint: str = "best", trust_remote_code: bool = False) -> TrainedModel:
+    """Rebuild task and model from a run directory and load its best (or given) checkpoint.
+
+    What the run directory says never turns on running code: its recipe's ``plugins:`` are not
+    imported and its model's ``trust_remote_code`` is replaced by the caller's ``trust_remote_code``."""
+    from ..exporting.loading import caller_decides_remote_code
     from .checkpoint import load_weights
     from .builder import Builder
 
     run_dir = Path(run_dir)
-    recipe = read_run_recipe(run_dir)
+    recipe = read_run_recipe(run_dir, import_plugins=trust_remote_code)
     weights = run_dir / "checkpoints" / checkpoint / "model.safetensors"
     if not weights.is_file():
         raise UsageError(f"no checkpoint {checkpoint!r} in {run_dir}/checkpoints; did training finish an evaluation?")
     task = load_task(recipe, run_dir / "artifacts")
-    model = Builder(recipe).model(task, inference=True)
+    override: dict = {k: v for k, v in recipe.model.as_dict().items() if k == "trust_remote_code"}
+    caller_decides_remote_code(override, {}, trust_remote_code, run_dir)
+    model = Builder(recipe).model(task, override, inference=True)
     load_weights(model, weights)
     model.eval()
     return TrainedModel(recipe, task, model, run_dir)

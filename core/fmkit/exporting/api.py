@@ -93,8 +93,12 @@ def _size(path: Path) -> int:
 
 
 def export(run_dir: str | Path, format: str, output: str | None = None, quantize: str | None = None,
-           tolerance: float = 1e-3, trained=None, examples: list[dict] | None = None) -> Path:
+           tolerance: float = 1e-3, trained=None, examples: list[dict] | None = None,
+           trust_remote_code: bool = False) -> Path:
     """Export ``run_dir``'s best model as ``format``; returns the (verified) export folder.
+
+    ``trust_remote_code``: the caller allows code shipped with the run's model to run (the run
+    directory's own setting is not enough, see :func:`fmkit.engine.artifacts.load_trained`).
 
     ``trained`` and ``examples`` let a caller that already holds the best model and the
     validation examples (the end of ``fmkit.train``) skip rebuilding and reloading them.
@@ -106,7 +110,7 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
     from ..plugins import get_plugin_manager
 
     run_dir = Path(run_dir)
-    trained = trained or load_trained(run_dir)
+    trained = trained or load_trained(run_dir, trust_remote_code=trust_remote_code)
     task, model = trained.task, trained.model
     registry = get_plugin_manager().registry
     supported = registry.get("model", trained.recipe.model.name).tags.get("exports")
