@@ -54,14 +54,28 @@ def load_torch_model(directory: Path, task, trust_remote_code: bool = False):
     return model.eval()
 
 
+def onnx_session_options():
+    """ONNX Runtime options with bounded memory: no CPU memory arena and no memory patterns.
+
+    With them, ONNX Runtime keeps every buffer its largest request needed (the arena grows by
+    powers of two and never gives memory back, and a pattern is kept per input shape), so a server
+    fed maximum-size requests of varying shapes grew from 1.7 to 3.5 GB; without them buffers are
+    returned after each run, at no measurable cost for models of this size."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_cpu_mem_arena = False
+    opts.enable_mem_pattern = False
+    return opts
+
+
 def onnx_runner(path: Path, task):
     import numpy as np
     import onnxruntime as ort
     import torch
 
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), onnx_session_options(), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
 
     def run(batch: dict):
