@@ -97,10 +97,10 @@ def test_real_server_good_and_bad_requests_uploads_and_api_key(exported):
             up = c.post("/v1/predict/files", files=[("files", ("a.txt", b"good great film", "text/plain"))], headers=key)
             assert up.status_code == 200 and len(up.json()["predictions"]) == 1
             assert c.get("/v1/health").status_code == 200  # still serving after the bad requests
-            assert "/v1/predict" in c.get("/openapi.json").text
-            metrics = c.get("/metrics")
-            c.get("/no/such/path")
-            again = c.get("/metrics").text
+            assert "/v1/predict" in c.get("/openapi.json", headers=key).text  # the key guards docs and metrics too
+            metrics = c.get("/metrics", headers=key)
+            c.get("/no/such/path", headers=key)
+            again = c.get("/metrics", headers=key).text
         assert metrics.headers["content-type"].startswith("text/plain")
         for status, count in (("200", 2), ("401", 1), ("422", 1), ("400", 1), ("413", 3)):
             assert _metric(metrics.text, f'fmkit_requests_total{{path="/v1/predict",status="{status}"}}') == count

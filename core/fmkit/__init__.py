@@ -43,36 +43,38 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     return _train(recipe, overrides=overrides, run_dir=run_dir, resume=resume)
 
 
-def evaluate(run_dir: str, data: str | None = None, split: str = "auto") -> dict:
-    """Score a run's best checkpoint; returns the flat metric dict."""
+def evaluate(run_dir: str, data: str | None = None, split: str = "auto", trust_remote_code: bool = False) -> dict:
+    """Score a run's best checkpoint; returns the flat metric dict (``trust_remote_code``: see :func:`load`)."""
     from .engine.api import evaluate as _evaluate
 
-    return _evaluate(run_dir, data=data, split=split)
+    return _evaluate(run_dir, data=data, split=split, trust_remote_code=trust_remote_code)
 
 
-def predict(run_dir: str, inputs: list[Any]) -> list[dict]:
-    """Predict raw inputs with a run's best checkpoint or an export folder."""
-    return load(run_dir).predict(inputs)
+def predict(run_dir: str, inputs: list[Any], trust_remote_code: bool = False) -> list[dict]:
+    """Predict raw inputs with a run's best checkpoint or an export folder (``trust_remote_code``: see :func:`load`)."""
+    return load(run_dir, trust_remote_code=trust_remote_code).predict(inputs)
 
 
 def export(run_dir: str, format: str, output: str | None = None, quantize: str | None = None,
-           tolerance: float | None = None, min_agreement: float | None = None) -> str:
+           tolerance: float | None = None, min_agreement: float | None = None, trust_remote_code: bool = False) -> str:
     """Export a run's best model; returns the export folder. ``tolerance`` and ``min_agreement``
-    default to the run recipe's ``export`` section."""
+    default to the run recipe's ``export`` section (``trust_remote_code``: see :func:`load`)."""
     from .exporting.api import export as _export
 
     return _export(run_dir, format, output=output, quantize=quantize, tolerance=tolerance,
-                   min_agreement=min_agreement)
+                   min_agreement=min_agreement, trust_remote_code=trust_remote_code)
 
 
-def load(path: str, backend: str = "torch", precision: str = "auto"):
+def load(path: str, backend: str = "torch", precision: str = "auto", trust_remote_code: bool = False):
     """Load an export folder or a run directory as a predictor with ``.predict(raw_inputs)``.
 
     ``backend``: ``torch`` or ``onnx``; ``precision``: ``auto`` (the int8 model when the export has
-    one), ``float`` or ``int8``."""
+    one), ``float`` or ``int8``. ``trust_remote_code=True`` allows Python code shipped with the
+    model (a transformers ``auto_map``) to be imported and run, and logs a warning saying so; what
+    the export or run directory itself says never allows it."""
     from .exporting.loading import load_predictor
 
-    return load_predictor(path, backend=backend, precision=precision)
+    return load_predictor(path, backend=backend, precision=precision, trust_remote_code=trust_remote_code)
 
 
 __all__ = [

@@ -87,19 +87,41 @@ def components_show(args) -> int:
     return 0
 
 
+def _listed_plugins(recipe_path: str) -> list:
+    """The recipe file's ``plugins:`` list, read without validating anything ([] when unreadable)."""
+    try:
+        import yaml
+
+        data = yaml.safe_load(Path(recipe_path).read_text(encoding="utf-8"))
+        listed = data.get("plugins") if isinstance(data, dict) else None
+        return listed if isinstance(listed, list) else []
+    except Exception:
+        return []
+
+
 def validate(args) -> int:
+    """``fmkit validate``: the recipe's ``plugins:`` are imported only with ``--import-plugins``."""
     from ..errors import RecipeError
     from ..recipe import load_recipe
 
+    import_plugins = getattr(args, "import_plugins", False)
     try:
-        load_recipe(args.recipe, args.overrides)
+        load_recipe(args.recipe, args.overrides, import_plugins=import_plugins)
     except RecipeError as e:
+        listed = [] if import_plugins else _listed_plugins(args.recipe)
+        hint = (f"note: the recipe's plugins: {listed} were not imported (importing runs their code), so the "
+                "components they register are unknown here; if you trust them, run again with --import-plugins"
+                if listed else "")
         if args.json:
-            print(json.dumps({"valid": False, "errors": e.to_json()}, indent=2))
+            print(json.dumps({"valid": False, "errors": e.to_json(), **({"note": hint} if hint else {})}, indent=2))
         else:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {e}" + (f"\n{hint}" if hint else ""), file=sys.stderr)
         return 2
     print(json.dumps({"valid": True, "errors": []}) if args.json else f"{args.recipe}: valid")
+    listed = [] if import_plugins else _listed_plugins(args.recipe)
+    if listed:
+        print(f"note: the recipe's plugins: {listed} were not imported; --import-plugins checks that they load",
+              file=sys.stderr)
     return 0
 
 

@@ -25,7 +25,7 @@ def train(args) -> int:
 def evaluate(args) -> int:
     from ..engine.api import evaluate as run_evaluate
 
-    metrics = run_evaluate(args.run_dir, data=args.data, split=args.split)
+    metrics = run_evaluate(args.run_dir, data=args.data, split=args.split, trust_remote_code=args.trust_remote_code)
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -38,7 +38,8 @@ def evaluate(args) -> int:
 def predict(args) -> int:
     from ..engine.predict_file import predict_file
 
-    n = predict_file(args.run_dir, args.input, args.output, batch_size=args.batch_size)
+    n = predict_file(args.run_dir, args.input, args.output, batch_size=args.batch_size,
+                     trust_remote_code=args.trust_remote_code)
     if args.output:
         print(f"wrote {n} predictions to {args.output}", file=sys.stderr)
     return 0
@@ -48,15 +49,25 @@ def export(args) -> int:
     from ..exporting.api import export as run_export
 
     path = run_export(args.run_dir, args.format, output=args.output, quantize=args.quantize,
-                      tolerance=args.tolerance, min_agreement=args.min_agreement)
+                      tolerance=args.tolerance, min_agreement=args.min_agreement,
+                      trust_remote_code=args.trust_remote_code)
     print(f"export: {path}")
     return 0
 
 
+#: ``fmkit serve`` flags that may also come from the recipe's ``serve:`` section
+SERVE_SETTINGS = ("host", "port", "backend", "precision", "batching", "max_batch_size", "max_wait_ms", "max_queue",
+                  "max_items", "max_body_bytes", "max_input_chars", "max_request_chars", "header_timeout",
+                  "body_timeout", "api_key_env", "public_metrics", "public_docs", "access_log")
+
+
 def serve(args) -> int:
     from ..serve.app import serve as run_serve
+    from ..serve.settings import serve_settings
 
-    run_serve(args.path, host=args.host, port=args.port, backend=args.backend, max_batch_size=args.max_batch_size,
-              max_wait_ms=args.max_wait_ms, api_key_env=args.api_key_env, batching=not args.no_batching,
-              precision=args.precision, access_log=args.access_log, max_queue=args.max_queue)
+    settings = serve_settings(args.path, {k: getattr(args, k) for k in SERVE_SETTINGS})
+    try:
+        run_serve(args.path, trust_remote_code=args.trust_remote_code, **settings)
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown: a clean stop
+        return 0
     return 0

@@ -42,6 +42,29 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    value = _non_negative_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not above 0")
+    return value
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0 to 65535)")
+    return value
+
+
+TRUST_HELP = ("allow Python code shipped with the model (a transformers auto_map) to be imported and run; "
+              "never turned on by what an export or run directory says")
+
+
 def _recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", help="recipe YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -74,9 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=core.components_show)
 
-    p = sub.add_parser("validate", help="validate a recipe; report every problem with its line")
+    p = sub.add_parser("validate", help="validate a recipe; report every problem with its line",
+                       description="Validate a recipe and report every problem with its line. The recipe's "
+                                   "plugins: modules are not imported (importing runs their code) unless "
+                                   "--import-plugins is given; components they register are then unknown.")
     _recipe_args(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--import-plugins", action="store_true",
+                   help="import the recipe's plugins: modules (runs their code) so their components are checked; "
+                        "a module that cannot be imported is an error")
     p.set_defaults(func=core.validate)
 
     p = sub.add_parser("schema", help="print the JSON Schema of recipes with every installed component")
@@ -104,13 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="another file of the same format")
     p.add_argument("--split", choices=["auto", "validation", "test"], default="auto")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=run.evaluate)
 
     p = sub.add_parser("predict", help="batch inference on a file of raw inputs")
     p.add_argument("run_dir", help="run directory or export folder")
     p.add_argument("input", help="file of raw inputs (one per line, CSV, JSONL, or a folder)")
     p.add_argument("-o", "--output", help="JSONL or CSV output (default: stdout as JSONL)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="inputs per model call (default 32)")
+    p.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=run.predict)
 
     p = sub.add_parser("export", help="export a run's best model")
@@ -124,24 +155,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-agreement", type=_fraction,
                    help="classification: least share of predictions the export must keep (default: the recipe's "
                         "export.min_agreement)")
+    p.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=run.export)
 
-    p = sub.add_parser("serve", help="serve an export (or run) as an HTTP API")
+    p = sub.add_parser("serve", help="serve an export (or run) as an HTTP API",
+                       description="Serve an export (or run directory) as an HTTP API. Settings come from the "
+                                   "recipe's serve: section stored with it; a flag given here overrides it.")
     p.add_argument("path")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
-    p.add_argument("--max-batch-size", type=_positive_int, default=16, help="inputs per micro-batch, at most")
-    p.add_argument("--max-wait-ms", type=_non_negative_float, default=5.0,
-                   help="how long a busy server waits to fill a micro-batch")
-    p.add_argument("--max-queue", type=_positive_int, default=1024,
-                   help="inputs that may wait; past it requests get 503 with Retry-After")
-    p.add_argument("--api-key-env", help="environment variable holding the API key (header X-API-Key)")
-    p.add_argument("--no-batching", action="store_true", help="answer each request on its own (no micro-batching)")
-    p.add_argument("--precision", choices=["auto", "float", "int8"], default="auto",
-                   help="auto: the int8 model when the export has one")
-    p.add_argument("--access-log", action="store_true",
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, help="default 8000")
+    p.add_argument("--backend", choices=["torch", "onnx"], help="default torch")
+    p.add_argument("--max-batch-size", type=_positive_int, help="inputs per micro-batch, at most (default 16)")
+    p.add_argument("--max-wait-ms", type=_non_negative_float,
+                   help="how long a busy server waits to fill a micro-batch (default 5)")
+    p.add_argument("--max-queue", type=_positive_int,
+                   help="inputs that may wait; past it requests get 503 with Retry-After (default 1024)")
+    p.add_argument("--max-items", type=_positive_int, help="inputs in one request; 413 past it (default 64)")
+    p.add_argument("--max-body-bytes", type=_positive_int, help="request body size; 413 past it (default 16 MiB)")
+    p.add_argument("--max-input-chars", type=_positive_int,
+                   help="characters (bytes for files) of one input; 413 past it (default 1000000)")
+    p.add_argument("--max-request-chars", type=_positive_int,
+                   help="characters of one request's inputs in all; 413 past it (default 4000000)")
+    p.add_argument("--header-timeout", type=_positive_float,
+                   help="seconds a connection may take to send its request headers before it is closed (default 10)")
+    p.add_argument("--body-timeout", type=_positive_float,
+                   help="seconds a request may take to send its body; 408 and closed past it (default 30)")
+    p.add_argument("--api-key-env", help="environment variable holding the API key (header X-API-Key); every path "
+                                         "but /v1/health then needs it")
+    p.add_argument("--public-metrics", action="store_const", const=True,
+                   help="with an API key, still answer /metrics without one")
+    p.add_argument("--public-docs", action="store_const", const=True,
+                   help="with an API key, still answer /docs, /redoc and /openapi.json without one")
+    p.add_argument("--no-batching", dest="batching", action="store_const", const=False,
+                   help="answer each request on its own (no micro-batching)")
+    p.add_argument("--precision", choices=["auto", "float", "int8"],
+                   help="auto (default): the int8 model when the export has one")
+    p.add_argument("--access-log", action="store_const", const=True,
                    help="log every request (off by default: /metrics counts requests, errors and latency)")
+    p.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=run.serve)
 
     from ..plugins import get_plugin_manager

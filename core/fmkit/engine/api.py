@@ -218,13 +218,14 @@ def _check_same_labels(run_dir: Path, task) -> None:
                         "Restore the run's data or start a new run")
 
 
-def evaluate(run_dir: str, data: str | None = None, split: str = "auto") -> dict:
-    """Score the best checkpoint of ``run_dir`` on its data (or on ``data``, a file of the same format)."""
+def evaluate(run_dir: str, data: str | None = None, split: str = "auto", trust_remote_code: bool = False) -> dict:
+    """Score the best checkpoint of ``run_dir`` on its data (or on ``data``, a file of the same format);
+    ``trust_remote_code``: the caller allows code shipped with the run's model to run."""
     from .data import EpochBatchPlan, PreparedDataset, load_splits, make_loader
     from .evaluation import evaluate_loader
     from .precision import pick_device
 
-    trained = load_trained(run_dir)
+    trained = load_trained(run_dir, trust_remote_code=trust_remote_code)
     recipe, task = trained.recipe, trained.task
     b = Builder(recipe)
     dataset = b.dataset(task)

@@ -68,25 +68,43 @@ def run_recipe_dict(run_dir: Path) -> dict:
     return apply_amendments(data, read_amendments(Path(run_dir)))
 
 
-def read_run_recipe(run_dir: Path):
-    """The run's effective recipe, validated (``recipe.yaml`` plus ``recipe.amendments.yaml``)."""
+def read_run_recipe(run_dir: Path, import_plugins: bool = True):
+    """The run's effective recipe, validated (``recipe.yaml`` plus ``recipe.amendments.yaml``).
+    ``import_plugins=False`` leaves its ``plugins:`` modules unimported (loading a run to predict
+    must not run code the run directory names)."""
+    from ..errors import RecipeError
     from ..recipe import load_recipe
 
-    return load_recipe(run_recipe_dict(run_dir))
+    data = run_recipe_dict(run_dir)
+    try:
+        return load_recipe(data, import_plugins=import_plugins)
+    except RecipeError as e:
+        listed = data.get("plugins")
+        if listed and not import_plugins:
+            raise UsageError(f"{e}\n{Path(run_dir) / 'recipe.yaml'} lists plugins: {listed}, which are not imported "
+                             "when a run is loaded; install them as plugins, or pass --trust-remote-code "
+                             "(trust_remote_code=True) if you trust this run directory") from None
+        raise
 
 
-def load_trained(run_dir: str | Path, checkpoint: str = "best") -> TrainedModel:
-    """Rebuild task and model from a run directory and load its best (or given) checkpoint."""
+def load_trained(run_dir: str | Path, checkpoint: str = "best", trust_remote_code: bool = False) -> TrainedModel:
+    """Rebuild task and model from a run directory and load its best (or given) checkpoint.
+
+    What the run directory says never turns on running code: its recipe's ``plugins:`` are not
+    imported and its model's ``trust_remote_code`` is replaced by the caller's ``trust_remote_code``."""
+    from ..exporting.loading import caller_decides_remote_code
     from .checkpoint import load_weights
     from .builder import Builder
 
     run_dir = Path(run_dir)
-    recipe = read_run_recipe(run_dir)
+    recipe = read_run_recipe(run_dir, import_plugins=trust_remote_code)
     weights = run_dir / "checkpoints" / checkpoint / "model.safetensors"
     if not weights.is_file():
         raise UsageError(f"no checkpoint {checkpoint!r} in {run_dir}/checkpoints; did training finish an evaluation?")
     task = load_task(recipe, run_dir / "artifacts")
-    model = Builder(recipe).model(task, inference=True)
+    override: dict = {k: v for k, v in recipe.model.as_dict().items() if k == "trust_remote_code"}
+    caller_decides_remote_code(override, {}, trust_remote_code, run_dir)
+    model = Builder(recipe).model(task, override, inference=True)
     load_weights(model, weights)
     model.eval()
     return TrainedModel(recipe, task, model, run_dir)

@@ -35,10 +35,16 @@ def read_inputs(path: str) -> list:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def predict_file(source: str, input_path: str, output: str | None, batch_size: int = 32) -> int:
+def predict_file(source: str, input_path: str, output: str | None, batch_size: int = 32,
+                 trust_remote_code: bool = False) -> int:
+    """Predict every input of ``input_path`` with ``source`` (a run or export); returns their number.
+    ``trust_remote_code``: see :func:`fmkit.load`."""
+    from ..errors import UsageError
     from ..exporting.loading import load_predictor
 
-    predictor = load_predictor(source)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"batch size {batch_size!r} must be a whole number of at least 1")
+    predictor = load_predictor(source, trust_remote_code=trust_remote_code)
     inputs = read_inputs(input_path)
     preds = predictor.predict(inputs, batch_size=batch_size)
     rows = [{"input": x if isinstance(x, (str, int, float)) else None, **p} for x, p in zip(inputs, preds)]

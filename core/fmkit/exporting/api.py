@@ -79,7 +79,7 @@ def _size(path: Path) -> int:
 
 def export(run_dir: str | Path, format: str, output: str | None = None, quantize: str | None = None,
            tolerance: float | None = None, trained=None, examples: list[dict] | None = None,
-           min_agreement: float | None = None) -> Path:
+           min_agreement: float | None = None, trust_remote_code: bool = False) -> Path:
     """Export ``run_dir``'s best model as ``format``; returns the (verified) export folder.
 
     ``tolerance`` (largest absolute difference from the eager model) and ``min_agreement`` (least
@@ -87,6 +87,9 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
     section; the int8 model is held to ``export.int8_min_agreement`` (or, for tasks without
     predictions to agree on, ``export.int8_max_relative_diff``). Any non-finite weight or output
     fails the export (see :mod:`fmkit.exporting.verify`); a failed export leaves nothing behind.
+
+    ``trust_remote_code``: the caller allows code shipped with the run's model to run (the run
+    directory's own setting is not enough, see :func:`fmkit.engine.artifacts.load_trained`).
 
     ``trained`` and ``examples`` let a caller that already holds the best model and the
     validation examples (the end of ``fmkit.train``) skip rebuilding and reloading them.
@@ -99,7 +102,7 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
     from ..provenance import component_provenance
 
     run_dir = Path(run_dir)
-    trained = trained or load_trained(run_dir)
+    trained = trained or load_trained(run_dir, trust_remote_code=trust_remote_code)
     task, model = trained.task, trained.model
     limits = trained.recipe.export
     tolerance = limits.tolerance if tolerance is None else tolerance

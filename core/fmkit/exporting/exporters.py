@@ -60,7 +60,9 @@ class SafetensorsExporter(Exporter):
     def runner(self, directory: str, trained):
         from .loading import load_torch_model
 
-        model = load_torch_model(Path(directory), trained.task)
+        # the model being exported was built already: its own setting is the one it was built with
+        trust = bool(trained.recipe.model.as_dict().get("trust_remote_code", False))
+        model = load_torch_model(Path(directory), trained.task, trust)
         return lambda batch: trained.task.forward(model, batch)
 
 

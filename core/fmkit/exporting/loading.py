@@ -1,11 +1,30 @@
-"""Load an export folder (or a run directory) as a predictor: ``fmkit.load(path).predict(inputs)``."""
+"""Load an export folder (or a run directory) as a predictor: ``fmkit.load(path).predict(inputs)``.
+
+Nothing read from an export or a run directory may turn on running code shipped with it: a
+model section's ``trust_remote_code`` is replaced by the caller's own decision
+(``fmkit.load(..., trust_remote_code=True)``, ``--trust-remote-code``), and a caller who allows it
+is warned that it is allowed.
+"""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+
+log = logging.getLogger("fmkit")
+
+
+def caller_decides_remote_code(section: dict, context: dict, trust_remote_code: bool, source: Path) -> None:
+    """Put the caller's ``trust_remote_code`` into a model section and its build context, whatever
+    the files said; warn when the caller allows it."""
+    if "trust_remote_code" in section:
+        section["trust_remote_code"] = bool(trust_remote_code)
+    context["trust_remote_code"] = bool(trust_remote_code)
+    if trust_remote_code:
+        log.warning("trust_remote_code is on: Python code shipped with %s may be imported and run", source)
 
 
 def _task_from_export(meta: dict, directory: Path):
@@ -17,8 +36,9 @@ def _task_from_export(meta: dict, directory: Path):
     return task
 
 
-def load_torch_model(directory: Path, task):
-    """Rebuild the model from ``export.json``'s model section and load ``model.safetensors``."""
+def load_torch_model(directory: Path, task, trust_remote_code: bool = False):
+    """Rebuild the model from ``export.json``'s model section and load ``model.safetensors``; the
+    export's own ``trust_remote_code`` is ignored: only the caller's counts."""
     from ..engine.checkpoint import load_weights
     from ..provenance import build_recorded
 
@@ -26,10 +46,27 @@ def load_torch_model(directory: Path, task):
     section = dict(meta["model"])
     for key in meta.get("model_paths", []):  # paths the model wrote into the export, made absolute
         section[key] = str(directory / section[key])
-    model = build_recorded("model", section, meta.get("provenance", {}).get("model"), f"export {directory}",
-                           {**task.model_context(), "inference": True})
+    context = {**task.model_context(), "inference": True}
+    caller_decides_remote_code(section, context, trust_remote_code, directory)
+    model = build_recorded("model", section, meta.get("provenance", {}).get("model"), f"export {directory}", context)
     load_weights(model, directory / "model.safetensors")
     return model.eval()
+
+
+def onnx_session_options():
+    """ONNX Runtime options with bounded memory: no CPU memory arena and no memory patterns.
+
+    With them, ONNX Runtime keeps every buffer its largest request needed (the arena grows by
+    powers of two and never gives memory back, and a pattern is kept per input shape), so a server
+    fed maximum-size requests of varying shapes grew from 1.7 to 3.5 GB; without them buffers are
+    returned after each run, at no measurable cost for models of this size."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_cpu_mem_arena = False
+    opts.enable_mem_pattern = False
+    return opts
 
 
 def onnx_runner(path: Path, task):
@@ -37,9 +74,7 @@ def onnx_runner(path: Path, task):
     import onnxruntime as ort
     import torch
 
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), onnx_session_options(), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
 
     def run(batch: dict):
@@ -75,8 +110,11 @@ class Predictor:
         return out
 
 
-def load_predictor(path: str | Path, backend: str = "torch", precision: str = "auto") -> Predictor:
-    """``precision``: ``auto`` uses the int8 model when the export has one, ``float`` never does."""
+def load_predictor(path: str | Path, backend: str = "torch", precision: str = "auto",
+                   trust_remote_code: bool = False) -> Predictor:
+    """``precision``: ``auto`` uses the int8 model when the export has one, ``float`` never does.
+    ``trust_remote_code``: the caller's permission to run code shipped with the model (a
+    transformers ``auto_map``); what the export or run directory says is never enough."""
     path = Path(path)
     if (path / "export.json").is_file():
         meta = json.loads((path / "export.json").read_text())
@@ -90,7 +128,7 @@ def load_predictor(path: str | Path, backend: str = "torch", precision: str = "a
             if not (path / name).is_file():
                 raise UsageError(f"{path} has no ONNX model; export with --format onnx to serve with --backend onnx")
             return Predictor(task, onnx_runner(path / name, task), meta, "int8" if int8 else "float")
-        model = load_torch_model(path, task)
+        model = load_torch_model(path, task, trust_remote_code)
         if int8:
             import torch
 
@@ -99,7 +137,7 @@ def load_predictor(path: str | Path, backend: str = "torch", precision: str = "a
     if (path / "recipe.yaml").is_file():
         from ..engine.artifacts import load_trained
 
-        trained = load_trained(path)
+        trained = load_trained(path, trust_remote_code=trust_remote_code)
         if backend == "onnx":
             raise UsageError("a run directory has no ONNX model; export it first: fmkit export RUN --format onnx")
         meta = {"task": trained.recipe.task.as_dict(), "labels": trained.task.labels, "source": str(path)}

@@ -156,15 +156,31 @@ class ExportSection(BaseModel):
 
 
 class ServeSection(Section):
+    """``fmkit serve``'s settings for this run's exports; its command-line flags override them."""
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     backend: Literal["torch", "onnx"] = "torch"
+    precision: Literal["auto", "float", "int8"] = "auto"
+    batching: bool = True
     max_batch_size: int = Field(16, ge=1)
     max_wait_ms: float = Field(5.0, ge=0)
+    #: inputs that may wait; past it requests get 503 with Retry-After
+    max_queue: int = Field(1024, ge=1)
     max_items: int = Field(64, ge=1)
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
+    #: characters (bytes for files) of one input, and of one request's inputs in all; 413 past them
+    max_input_chars: int = Field(1_000_000, ge=1)
+    max_request_chars: int = Field(4_000_000, ge=1)
+    #: seconds a connection may take to send its request headers, and a request its body
+    header_timeout: float = Field(10.0, gt=0)
+    body_timeout: float = Field(30.0, gt=0)
     #: environment variable holding the API key clients send as X-API-Key
     api_key_env: str | None = None
+    #: with an API key, still answer /metrics (and /docs, /redoc, /openapi.json) without one
+    public_metrics: bool = False
+    public_docs: bool = False
+    access_log: bool = False
 
 
 class TrackingSection(Section):

@@ -186,25 +186,44 @@ def _check_monitors(c: _Checker, manager: PluginManager, data: dict, task: dict 
                    " (add its metric to evaluate.metrics or monitor one of these)"))
 
 
+def import_recipe_plugins(manager: PluginManager, modules: list[str], lines: Lines, source: str) -> list[RecipeIssue]:
+    """Import a recipe's ``plugins:`` modules (this runs their code); one issue per module that
+    cannot be imported or registered, with its line."""
+    issues = []
+    manager.load_modules(modules)
+    for i, name in enumerate(modules):
+        info = manager.infos.get(name)
+        if info is not None and info.status not in ("loaded", "disabled") and info.error:
+            issues.append(RecipeIssue(_fmt_path(("plugins", i)), f"plugin module {name!r} cannot be loaded: "
+                                      f"{info.error}; check the module path (it must be importable, e.g. on "
+                                      "PYTHONPATH)", _line(lines, ("plugins", i)), source))
+    return issues
+
+
 def validate_recipe(data: dict, manager: PluginManager | None = None, lines: Lines | None = None,
-                    source: str = "<recipe>", issues: list[RecipeIssue] | None = None) -> Recipe:
+                    source: str = "<recipe>", issues: list[RecipeIssue] | None = None,
+                    import_plugins: bool = True) -> Recipe:
     """Validate recipe data against its structure and every component's parameters.
 
     Returns the resolved :class:`Recipe` (defaults from the task filled in, every component's
     parameters normalised). Raises :class:`RecipeError` listing every problem, including
-    ``issues`` already found while reading the file (duplicate keys, ``--set`` mistakes).
+    ``issues`` already found while reading the file (duplicate keys, ``--set`` mistakes). The
+    recipe's ``plugins:`` modules are imported (running their code) only with ``import_plugins``;
+    one that cannot be imported is an error.
     """
     from ..plugins import get_plugin_manager
 
     manager = manager or get_plugin_manager()
     lines = lines or {}
     plugin_list = data.get("plugins") or []
-    if isinstance(plugin_list, list) and all(isinstance(p, str) for p in plugin_list):
-        manager.load_modules(plugin_list)
+    plugin_issues: list[RecipeIssue] = []
+    if import_plugins and isinstance(plugin_list, list) and all(isinstance(p, str) for p in plugin_list):
+        plugin_issues = import_recipe_plugins(manager, plugin_list, lines, source)
     if isinstance(data.get("optimizer"), dict) and "name" not in data["optimizer"]:
         data["optimizer"] = {"name": "adamw", **data["optimizer"]}  # --set optimizer.lr=... alone
     c = _Checker(manager, lines, source)
     c.issues.extend(issues or [])
+    c.issues.extend(plugin_issues)
     try:
         recipe = Recipe.model_validate(data)
         out = recipe.to_dict()
@@ -284,8 +303,9 @@ def _as_ref(v: Any) -> dict:
 
 
 def load_recipe(source: str | os.PathLike | dict | Recipe, overrides: list[str] | None = None,
-                manager: PluginManager | None = None) -> Recipe:
-    """Load a recipe from a YAML file, a dict or a :class:`Recipe`, apply overrides, validate."""
+                manager: PluginManager | None = None, import_plugins: bool = True) -> Recipe:
+    """Load a recipe from a YAML file, a dict or a :class:`Recipe`, apply overrides, validate
+    (``import_plugins``: import the recipe's ``plugins:`` modules, see :func:`validate_recipe`)."""
     issues: list[RecipeIssue] = []
     if isinstance(source, Recipe):
         data, lines, name = source.to_dict(), {}, "<recipe>"
@@ -301,7 +321,7 @@ def load_recipe(source: str | os.PathLike | dict | Recipe, overrides: list[str] 
         apply_overrides(data, overrides)
     except RecipeError as e:  # reported together with the recipe's own problems
         issues = issues + e.issues
-    return validate_recipe(data, manager, lines, name, issues)
+    return validate_recipe(data, manager, lines, name, issues, import_plugins=import_plugins)
 
 
 __all__ = ["DataSection", "load_recipe", "validate_recipe"]

@@ -1,22 +1,32 @@
 """``fmkit serve``: ``POST /v1/predict``, ``GET /v1/health``, ``GET /v1/metadata``, ``GET /metrics``.
 
-Requests are validated (422 naming the field), bounded (413 for large bodies or too many items),
-and inputs that cannot be decoded get 400 naming the item; the server keeps serving.
+Requests are validated (422 naming the field), bounded (413 for large bodies, too many items, or
+inputs past the character limits), and inputs that cannot be decoded or are not valid Unicode get
+400 naming the item; the server keeps serving. The work of a client that disconnects is dropped.
 """
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from ..errors import DataError, UsageError
 
-try:  # module level: FastAPI resolves the upload endpoint's (string) annotations from these globals
-    from fastapi import File, UploadFile
+try:  # module level: FastAPI resolves the endpoints' (string) annotations from these globals
+    from fastapi import File, Request, UploadFile
 except ImportError:  # serving is optional: fmkit[serve]
-    File = UploadFile = None  # type: ignore[assignment,misc]
+    File = Request = UploadFile = None  # type: ignore[assignment,misc]
+
+#: request limits (``fmkit serve`` flags and the recipe's ``serve:`` section may change them)
+MAX_INPUT_CHARS = 1_000_000
+MAX_REQUEST_CHARS = 4_000_000
+#: inputs larger than this take the batcher's second lane (see :class:`MicroBatcher`)
+HEAVY_INPUT_CHARS = 65_536
 
 
 class UndecodableInput(ValueError):
@@ -78,28 +88,61 @@ class PredictResponse(BaseModel):
     predictions: list[dict[str, Any]]
 
 
+def model_identity(meta: dict[str, Any], path: str | Path) -> dict[str, str]:
+    """The served model's name and version, never a path: the run's name (the recipe's
+    ``tracking.run_name``, else the run directory's or export folder's own name) and the export's
+    creation time (for a run directory, the time of its best checkpoint)."""
+    recipe = meta.get("recipe") or {}
+    source = meta.get("source_run") or meta.get("source") or str(path)
+    name = (recipe.get("tracking") or {}).get("run_name") or Path(str(source)).name
+    version = meta.get("created")
+    if not version:
+        best = Path(path) / "checkpoints" / "best" / "model.safetensors"
+        version = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(best.stat().st_mtime)) if best.is_file() else ""
+    return {"name": str(name), "version": str(version)}
+
+
+async def _disconnected(request) -> None:
+    """Returns when the client of ``request`` (whose body has been read) goes away."""
+    while True:
+        if (await request.receive())["type"] == "http.disconnect":
+            return
+
+
 def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_wait_ms: float = 5.0,
                max_items: int = 64, max_body_bytes: int = 16 * 1024 * 1024, api_key: str | None = None,
-               batching: bool = True, precision: str = "auto", max_queue: int | None = 1024):
+               batching: bool = True, precision: str = "auto", max_queue: int | None = 1024,
+               max_input_chars: int | None = MAX_INPUT_CHARS, max_request_chars: int | None = MAX_REQUEST_CHARS,
+               heavy_input_chars: int | None = HEAVY_INPUT_CHARS, body_timeout: float | None = 30.0,
+               public_metrics: bool = False, public_docs: bool = False, trust_remote_code: bool = False):
+    """The FastAPI app serving the export (or run directory) at ``path``.
+
+    With ``api_key`` every path but ``/v1/health`` needs it (``public_metrics``/``public_docs`` open
+    ``/metrics`` and the documentation). ``max_input_chars`` and ``max_request_chars`` bound the
+    size of one input and of one request's inputs (413 past them); inputs over
+    ``heavy_input_chars`` are predicted in a lane of their own so they never hold up the others.
+    ``trust_remote_code``: see :func:`fmkit.load`.
+    """
     from fastapi import FastAPI, HTTPException
     from fastapi.responses import JSONResponse, Response
     from ..exporting.loading import load_predictor
     from .batching import MicroBatcher, Overloaded
     from .guard import RequestGuard
+    from .limits import InputRejected, check_inputs, input_size
     from .metrics import CONTENT_TYPE, MetricsMiddleware, ServingMetrics
 
-    predictor = load_predictor(path, backend=backend, precision=precision)
+    predictor = load_predictor(path, backend=backend, precision=precision, trust_remote_code=trust_remote_code)
     task = predictor.task
     meta = predictor.metadata
-    served = ServingMetrics({"task": str((meta.get("task") or {}).get("name", "")), "backend": backend,
-                            "precision": predictor.precision, "source": str(path)})
+    served = ServingMetrics({**model_identity(meta, path), "task": str((meta.get("task") or {}).get("name", "")),
+                             "backend": backend, "precision": predictor.precision})
 
     def predict_items(items: list[Any]) -> list[Any]:
         served.observe_batch(len(items))
         return predict_each(predictor, items, max_batch_size)
 
     batcher = MicroBatcher(predict_items, max_batch_size if batching else 1, max_wait_ms if batching else 0,
-                           max_queue=max_queue)
+                           max_queue=max_queue, size=input_size, heavy_size=heavy_input_chars)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -109,15 +152,25 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
 
     app = FastAPI(title="fmkit model server", version="1", lifespan=lifespan)
 
-    app.add_middleware(RequestGuard, api_key=api_key, max_body_bytes=max_body_bytes)
+    app.add_middleware(RequestGuard, api_key=api_key, max_body_bytes=max_body_bytes, body_timeout=body_timeout,
+                       public_metrics=public_metrics, public_docs=public_docs)
     paths: set[str] = set()  # the app's routes, filled in once they are declared below
     app.add_middleware(MetricsMiddleware, metrics=served, paths=paths)  # added last: outermost, counts 401/413 too
 
-    async def run_items(items: list[Any], what: str) -> JSONResponse:
-        if len(items) > max_items:
-            raise HTTPException(413, f"{len(items)} inputs in one request; the limit is {max_items}")
+    async def run_items(items: list[Any], what: str, request) -> Response:
         try:
-            preds = await batcher.submit(items, return_exceptions=True)
+            check_inputs(items, what, max_items, max_input_chars, max_request_chars)
+        except InputRejected as e:
+            raise HTTPException(e.status, e.detail) from None
+        submitted = asyncio.ensure_future(batcher.submit(items, return_exceptions=True))
+        gone = asyncio.ensure_future(_disconnected(request))
+        await asyncio.wait({submitted, gone}, return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+        if not submitted.done():  # the client left: its items still waiting are dropped, not predicted
+            submitted.cancel()
+            return Response(status_code=499)  # nobody reads it; counted in /metrics as a client close
+        try:
+            preds = submitted.result()
         except Overloaded as e:
             raise HTTPException(503, str(e), headers={"Retry-After": "1"}) from None
         for i, p in enumerate(preds):
@@ -129,14 +182,14 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         return JSONResponse({"predictions": preds})
 
     @app.post("/v1/predict", response_model=PredictResponse)
-    async def predict(req: PredictRequest):
+    async def predict(req: PredictRequest, request: Request):
         """Raw inputs as JSON: text strings, base64 images or audio, arrays for series."""
-        return await run_items(req.inputs, "inputs")
+        return await run_items(req.inputs, "inputs", request)
 
     @app.post("/v1/predict/files", response_model=PredictResponse)
-    async def predict_files(files: list[UploadFile] = File(...)):
+    async def predict_files(request: Request, files: list[UploadFile] = File(...)):
         """Multipart uploads (images, audio, text files), one prediction per file in order."""
-        return await run_items([await f.read() for f in files], "files")
+        return await run_items([await f.read() for f in files], "files", request)
 
     @app.get("/v1/health")
     async def health():
@@ -146,7 +199,9 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     async def metadata():
         return {"task": meta.get("task"), "labels": task.labels, "signature": meta.get("signature"),
                 "versions": meta.get("versions"), "metrics": meta.get("metrics"), "backend": backend,
-                "batching": {"enabled": batching, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}}
+                "batching": {"enabled": batching, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms},
+                "limits": {"max_items": max_items, "max_input_chars": max_input_chars,
+                           "max_request_chars": max_request_chars, "max_body_bytes": max_body_bytes}}
 
     @app.get("/metrics")
     async def metrics():
@@ -160,11 +215,18 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
 
 def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", max_batch_size: int = 16,
           max_wait_ms: float = 5.0, api_key_env: str | None = None, batching: bool = True,
-          precision: str = "auto", access_log: bool = False, max_queue: int | None = 1024) -> None:
+          precision: str = "auto", access_log: bool = False, max_queue: int | None = 1024, max_items: int = 64,
+          max_body_bytes: int = 16 * 1024 * 1024, max_input_chars: int | None = MAX_INPUT_CHARS,
+          max_request_chars: int | None = MAX_REQUEST_CHARS, header_timeout: float = 10.0,
+          body_timeout: float = 30.0, public_metrics: bool = False, public_docs: bool = False,
+          trust_remote_code: bool = False) -> None:
+    """Serve ``path`` over HTTP until interrupted (``fmkit serve``; the flags are its parameters)."""
     try:
         import uvicorn
     except ImportError:
         raise UsageError("serving needs fastapi and uvicorn: pip install 'fmkit[serve]'") from None
+    from .protocol import uvicorn_config
+
     api_key = os.environ.get(api_key_env) if api_key_env else None
     if api_key_env and not api_key:
         raise UsageError(f"--api-key-env {api_key_env}: that environment variable is empty")
@@ -176,9 +238,11 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "
         # torch only decodes inputs and formats answers here; its idle worker threads would spin on
         # the cores ONNX Runtime's own threads need (this process serves, nothing else)
         torch.set_num_threads(1)
-    app = create_app(path, backend, max_batch_size, max_wait_ms, api_key=api_key, batching=batching,
-                     precision=precision, max_queue=max_queue)
-    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=30, log_level="info", access_log=access_log)
+    app = create_app(path, backend, max_batch_size, max_wait_ms, max_items=max_items, max_body_bytes=max_body_bytes,
+                     api_key=api_key, batching=batching, precision=precision, max_queue=max_queue,
+                     max_input_chars=max_input_chars, max_request_chars=max_request_chars, body_timeout=body_timeout,
+                     public_metrics=public_metrics, public_docs=public_docs, trust_remote_code=trust_remote_code)
+    uvicorn.Server(uvicorn_config(app, host, port, header_timeout=header_timeout, access_log=access_log)).run()
 
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app", "model_identity", "serve"]

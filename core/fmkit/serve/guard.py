@@ -1,38 +1,53 @@
-"""The request guard: API key and body-size limit, as plain ASGI middleware.
+"""The request guard: API key, body-size limit and body-read deadline, as plain ASGI middleware.
 
 Plain ASGI rather than Starlette's ``BaseHTTPMiddleware``, which wraps every request in extra
 tasks and streams and costs a measurable share of a small model's request time.
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
+
+#: paths FastAPI serves its documentation on
+DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+#: always public: load balancers and Kubernetes probe it without a key
+HEALTH_PATH = "/v1/health"
 
 
 class RequestGuard:
-    """Answers 401 when ``/v1/predict*`` lacks the API key, 413 when a body exceeds ``max_body_bytes``.
+    """Answers 401 when a request lacks the API key, 413 when a body exceeds ``max_body_bytes``,
+    408 (and closes the connection) when a body has not fully arrived ``body_timeout`` seconds
+    after its headers.
 
-    The size is checked from ``Content-Length`` before anything is read and, for bodies sent
-    without one (chunked), while they are read: the first byte past the limit answers 413 and
-    the application's own answer is dropped.
+    With an API key every path needs it except ``/v1/health``, and ``/metrics`` or the
+    documentation (``/docs``, ``/redoc``, ``/openapi.json``) when ``public_metrics`` or
+    ``public_docs`` says so. The size is checked from ``Content-Length`` before anything is read
+    and, for bodies sent without one (chunked), while they are read: the first byte past the limit
+    answers 413 and the application's own answer is dropped.
     """
 
-    def __init__(self, app, api_key: str | None, max_body_bytes: int):
-        self.app, self.max_body_bytes = app, max_body_bytes
+    def __init__(self, app, api_key: str | None, max_body_bytes: int, body_timeout: float | None = 30.0,
+                 public_metrics: bool = False, public_docs: bool = False):
+        self.app, self.max_body_bytes, self.body_timeout = app, max_body_bytes, body_timeout
         self.api_key = api_key.encode() if api_key else None
+        self.public = {HEALTH_PATH} | ({"/metrics"} if public_metrics else set()) | (DOC_PATHS if public_docs else set())
 
     @staticmethod
-    async def _reply(send, status: int, detail: str) -> None:
+    async def _reply(send, status: int, detail: str, close: bool = False) -> None:
         body = json.dumps({"detail": detail}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: dict[str, Any], receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if self.api_key and scope["path"].startswith("/v1/predict") and headers.get(b"x-api-key") != self.api_key:
+        if self.api_key and scope["path"] not in self.public and headers.get(b"x-api-key") != self.api_key:
             return await self._reply(send, 401, "missing or wrong X-API-Key header")
         size = headers.get(b"content-length")
         if size is not None:
@@ -41,25 +56,40 @@ class RequestGuard:
             if int(size) > self.max_body_bytes:
                 return await self._reply(send, 413, f"request body of {int(size)} bytes exceeds the limit of "
                                                     f"{self.max_body_bytes}")
-            return await self.app(scope, receive, send)
-        return await self._streamed(scope, receive, send)
+        return await self._guarded(scope, receive, send, counted=size is None)
 
-    async def _streamed(self, scope, receive, send) -> None:
-        """A body without Content-Length: count it as it arrives."""
-        state = {"read": 0, "refused": False}
+    async def _guarded(self, scope, receive, send, counted: bool) -> None:
+        """Read the body against its deadline (and, without Content-Length, count it as it arrives);
+        once refused, the application reads a disconnect and its answer is dropped."""
+        state = {"read": 0, "refused": False, "complete": False}
+        deadline = time.monotonic() + self.body_timeout if self.body_timeout else None
 
-        async def counted_receive():
-            message = await receive()
-            if message["type"] == "http.request" and not state["refused"]:
-                state["read"] += len(message.get("body", b""))
-                if state["read"] > self.max_body_bytes:
+        async def guarded_receive():
+            if state["refused"]:
+                return {"type": "http.disconnect"}
+            if state["complete"] or deadline is None:
+                message = await receive()
+            else:
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        message = await receive()
+                except TimeoutError:
                     state["refused"] = True
-                    await self._reply(send, 413, f"request body exceeds the limit of {self.max_body_bytes} bytes")
+                    await self._reply(send, 408, f"the request body did not arrive within {self.body_timeout:g} s",
+                                      close=True)
                     return {"type": "http.disconnect"}
+            if message["type"] == "http.request":
+                state["complete"] = not message.get("more_body", False)
+                if counted:
+                    state["read"] += len(message.get("body", b""))
+                    if state["read"] > self.max_body_bytes:
+                        state["refused"] = True
+                        await self._reply(send, 413, f"request body exceeds the limit of {self.max_body_bytes} bytes")
+                        return {"type": "http.disconnect"}
             return message
 
         async def guarded_send(message):
             if not state["refused"]:
                 await send(message)
 
-        await self.app(scope, counted_receive, guarded_send)
+        await self.app(scope, guarded_receive, guarded_send)

@@ -155,6 +155,33 @@ class HFClassifier(torch.nn.Module):
         return {"pretrained": str(cfg_dir), "config_only": True, "config": None, "lora": None}
 
 
+def remote_code_allowed(params: HFModelParams, context: dict) -> bool:
+    """Whether code shipped with a model folder may run: when fmkit loads an export or a run
+    directory, the caller decides (context ``trust_remote_code``) and the files' own setting counts
+    for nothing; when training, the recipe's ``trust_remote_code``."""
+    if "trust_remote_code" in context:
+        return bool(context["trust_remote_code"])
+    return bool(params.trust_remote_code)
+
+
+def _refuse_remote_code(folder: str, remote: bool) -> None:
+    """A clear error, before transformers looks, when a folder's config names code to run
+    (``auto_map``) that is not allowed to run."""
+    import json
+
+    config = Path(folder) / "config.json"
+    if remote or not config.is_file():
+        return
+    try:
+        auto_map = json.loads(config.read_text()).get("auto_map")
+    except (ValueError, OSError, AttributeError):
+        return  # transformers reports a broken config itself
+    if auto_map:
+        raise UsageError(f"{config} asks to run Python code shipped with the model (auto_map: "
+                         f"{sorted(auto_map)}); it is not run unless you trust it: pass --trust-remote-code "
+                         "(or trust_remote_code=True to fmkit.load / set model.trust_remote_code in your recipe)")
+
+
 _AUTO = {"SEQ_CLS": "AutoModelForSequenceClassification", "TOKEN_CLS": "AutoModelForTokenClassification",
          "CAUSAL_LM": "AutoModelForCausalLM"}
 
@@ -167,14 +194,16 @@ def _load(auto, params: HFModelParams, context: dict, **kw):
 
     hf_logging.set_verbosity_error()  # the new head's "newly initialized" report is expected, not news
     hf_logging.disable_progress_bar()
-    remote = params.trust_remote_code
+    remote = remote_code_allowed(params, context)
     if params.pretrained and not params.config_only:
+        folder = resolve_pretrained(params.pretrained)
+        _refuse_remote_code(folder, remote)
         extra = {"ignore_mismatched_sizes": True} if kw else {}
-        return auto.from_pretrained(resolve_pretrained(params.pretrained), trust_remote_code=remote,
-                                    local_files_only=True, **extra, **kw)
+        return auto.from_pretrained(folder, trust_remote_code=remote, local_files_only=True, **extra, **kw)
     if params.pretrained:
-        config = AutoConfig.from_pretrained(resolve_pretrained(params.pretrained), trust_remote_code=remote,
-                                            local_files_only=True, **kw)
+        folder = resolve_pretrained(params.pretrained)
+        _refuse_remote_code(folder, remote)
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=remote, local_files_only=True, **kw)
         return auto.from_config(config, trust_remote_code=remote)
     if params.config:
         cfg = dict(params.config)

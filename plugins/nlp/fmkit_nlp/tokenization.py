@@ -20,7 +20,8 @@ def load_tokenizer(path: str):
 
     from .models import resolve_pretrained
 
-    return AutoTokenizer.from_pretrained(resolve_pretrained(path), local_files_only=True)
+    # never code shipped with a tokenizer folder (an auto_map in tokenizer_config.json)
+    return AutoTokenizer.from_pretrained(resolve_pretrained(path), local_files_only=True, trust_remote_code=False)
 
 
 def train_tokenizer(texts: Iterable[str], p: TokenizerParams):
