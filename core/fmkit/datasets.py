@@ -32,8 +32,22 @@ class Dataset:
         #: them to the run's drop counts (``data_summary.json``, the report's "Dropped" table)
         self.dropped: dict[str, int] = {}
 
+    #: the parameters naming each split's file, read by the default :meth:`load`
+    split_params: tuple[str, ...] = ("train", "validation", "test")
+
+    def stratify_key(self, example: dict) -> Any:
+        """What the default :meth:`load` stratifies a carved test split on (the label, say); the same
+        value for every example (the default, ``None``) carves a plain seeded sample."""
+        return None
+
     def load(self) -> dict[str, list[dict]]:
         """Every split the data has: ``{"train": [example, ...], "validation": [...], "test": [...]}``.
+
+        The default reads the file each of :attr:`split_params` names (a parameter left ``None`` is
+        a split the data does not have) with :meth:`load_file`, then, when the parameters have a
+        ``test_fraction`` and the data no test split, carves one out of train with
+        :func:`carve_split` (seeded by a ``seed`` parameter, stratified on :meth:`stratify_key`).
+        Override it for data that is not one file per split.
 
         ``train`` is required and must not be empty. ``validation`` and ``test`` are optional: when
         ``validation`` is absent the engine holds out ``data.validation_split`` of train (stratified
@@ -42,7 +56,9 @@ class Dataset:
         ``fmkit evaluate`` (without ``--data``). Raise :class:`fmkit.errors.DataError` naming the file,
         line and field for bad data.
         """
-        raise NotImplementedError
+        p = self.params
+        splits = {name: self.load_file(getattr(p, name)) for name in self.split_params if getattr(p, name, None)}
+        return carve_split(splits, "test", getattr(p, "test_fraction", 0.0), getattr(p, "seed", 0), self.stratify_key)
 
     def load_file(self, path: str) -> list[dict]:
         """The examples of one file in the format of the training data (``fmkit evaluate RUN --data FILE``).

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
 from pathlib import Path
 from typing import Any
 
 from .errors import DataError
 
-__all__ = ["decode_base64", "encode_base64", "is_file_input", "read_bytes", "read_text"]
+__all__ = ["decode_base64", "encode_base64", "is_file_input", "read_bytes", "read_csv", "read_text"]
 
 #: a string longer than this is never taken for a file path
 _MAX_PATH = 4096
@@ -111,3 +112,22 @@ def read_text(raw: Any, what: str = "text", encoding: str = "utf-8") -> str:
         except UnicodeDecodeError as e:
             raise DataError(f"uploaded {what} is not {encoding.upper() if encoding.lower() == 'utf-8' else encoding}: {e}") from None
     raise DataError(f"a {what} input must be a string or uploaded bytes; got {type(raw).__name__}")
+
+
+def read_csv(path: str, delimiter: str = ",", encoding: str = "utf-8") -> list[tuple[int, dict[str, str]]]:
+    """``(line, row)`` for every data row of a CSV file with a header, ``line`` being the 1-based line
+    the row ends on (for messages such as ``data.csv:12: ...``). :class:`DataError` naming the file
+    when it is missing, not in ``encoding``, malformed, or a row has more cells than the header."""
+    try:
+        with open(path, newline="", encoding=encoding) as f:
+            reader = csv.DictReader(f, delimiter=delimiter)
+            rows = []
+            for row in reader:
+                if None in row:
+                    raise DataError(f"{path}:{reader.line_num}: more cells than the header's {len(reader.fieldnames)}")
+                rows.append((reader.line_num, row))
+            return rows
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path}: cannot be read as {encoding} CSV: {e}") from None

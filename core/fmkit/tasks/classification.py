@@ -24,7 +24,8 @@ class ClassificationTask(Task):
     - :meth:`preprocess` (calling :meth:`target` for the ``"targets"`` feature), :meth:`collate`
       (calling :meth:`collate_targets`), :meth:`forward`, :meth:`raw_to_example`,
       :meth:`export_input_names`, :meth:`example_inputs`, :meth:`sample_examples`;
-    - :meth:`state_dict` / :meth:`load_state_dict` extended with ``super()`` for extra state.
+    - :attr:`state_attributes`: the names of what :meth:`setup_inputs` learns (saved with the labels
+      and class counts by :meth:`state_dict`, restored by :meth:`load_state_dict`).
 
     Multi-label is on when the task's parameters have ``multi_label: true``: targets are then
     multi-hot float rows (for ``bce-with-logits``) and answers list every label whose sigmoid score
@@ -37,6 +38,7 @@ class ClassificationTask(Task):
     label_key: str = "label"
     #: appended to the error raised when the training split has no labels
     no_labels_hint: str = "check the dataset's label column"
+    state_attributes = ("class_counts",)
 
     def __init__(self, params, context: dict | None = None):
         super().__init__(params, context)
@@ -126,11 +128,3 @@ class ClassificationTask(Task):
         or for multi-label ``{"labels", "label", "scores"}`` (sigmoid, ``threshold``)."""
         threshold = float(getattr(self.params, "threshold", 0.5))
         return class_predictions(outputs, self.labels, self.multi_label, threshold)
-
-    # ---------------------------------------------------------------- assets
-    def state_dict(self) -> dict[str, Any]:
-        return {"labels": self.labels, "class_counts": list(self.class_counts)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.labels = state["labels"]
-        self.class_counts = list(state.get("class_counts") or [])

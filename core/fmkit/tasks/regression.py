@@ -20,7 +20,8 @@ class RegressionTask(Task):
     float), while metrics (:meth:`metric_inputs`) and answers (:meth:`format_predictions`) are in
     the data's own units. A subclass writes :meth:`setup_inputs` (optional), :meth:`preprocess`
     (calling :meth:`target`), :meth:`collate` (calling :meth:`add_targets`), :meth:`forward` (a
-    ``[B, num_targets]`` tensor), :meth:`raw_to_example` and the inference helpers.
+    ``[B, num_targets]`` tensor), :meth:`raw_to_example` and the inference helpers, and lists what
+    :meth:`setup_inputs` learns in :attr:`state_attributes`.
     """
 
     monitor, monitor_mode = "mse", "min"
@@ -29,6 +30,7 @@ class RegressionTask(Task):
     target_key: str = "target"
     #: train on targets standardised with the training split's mean and standard deviation
     standardize_targets: bool = True
+    state_attributes = ("target_names", "target_mean", "target_std")
 
     def __init__(self, params, context: dict | None = None):
         super().__init__(params, context)
@@ -132,13 +134,3 @@ class RegressionTask(Task):
         if len(self.target_names) == 1:
             return [{"value": row[0]} for row in rows]
         return [{"values": dict(zip(self.target_names, row))} for row in rows]
-
-    # ---------------------------------------------------------------- assets
-    def state_dict(self) -> dict[str, Any]:
-        return {"labels": None, "target_names": self.target_names, "target_mean": self.target_mean,
-                "target_std": self.target_std}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.labels = None
-        self.target_names = list(state["target_names"])
-        self.target_mean, self.target_std = list(state["target_mean"]), list(state["target_std"])

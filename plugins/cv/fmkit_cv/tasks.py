@@ -43,6 +43,7 @@ class ImageClassification(ClassificationTask):
     name = "image-classification"
     cacheable = True
     no_labels_hint = "check the dataset's label source"
+    state_attributes = ("data_config",)
 
     def __init__(self, params: ImageClassificationParams, context: dict | None = None):
         super().__init__(params, context)
@@ -119,14 +120,6 @@ class ImageClassification(ClassificationTask):
     def sample_examples(self):
         return [{"image": img, "label": "bright" if i % 2 == 0 else "dark"}
                 for i, img in enumerate(_synthetic_images(6, 40))]
-
-    # ---------------------------------------------------------------- assets
-    def state_dict(self):
-        return {**super().state_dict(), "data_config": self.data_config}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.data_config = state["data_config"]
 
 
 def resolve_data_config(params: ImageClassificationParams, model_params: dict) -> dict[str, Any]:

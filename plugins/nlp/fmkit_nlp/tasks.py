@@ -27,6 +27,7 @@ class TextClassification(ClassificationTask, TokenizedTextTask):
 
     name = "text-classification"
     no_labels_hint = "check data.label_column"
+    state_attributes = ("pairs",)
 
     def __init__(self, params: TextClassificationParams, context: dict | None = None):
         super().__init__(params, context)
@@ -94,14 +95,6 @@ class TextClassification(ClassificationTask, TokenizedTextTask):
         texts = ["great film, loved it", "terrible plot and bad acting", "wonderful and moving", "boring, awful",
                  "a delight from start to end", "I hated every minute"]
         return [{"text": t, "label": "pos" if i % 2 == 0 else "neg"} for i, t in enumerate(texts)]
-
-    # ---------------------------------------------------------------- assets
-    def state_dict(self):
-        return {**super().state_dict(), "pairs": self.pairs}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.pairs = state.get("pairs", False)
 
 
 def _head_tail(ids: list[int], n: int) -> list[int]:
