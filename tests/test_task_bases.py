@@ -141,3 +141,49 @@ def test_first_party_tasks_use_the_shared_bases():
     task = SeriesClassification(SeriesClassificationParams())
     task.setup([{"series": [[0.0]] * 4, "label": lab} for lab in ("10", "2", "1")], {})
     assert task.labels == ["1", "2", "10"]
+
+
+def test_state_attributes_are_saved_restored_and_fingerprinted():
+    class Base(fmkit.Task):
+        state_attributes = ("scale",)
+        scale = 1.0
+
+    class Child(Base):
+        state_attributes = ("vocab",)
+        vocab: list = []
+
+    task = Child(Params())
+    task.labels, task.scale, task.vocab = ["a"], 2.0, ["x", "y"]
+    assert task.state_dict() == {"labels": ["a"], "scale": 2.0, "vocab": ["x", "y"]}
+    before = task.fingerprint()
+    again = Child(Params())
+    again.load_state_dict({"labels": ["a"], "vocab": ["x", "y"]})  # an older state without "scale"
+    assert (again.labels, again.scale, again.vocab) == (["a"], 1.0, ["x", "y"])
+    task.vocab = ["x", "z"]
+    assert task.fingerprint() != before  # the preprocessing cache key follows the learnt state
+
+
+def test_default_dataset_load_reads_each_split_and_carves_test(tmp_path):
+    class Params_(Params):
+        train: str
+        test: str | None = None
+        test_fraction: float = 0.0
+        seed: int = 0
+
+    class Lines(fmkit.Dataset):
+        def load_file(self, path):
+            return [{"text": t, "label": t[0]} for t in open(path).read().split()]
+
+    (tmp_path / "train.txt").write_text(" ".join(f"{c}{i}" for c in "ab" for i in range(10)))
+    splits = Lines(Params_(train=str(tmp_path / "train.txt"), test_fraction=0.2)).load()
+    assert len(splits["train"]) == 16 and len(splits["test"]) == 4 and "validation" not in splits
+    rows = fmkit.io.read_csv(str(_csv(tmp_path)))
+    assert rows == [(2, {"a": "1", "b": "x"}), (4, {"a": "2", "b": "multi\nline"})]
+    with pytest.raises(DataError, match=r"bad\.csv:2: more cells"):
+        fmkit.io.read_csv(str(_csv(tmp_path, "a,b\n1,2,3\n", "bad.csv")))
+
+
+def _csv(tmp_path, text='a,b\n1,x\n2,"multi\nline"\n', name="t.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
