@@ -44,7 +44,7 @@ def load_recipe(source: Any, overrides: list[str] | None = None):
 
 
 def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None = None, resume: str | None = None):
-    """Run a recipe end to end; returns a :class:`fmkit.engine.Run`."""
+    """Run a recipe end to end; returns a :class:`fmkit.engine.run.Run`."""
     from .engine.api import train as _train
 
     return _train(recipe, overrides=overrides, run_dir=run_dir, resume=resume)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the example is not pip-installed in fmkit's venv
+EXAMPLE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(EXAMPLE))  # the example is not pip-installed in fmkit's venv
 
 import fmkit  # noqa: E402
 from fmkit.testing import contract_tests  # noqa: E402
@@ -38,20 +39,14 @@ def write_table(path: Path, n: int, seed: int) -> Path:
     return path
 
 
-def recipe(tmp_path: Path, task: str, target: str, loss: str | None = None) -> dict:
-    train, test = write_table(tmp_path / "train.csv", 240, 0), write_table(tmp_path / "test.csv", 60, 1)
-    other = "price" if target == "size" else "size"
-    return {"task": {"name": task}, "model": {"name": "tabular-mlp", "hidden": [32]},
-            **({"loss": {"name": loss}} if loss else {}),
-            "data": {"name": "csv-table", "train": str(train), "test": str(test), "target": target,
-                     "columns": {"zip": "categorical"}, "ignore": ["id", other], "validation_split": 0.2},
-            "optimizer": {"name": "adamw", "lr": 0.02},
-            "train": {"epochs": 6, "batch_size": 32, "seed": 0, "progress": "off", "log_every": 5},
-            "tracking": {"runs_dir": str(tmp_path / "runs"), "tensorboard": False, "report": False}}
 
 
-def test_classification_with_focal_loss_trains_audits_and_predicts(tmp_path):
-    run = fmkit.train(recipe(tmp_path, "tabular-classification", "size", loss="focal"))
+def test_the_guides_recipe_trains_with_the_focal_loss_audits_and_predicts(tmp_path):
+    write_table(tmp_path / "flats-train.csv", 240, 0), write_table(tmp_path / "flats-test.csv", 60, 1)
+    run = fmkit.train(str(EXAMPLE / "recipe.yaml"), overrides=[
+        f"data.train={tmp_path / 'flats-train.csv'}", f"data.test={tmp_path / 'flats-test.csv'}",
+        f"tracking.runs_dir={tmp_path / 'runs'}", "tracking.tensorboard=false", "tracking.report=false",
+        "train.progress=off"])
     assert run.results["accuracy"] >= 0.85, run.results
     audit = [json.loads(line) for line in (run.run_dir / "audit.jsonl").read_text().splitlines()]
     assert [a["split"] for a in audit] == ["validation"] * 6 + ["test"] and "accuracy" in audit[-1]["metrics"]
@@ -63,7 +58,13 @@ def test_classification_with_focal_loss_trains_audits_and_predicts(tmp_path):
 
 
 def test_regression_reports_in_the_data_units(tmp_path):
-    run = fmkit.train(recipe(tmp_path, "tabular-regression", "price"))
+    train, test = write_table(tmp_path / "train.csv", 240, 0), write_table(tmp_path / "test.csv", 60, 1)
+    run = fmkit.train({
+        "task": {"name": "tabular-regression"}, "model": {"name": "tabular-mlp", "hidden": [32]},
+        "data": {"name": "csv-table", "train": str(train), "test": str(test), "target": "price",
+                 "ignore": ["id", "size"], "validation_split": 0.2},
+        "optimizer": {"name": "adamw", "lr": 0.02}, "train": {"epochs": 6, "batch_size": 32, "progress": "off"},
+        "tracking": {"runs_dir": str(tmp_path / "runs"), "tensorboard": False, "report": False}})
     assert run.results["mae"] < 60, run.results  # prices span 100..580
     (pred,) = fmkit.load(str(run.run_dir)).predict([{"rooms": 3, "area": 60, "city": "paris", "zip": "75001"}])
     assert 280 < pred["value"] < 480, pred
