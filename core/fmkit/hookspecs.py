@@ -10,14 +10,23 @@ range it supports in a module or object attribute ``fmkit_api`` (a PEP 440 speci
 Minor versions add hooks or arguments; a major version removes or changes one.
 
 Registration hooks return a list of :class:`fmkit.Component` (possibly empty) and are called once
-per process when the registry is built. Lifecycle hooks are called by the training engine through
-pluggy (``pm.hook.<name>(...)``, in :meth:`fmkit.plugins.PluginManager.dispatch`), so everything
-pluggy documents holds: ``@fmkit.hookimpl(tryfirst=True)`` / ``trylast=True`` order the
-implementations, ``wrapper=True`` (or old-style ``hookwrapper=True``) implementations run around all
-the others and see their result or exception. A call monitor times every hook call
-(``eval_details.json``'s ``hook_seconds``) and turns an exception into
-:class:`fmkit.errors.PluginHookError`, which names the plugin whose implementation raised and the
-hook; training stops (``fmkit_on_exception`` is called, the CLI exits with code 1).
+per process when the registry is first needed. A registration hook that raises (or returns
+something other than components of its kind) marks its plugin failed: ``fmkit plugins list``
+shows the error, none of that plugin's components are registered, and the other plugins work
+(with ``--strict-plugins`` the command stops instead, exit code 1).
+
+Lifecycle hooks are called by the training engine (:func:`fmkit.train`, ``fmkit train``) on every
+rank through pluggy (``pm.hook.<name>(...)``, in :meth:`fmkit.plugins.PluginManager.dispatch`), so
+everything pluggy documents holds: the plugin registered last runs first;
+``@fmkit.hookimpl(tryfirst=True)`` / ``trylast=True`` move an implementation; ``wrapper=True`` (or
+old-style ``hookwrapper=True``) implementations run around all the others and see their result or
+exception. A call monitor times every hook call (``eval_details.json``'s ``hook_seconds``). When an
+implementation raises an ``Exception``, the remaining implementations of that hook are not called
+and the engine raises :class:`fmkit.errors.PluginHookError` naming the plugin and the hook
+("plugin 'audit' raised in hook fmkit_on_step_end: ValueError: ..."); the run stops and
+``fmkit train`` exits with code 1. Raised inside the training loop (the epoch, step, evaluation
+and checkpoint hooks), the error is first passed to :func:`fmkit_on_exception`.
+``KeyboardInterrupt`` passes through unchanged.
 """
 from __future__ import annotations
 
@@ -30,6 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 PROJECT = "fmkit"
 HOOK_API_VERSION = "1.2"
+"""The version of this contract: minor versions add hooks, arguments or Task methods (with defaults,
+so older plugins keep working); a major version removes or changes one."""
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -129,67 +140,119 @@ def fmkit_add_cli_commands(subparsers: Any) -> None:
 
     ``subparsers`` is the ``argparse`` sub-parser action of the top-level parser. A command sets
     ``func`` with ``parser.set_defaults(func=callable)``; the callable gets the parsed namespace
-    and returns an exit code. Keep imports inside the callable so start-up stays fast.
+    and returns an exit code (``None`` is 0); an :class:`fmkit.errors.FmkitError` it raises is printed
+    as ``error: ...`` with the error's exit code (2 for :class:`fmkit.errors.DataError`). Called every
+    time the command line is built. Keep imports inside the callable so start-up stays fast.
+    If this hook raises, ``fmkit`` prints a warning and runs without the commands it (and any
+    implementation after it) would have added.
     """
 
 
 # --------------------------------------------------------------------------- lifecycle
 @hookspec
 def fmkit_on_run_start(run: Any) -> None:
-    """Called once after the model, data and optimizer are built, before the first step.
+    """Called once per run, before the first step: after the data is loaded and the task fitted,
+    the model, optimizer and scheduler built, and (``--resume``) the checkpoint restored, so
+    :func:`fmkit_restore_checkpoint_state` comes before it.
 
-    ``run`` is the :class:`fmkit.engine.RunContext` (recipe, run directory, model, task...).
+    ``run`` is the :class:`fmkit.RunContext` (recipe, run directory, task, model, optimizer,
+    data summary). Raising here stops the run before training, without
+    :func:`fmkit_on_exception`.
     """
 
 
 @hookspec
 def fmkit_on_epoch_start(run: Any, epoch: int) -> None:
-    """Called at the start of every epoch (0-based), also when a resumed run re-enters one."""
+    """Called at the start of every epoch (0-based), before its first batch; also when a resumed run
+    re-enters an epoch it had started."""
 
 
 @hookspec
 def fmkit_on_step_end(run: Any, step: int, logs: dict) -> None:
     """Called after every optimizer step with the global step (1-based) and its logs.
 
-    ``logs`` holds ``loss`` and ``lr`` as Python floats only on logging steps (every
-    ``train.log_every`` steps); keep this hook cheap, it is on the hot path.
+    ``logs`` holds ``loss`` (mean since the last logging step), ``lr`` and ``samples_per_s`` as
+    Python floats only on logging steps (every ``train.log_every`` steps, and the last step); on
+    other steps it is empty. It comes before that step's evaluation (``train.eval_every``) and
+    checkpoint. Keep this hook cheap: it is on the hot path. A step skipped for a non-finite loss
+    calls no hook.
     """
 
 
 @hookspec
 def fmkit_on_epoch_end(run: Any, epoch: int, metrics: dict) -> None:
-    """Called at the end of every epoch with that epoch's training metrics."""
+    """Called when an epoch's last batch is done, with that epoch's training metrics: ``{"loss": mean}``
+    (the mean of the losses logged during the epoch).
+
+    It comes *before* that epoch's validation: the order at an epoch's end is
+    ``fmkit_on_epoch_end`` -> (epoch scheduler step) -> validation and its
+    :func:`fmkit_on_evaluate_end` (unless ``train.eval_every`` evaluates by steps) -> the epoch
+    checkpoint and its :func:`fmkit_on_checkpoint_saved`. Not called for an epoch cut short by
+    ``train.max_steps`` or early stopping.
+    """
 
 
 @hookspec
 def fmkit_on_evaluate_end(run: Any, split: str, metrics: dict) -> None:
-    """Called after each evaluation with the split name and the flat metric dict."""
+    """Called after each evaluation with the split name and the flat metric dict
+    (``{"loss": ..., "accuracy": ..., "f1_macro": ...}``; see the contexts reference for the names).
+
+    During training ``split`` is ``"validation"`` (the held-out part of train when the data has no
+    validation split): after every epoch (or every ``train.eval_every`` steps) and once more at the
+    end when the last step was not evaluated. After training, the best checkpoint is scored on
+    the final split (``"test"`` when the data has one, else ``"validation"``): one more call with
+    that split, before the report, the export and :func:`fmkit_on_run_end`. Every rank is called
+    with the same (all-reduced) metrics.
+    """
 
 
 @hookspec
 def fmkit_on_checkpoint_saved(run: Any, path: str, step: int) -> None:
-    """Called after a checkpoint directory was written atomically."""
+    """Called after a checkpoint directory was written atomically (``path``), for the step it holds.
+
+    Called on the training thread of the rank that writes (rank 0): at once on CPU; with the
+    background writer (accelerators) at the next checkpoint or the end of training, once the
+    write is on disk. Also called for ``checkpoints/best`` when an evaluation improved the
+    monitored metric (``path`` ends in ``best``), reported with the next checkpoint.
+    """
 
 
 @hookspec
 def fmkit_on_exception(run: Any, error: BaseException) -> None:
-    """Called when training fails or is interrupted, before the engine re-raises."""
+    """Called when the training loop fails or is interrupted (Ctrl-C), with the exception, before the
+    engine re-raises it (the run then stops; ``fmkit train`` exits 1, or 130 for Ctrl-C).
+
+    Covers errors from the first epoch to the last checkpoint, a lifecycle hook's
+    :class:`fmkit.errors.PluginHookError` included; not errors in data loading, set-up,
+    :func:`fmkit_on_run_start`, the final evaluation or the export. If an implementation of this
+    hook raises, its error replaces the original one (chained to it).
+    """
 
 
 @hookspec
 def fmkit_on_run_end(run: Any, results: dict) -> None:
-    """Called once when training, evaluation and export have finished."""
+    """Called once on every rank, last: after training, the final evaluation, ``eval.json``, the report
+    and the export are written, with the final metrics (``results``, the last
+    :func:`fmkit_on_evaluate_end`'s). Not called when the run failed. Raising here makes the command
+    fail (exit code 1) although the run's files are complete.
+    """
 
 
 @hookspec
 def fmkit_checkpoint_state(run: Any) -> dict | None:
     """Return this plugin's state to store in checkpoints (JSON-able values or tensors).
 
-    The engine stores each plugin's answer under the plugin's name and hands it back to the same
-    plugin's :func:`fmkit_restore_checkpoint_state` on resume. Return ``None`` for no state.
+    Called each time a checkpoint is made (every epoch, ``train.checkpoint_every`` steps, the end,
+    Ctrl-C), on the rank(s) that build it (rank 0; every rank with FSDP). The engine stores each
+    plugin's answer under the plugin's name and hands it back to the same plugin's
+    :func:`fmkit_restore_checkpoint_state` on resume. Return ``None`` for no state.
     """
 
 
 @hookspec
 def fmkit_restore_checkpoint_state(run: Any, state: dict) -> None:
-    """Called when resuming, with the dict this plugin's :func:`fmkit_checkpoint_state` returned."""
+    """Called when resuming (``--resume``), with the dict this plugin's :func:`fmkit_checkpoint_state`
+    returned, after the model, optimizer and scheduler state are restored and before
+    :func:`fmkit_on_run_start`. Only plugins with saved state are called. An exception here is
+    not wrapped: it stops the run as it is.
+    """

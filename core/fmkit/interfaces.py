@@ -103,7 +103,7 @@ class ScheduleHandle:
 class Exporter:
     """Writes a trained model in one format into an (empty, temporary) directory.
 
-    ``export`` gets the loaded :class:`fmkit.engine.artifacts.TrainedModel` and returns a dict of
+    ``export`` gets the loaded ``TrainedModel`` (``.recipe``, ``.task``, ``.model``) and returns a dict of
     files written plus anything to record; ``runner`` returns a callable that maps a batch (dict of
     tensors) to outputs using the exported files, which the core uses to verify the export.
     """

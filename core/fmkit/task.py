@@ -39,6 +39,10 @@ class Task:
     classification: bool = True
     #: whether :meth:`preprocess` output may be cached on disk (off for large decoded images)
     cacheable: bool = True
+    #: names of attributes learnt in :meth:`setup` (JSON-able) that the default :meth:`state_dict`
+    #: saves and :meth:`load_state_dict` restores, besides ``labels``; a subclass lists only its own
+    #: (the lists of its base classes are added)
+    state_attributes: tuple[str, ...] = ()
 
     def __init__(self, params: Params, context: dict | None = None):
         self.params = params
@@ -95,8 +99,11 @@ class Task:
         return [self.preprocess(ex) for ex in examples]
 
     def fingerprint(self) -> str:
-        """A string that changes whenever :meth:`preprocess` would give other features."""
-        return repr(self.params.model_dump()) + repr(self.labels)
+        """A string that changes whenever :meth:`preprocess` would give other features (the key of the
+        preprocessing cache). The default: the parameters and :meth:`state_dict`."""
+        import json
+
+        return json.dumps([self.params.model_dump(), self.state_dict()], sort_keys=True, default=str)
 
     def length(self, features: dict) -> int:
         """The size of one example, for length-grouped batching (1 when it does not apply)."""
@@ -186,12 +193,24 @@ class Task:
 
     # ------------------------------------------------------------------ assets
     def state_dict(self) -> dict[str, Any]:
-        """JSON-able state learnt in :meth:`setup` (labels, scaler statistics...)."""
-        return {"labels": self.labels}
+        """JSON-able state learnt in :meth:`setup` (labels, scaler statistics...), saved with every run
+        and export. The default: ``labels`` and every attribute named in :attr:`state_attributes`."""
+        return {"labels": self.labels, **{name: getattr(self, name) for name in self._state_names()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned (an attribute missing from an older state keeps its
+        value from ``__init__``)."""
         self.labels = state.get("labels")
+        for name in self._state_names():
+            if name in state:
+                setattr(self, name, state[name])
+
+    @classmethod
+    def _state_names(cls) -> list[str]:
+        names: list[str] = []
+        for klass in reversed(cls.__mro__):
+            names += [n for n in klass.__dict__.get("state_attributes", ()) if n not in names]
+        return names
 
     def save_assets(self, directory: str) -> None:
         """Write files the task needs at inference besides its state (a tokenizer, say)."""

@@ -16,7 +16,31 @@ from ..utils.atomic import atomic_write_text, disk_full_error, is_disk_full
 
 @dataclass
 class RunContext:
-    """What lifecycle hooks see: the resolved recipe, run directory, task, model and state."""
+    """What lifecycle hooks receive as ``run`` (exported as :class:`fmkit.RunContext`).
+
+    One object per training run, made before any hook is called and changed in place as the run
+    goes on; hooks may read every attribute and keep their own state elsewhere (a hook that
+    changes the model or optimizer does so at its own risk).
+
+    Attributes:
+        recipe: the validated :class:`fmkit.recipe.Recipe` (``run.recipe.train.epochs``,
+            ``run.recipe.task.name``; ``run.recipe.to_dict()`` for plain data).
+        run_dir: the run directory (:class:`pathlib.Path`), shared by every rank.
+        task: the :class:`fmkit.Task`, fitted (``setup`` done) by the time
+            ``fmkit_on_run_start`` is called.
+        model: the ``torch.nn.Module`` being trained, unwrapped (not the DDP/FSDP or compiled
+            wrapper); set before ``fmkit_on_run_start``.
+        optimizer: the ``torch.optim.Optimizer``; ``None`` for a model without trainable
+            parameters (a baseline that is only evaluated).
+        device: the ``torch.device`` training runs on.
+        rank: this process's rank (0 without ``torchrun``); world_size: the number of processes.
+        global_step: optimizer steps taken so far (1-based in ``fmkit_on_step_end``).
+        epoch: the current epoch, 0-based.
+        data_summary: ``{"examples": {split: count}, "dropped": {"split/reason": count},
+            "labels": [...]}`` once the data is loaded.
+        history: every validation record so far, oldest first: ``{"split": "validation",
+            "step", "epoch", <flat metric names>: value}``.
+    """
 
     recipe: Any
     run_dir: Path
@@ -33,6 +57,7 @@ class RunContext:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0, the process that writes files (do your writing only there)."""
         return self.rank == 0
 
 

@@ -7,6 +7,7 @@ from typing import Any
 CLASSIFICATION_METRICS: list[Any] = [
     "accuracy", {"name": "f1", "average": "macro"}, {"name": "precision", "average": "macro"},
     {"name": "recall", "average": "macro"}, "confusion-matrix"]
+"""The metrics a classification task reports by default (a task component's ``defaults.metrics``)."""
 
 
 def class_predictions(outputs, labels: list[str], multi_label: bool = False, threshold: float = 0.5) -> list[dict]:

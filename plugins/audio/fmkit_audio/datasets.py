@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import random
 import re
 from pathlib import Path
 from typing import Literal
 
+from fmkit import carve_split
 from fmkit.components import Params
 from fmkit.errors import DataError
 
@@ -119,22 +119,10 @@ class AudioFiles:
                 if any("group" not in r for r in rows):
                     raise DataError("data.test_groups needs a (?P<group>...) pattern group or data.group_column")
                 test = [r for r in rows if r["group"] in set(p.test_groups)]
-            elif p.test_fraction:
-                test = _stratified(rows, p.test_fraction, p.seed)
-            else:
-                test = []
+            else:  # a seeded fraction of each label
+                return carve_split(splits, "test", p.test_fraction, p.seed, stratify=lambda r: r.get("label"))
             if test:
                 ids = {id(r) for r in test}
                 splits["train"], splits["test"] = [r for r in rows if id(r) not in ids], test
         return splits
 
-
-def _stratified(rows: list[dict], fraction: float, seed: int) -> list[dict]:
-    rng, by_label, out = random.Random(seed), {}, []
-    for r in rows:
-        by_label.setdefault(str(r.get("label")), []).append(r)
-    for label in sorted(by_label):
-        group = list(by_label[label])
-        rng.shuffle(group)
-        out += group[: int(round(len(group) * fraction))]
-    return out

@@ -1,14 +1,13 @@
 """audio-classification: audio files or bytes in any supported format and rate, a label out."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
-from fmkit import Task
+from fmkit import ClassificationTask
 from fmkit.components import Params
 from fmkit.errors import DataError
-from fmkit.utils.predictions import class_predictions
 
 from .io import decode_audio, encode_wav_base64, prepare
 
@@ -27,29 +26,12 @@ class AudioClassificationParams(Params):
     group_validation: bool = True
 
 
-class AudioClassification(Task):
+class AudioClassification(ClassificationTask):
     """Waveforms in (files, bytes, arrays), a label with scores out. Models take ``waveform [B, T]``
     and compute their features (log-mel, MFCC) on the training device."""
 
     name = "audio-classification"
-    monitor, monitor_mode = "accuracy", "max"
-
-    def __init__(self, params: AudioClassificationParams, context: dict | None = None):
-        super().__init__(params, context)
-        self.class_counts: list[int] = []
-
-    def setup(self, train_examples, model_params):
-        counts: dict[str, int] = {}
-        for ex in train_examples:
-            if ex.get("label") is not None:
-                counts[str(ex["label"])] = counts.get(str(ex["label"]), 0) + 1
-        if not counts:
-            raise DataError("the training audio has no labels; check data.label_from")
-        self.labels = sorted(counts, key=lambda s: (0, int(s), "") if s.isdigit() else (1, 0, s))
-        self.class_counts = [counts[lab] for lab in self.labels]
-
-    def stratify_key(self, example):
-        return example.get("label")
+    no_labels_hint = "check data.label_from"
 
     def group_key(self, example):
         return example.get("group") if self.params.group_validation else None
@@ -60,7 +42,7 @@ class AudioClassification(Task):
 
     def model_context(self):
         ctx = super().model_context()
-        ctx.update(sample_rate=self.params.sample_rate, num_samples=self.num_samples, class_counts=self.class_counts)
+        ctx.update(sample_rate=self.params.sample_rate, num_samples=self.num_samples)
         return ctx
 
     def preprocess(self, example):
@@ -70,10 +52,7 @@ class AudioClassification(Task):
             wav = prepare(samples, rate, p.sample_rate, self.num_samples, p.loudness, p.target_db, p.crop)
         except DataError as e:
             raise DataError(f"{example.get('source') or 'audio'}: {e}") from None
-        f: dict[str, Any] = {"waveform": wav}
-        if example.get("label") is not None:
-            f["targets"] = {lab: i for i, lab in enumerate(self.labels)}.get(str(example["label"]), -100)
-        return f
+        return self.with_target({"waveform": wav}, example)
 
     def length(self, features):
         return int(features["waveform"].numel())
@@ -83,10 +62,7 @@ class AudioClassification(Task):
         wav = torch.zeros(len(features), n)
         for i, f in enumerate(features):
             wav[i, : f["waveform"].numel()] = f["waveform"]
-        batch: dict[str, Any] = {"waveform": wav}
-        if "targets" in features[0]:
-            batch["targets"] = torch.tensor([f["targets"] for f in features], dtype=torch.long)
-        return batch
+        return self.add_targets({"waveform": wav}, features)
 
     def forward(self, model, batch):
         return model(batch["waveform"])
@@ -96,9 +72,6 @@ class AudioClassification(Task):
         if samples.size == 0:
             raise DataError("the audio is empty")
         return {"audio": {"array": samples, "sample_rate": rate}}
-
-    def format_predictions(self, outputs):
-        return class_predictions(outputs, self.labels)
 
     def export_input_names(self):
         return ["waveform"]
@@ -118,9 +91,3 @@ class AudioClassification(Task):
         t = np.arange(int(0.5 * sr)) / sr
         return [{"audio": {"array": (0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32), "sample_rate": sr},
                  "label": "low" if f < 1000 else "high"} for f in (200, 2000, 300, 2500, 250, 3000)]
-
-    def state_dict(self):
-        return {"labels": self.labels, "class_counts": self.class_counts}
-
-    def load_state_dict(self, state):
-        self.labels, self.class_counts = state["labels"], state.get("class_counts", [])

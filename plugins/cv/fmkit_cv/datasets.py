@@ -10,12 +10,12 @@ import csv
 import gzip
 import json
 import logging
-import random
 import struct
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from fmkit import carve_split
 from fmkit.components import Params
 from fmkit.errors import DataError
 
@@ -29,15 +29,6 @@ class _Splits(Params):
     #: carve a seeded test split out of train when the data has none
     test_fraction: float = 0.0
     seed: int = 0
-
-
-def _carve_test(splits: dict, fraction: float, seed: int) -> dict:
-    if fraction and "test" not in splits:
-        rows = list(splits["train"])
-        random.Random(seed).shuffle(rows)
-        n = int(round(len(rows) * fraction))
-        splits["test"], splits["train"] = rows[:n], rows[n:]
-    return splits
 
 
 class _FileChecker:
@@ -91,7 +82,7 @@ class ImageFolder:
     def load(self) -> dict[str, list[dict]]:
         splits = {name: self.checker.keep(self.load_file(getattr(self.p, name)), name)
                   for name in ("train", "validation", "test") if getattr(self.p, name)}
-        return _carve_test(splits, self.p.test_fraction, self.p.seed)
+        return carve_split(splits, "test", self.p.test_fraction, self.p.seed)
 
 
 class ManifestParams(_Splits):
@@ -135,7 +126,7 @@ class ImageManifest:
     def load(self) -> dict[str, list[dict]]:
         splits = {name: self.checker.keep(self.load_file(getattr(self.p, name)), name)
                   for name in ("train", "validation", "test") if getattr(self.p, name)}
-        return _carve_test(splits, self.p.test_fraction, self.p.seed)
+        return carve_split(splits, "test", self.p.test_fraction, self.p.seed)
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -183,7 +174,7 @@ class IdxImages:
         splits = {"train": self._rows(self.p.images, self.p.labels)}
         if self.p.test_images and self.p.test_labels:
             splits["test"] = self._rows(self.p.test_images, self.p.test_labels)
-        return _carve_test(splits, self.p.test_fraction, self.p.seed)
+        return carve_split(splits, "test", self.p.test_fraction, self.p.seed)
 
 
 class NumpyParams(_Splits):
@@ -217,7 +208,7 @@ class NumpyImages:
             raise DataError(f"numpy-images: {len(x)} images but {len(y)} labels")
         rows = [{"image": x[i], "label": str(y[i].item() if hasattr(y[i], "item") else y[i]), "source": f"[{i}]"}
                 for i in range(len(x))]
-        return _carve_test({"train": rows}, p.test_fraction, p.seed)
+        return carve_split({"train": rows}, "test", p.test_fraction, p.seed)
 
 
 class DigitsParams(_Splits):
@@ -238,4 +229,4 @@ class SklearnDigits:
         d = load_digits()
         images = (d.images * (255.0 / 16.0)).round().astype(np.uint8)
         rows = [{"image": images[i], "label": str(int(d.target[i])), "source": f"digits[{i}]"} for i in range(len(images))]
-        return _carve_test({"train": rows}, self.p.test_fraction, self.p.seed)
+        return carve_split({"train": rows}, "test", self.p.test_fraction, self.p.seed)

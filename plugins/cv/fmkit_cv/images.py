@@ -1,28 +1,21 @@
 """Decoding images from every form a user hands us, and the uint8 storage tensors the task caches."""
 from __future__ import annotations
 
-import base64
-import binascii
-import io
-from pathlib import Path
+from io import BytesIO
 from typing import Any
 
 import numpy as np
+from fmkit import io
 from fmkit.errors import DataError
 from PIL import Image, UnidentifiedImageError
 
 
 def decode_image(raw: Any) -> Image.Image:
-    """A PIL image from a path, raw bytes, base64 text (or a ``data:`` URL), a numpy array
-    (HxW, HxWxC; uint8 or floats in [0, 1]) or a PIL image. Raises :class:`DataError` when it cannot."""
+    """A PIL image from a numpy array (HxW, HxWxC; uint8 or floats in [0, 1]), a PIL image, or any
+    file form :func:`fmkit.io.read_bytes` accepts (path, bytes, base64 text, data URL).
+    Raises :class:`DataError` when it cannot."""
     if isinstance(raw, Image.Image):
         return raw
-    if isinstance(raw, dict):
-        if "path" in raw:
-            return decode_image(Path(raw["path"]))
-        if "base64" in raw:
-            return decode_image(_b64(raw["base64"]))
-        raise DataError("an image dict needs 'path' or 'base64'")
     if isinstance(raw, np.ndarray) or hasattr(raw, "numpy"):
         arr = np.asarray(raw.numpy() if hasattr(raw, "numpy") else raw)
         if arr.dtype != np.uint8:
@@ -35,31 +28,13 @@ def decode_image(raw: Any) -> Image.Image:
         if arr.ndim not in (2, 3):
             raise DataError(f"an image array must be HxW or HxWxC; got shape {arr.shape}")
         return Image.fromarray(arr)
-    if isinstance(raw, str):
-        if raw.startswith("data:"):
-            return decode_image(_b64(raw.split(",", 1)[-1]))
-        if len(raw) > 512 or not Path(raw).suffix:
-            return decode_image(_b64(raw))
-        raw = Path(raw)
-    if isinstance(raw, Path):
-        if not raw.is_file():
-            raise DataError(f"image file {raw} does not exist")
-        raw = raw.read_bytes()
-    if isinstance(raw, (bytes, bytearray, memoryview)):
-        try:
-            img = Image.open(io.BytesIO(bytes(raw)))
-            img.load()
-            return img
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise DataError(f"not a readable image ({len(raw)} bytes): {e}") from None
-    raise DataError(f"cannot read an image from a {type(raw).__name__}; pass a path, bytes, base64 text or an array")
-
-
-def _b64(text: str) -> bytes:
+    data = io.read_bytes(raw, "image")  # a path, bytes, base64 text, a data URL or such a dict
     try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise DataError("image text is neither an existing file path nor valid base64") from None
+        img = Image.open(BytesIO(data))
+        img.load()
+        return img
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise DataError(f"not a readable image ({len(data)} bytes): {e}") from None
 
 
 def check_image_file(path: str, full: bool) -> str | None:
@@ -95,6 +70,6 @@ def storage_to_pil(t) -> Image.Image:
 
 
 def encode_png_base64(arr: np.ndarray) -> str:
-    buf = io.BytesIO()
+    buf = BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
+    return io.encode_base64(buf.getvalue())

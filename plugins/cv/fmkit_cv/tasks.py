@@ -5,10 +5,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from fmkit import Task
+from fmkit import ClassificationTask
 from fmkit.components import Params
 from fmkit.errors import DataError
-from fmkit.utils.predictions import class_predictions
 
 from .images import decode_image, encode_png_base64, to_storage
 
@@ -38,38 +37,25 @@ class ImageClassificationParams(Params):
     mixup: MixupParams | None = None
 
 
-class ImageClassification(Task):
+class ImageClassification(ClassificationTask):
     """Images in, one label (or several, multi-label) with scores out."""
 
     name = "image-classification"
-    monitor, monitor_mode = "accuracy", "max"
     cacheable = True
+    no_labels_hint = "check the dataset's label source"
+    state_attributes = ("data_config",)
 
     def __init__(self, params: ImageClassificationParams, context: dict | None = None):
         super().__init__(params, context)
         self.data_config: dict[str, Any] = {}
-        self.class_counts: list[int] = []
         self._mixup = None
 
     # ---------------------------------------------------------------- fitting
-    def setup(self, train_examples, model_params):
-        counts: dict[str, int] = {}
-        for ex in train_examples:
-            for lab in _labels_of(ex):
-                counts[lab] = counts.get(lab, 0) + 1
-        if not counts:
-            raise DataError("the training images have no labels; check the dataset's label source")
-        self.labels = sorted(counts, key=_natural)
-        self.class_counts = [counts[lab] for lab in self.labels]
+    def setup_inputs(self, train_examples, model_params):
         self.data_config = resolve_data_config(self.params, model_params)
 
-    def stratify_key(self, example):
-        return None if self.params.multi_label else example.get("label")
-
     def model_context(self):
-        ctx = super().model_context()
-        ctx.update(multi_label=self.params.multi_label, class_counts=self.class_counts, data_config=self.data_config)
-        return ctx
+        return {**super().model_context(), "data_config": self.data_config}
 
     # ---------------------------------------------------------------- data
     def fingerprint(self):
@@ -81,14 +67,7 @@ class ImageClassification(Task):
             img = decode_image(example["image"])
         except DataError as e:
             raise DataError(f"{example.get('source') or 'image'}: {e}") from None
-        f: dict[str, Any] = {"image": to_storage(img, c["channels"], c["resize"], c["interpolation"])}
-        labs = _labels_of(example)
-        if labs:
-            if self.params.multi_label:
-                f["targets"] = [1.0 if lab in labs else 0.0 for lab in self.labels]
-            else:
-                f["targets"] = {lab: i for i, lab in enumerate(self.labels)}.get(labs[0], -100)
-        return f
+        return self.with_target({"image": to_storage(img, c["channels"], c["resize"], c["interpolation"])}, example)
 
     def eval_pixels(self, image: torch.Tensor) -> torch.Tensor:
         """Deterministic view of a stored image: centre crop, scale to [0, 1], normalise."""
@@ -103,11 +82,7 @@ class ImageClassification(Task):
     def collate(self, features):
         pixels = torch.stack([f["pixel_values"] if "pixel_values" in f else self.eval_pixels(f["image"])
                               for f in features])
-        batch: dict[str, Any] = {"pixel_values": pixels}
-        if "targets" in features[0]:
-            dtype = torch.float32 if self.params.multi_label else torch.long
-            batch["targets"] = torch.tensor([f["targets"] for f in features], dtype=dtype)
-        return batch
+        return self.add_targets({"pixel_values": pixels}, features)
 
     def augment_batch(self, batch, seed):
         m = self.params.mixup
@@ -135,9 +110,6 @@ class ImageClassification(Task):
     def raw_to_example(self, raw):
         return {"image": decode_image(raw)}
 
-    def format_predictions(self, outputs):
-        return class_predictions(outputs, self.labels, self.params.multi_label)
-
     def export_input_names(self):
         return ["pixel_values"]
 
@@ -148,14 +120,6 @@ class ImageClassification(Task):
     def sample_examples(self):
         return [{"image": img, "label": "bright" if i % 2 == 0 else "dark"}
                 for i, img in enumerate(_synthetic_images(6, 40))]
-
-    # ---------------------------------------------------------------- assets
-    def state_dict(self):
-        return {"labels": self.labels, "data_config": self.data_config, "class_counts": self.class_counts}
-
-    def load_state_dict(self, state):
-        self.labels, self.data_config = state["labels"], state["data_config"]
-        self.class_counts = state.get("class_counts", [])
 
 
 def resolve_data_config(params: ImageClassificationParams, model_params: dict) -> dict[str, Any]:
@@ -180,17 +144,6 @@ def resolve_data_config(params: ImageClassificationParams, model_params: dict) -
         mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
     return {"input_size": int(size), "resize": int(size / crop), "crop_pct": float(crop), "mean": mean, "std": std,
             "interpolation": params.interpolation or cfg.get("interpolation") or "bilinear", "channels": channels}
-
-
-def _labels_of(ex) -> list[str]:
-    lab = ex.get("label")
-    if lab is None:
-        return []
-    return [str(x) for x in lab] if isinstance(lab, (list, tuple)) else [str(lab)]
-
-
-def _natural(label: str):
-    return (0, int(label), "") if label.lstrip("-").isdigit() else (1, 0, label)
 
 
 def _synthetic_images(n: int, size: int) -> list[np.ndarray]:

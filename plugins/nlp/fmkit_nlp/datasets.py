@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 from typing import Literal
 
+from fmkit import carve_split
 from fmkit.components import Params
 from fmkit.errors import DataError
 
@@ -200,12 +201,7 @@ class TextFiles:
                 if n:
                     splits[name], rows = rows[:n], rows[n:]
             splits["train"] = rows
-        if p.test_fraction and "test" not in splits:
-            rng = random.Random(p.seed)
-            rows = list(splits["train"])
-            rng.shuffle(rows)
-            n = int(round(len(rows) * p.test_fraction))
-            splits["test"], splits["train"] = rows[:n], rows[n:]
+        carve_split(splits, "test", p.test_fraction, p.seed)
         for name, n in p.limits.items():
             if name in splits and len(splits[name]) > n:
                 splits[name] = random.Random(f"{p.seed}-{name}").sample(splits[name], n)

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import torch
+from fmkit import ClassificationTask, io
 from fmkit.components import Params
 from fmkit.errors import DataError
-from fmkit.utils.predictions import class_predictions
 from pydantic import Field
 
 from .text_task import TokenizedTextTask, pad
@@ -24,43 +23,21 @@ class TextClassificationParams(Params):
     tokenizer: TokenizerParams = TokenizerParams()
 
 
-class TextClassification(TokenizedTextTask):
+class TextClassification(ClassificationTask, TokenizedTextTask):
     """Strings (or pairs) in, one label (or several, multi-label) with scores out."""
 
     name = "text-classification"
-    monitor, monitor_mode = "accuracy", "max"
+    no_labels_hint = "check data.label_column"
+    state_attributes = ("pairs",)
 
     def __init__(self, params: TextClassificationParams, context: dict | None = None):
         super().__init__(params, context)
         self.pairs = False
-        self.class_counts: list[int] = []
 
     # ---------------------------------------------------------------- fitting
-    def setup(self, train_examples, model_params):
-        labels: dict[str, int] = {}
-        for ex in train_examples:
-            for lab in self._labels_of(ex):
-                labels[lab] = labels.get(lab, 0) + 1
-        if not labels:
-            raise DataError("the training data has no labels; check data.label_column")
-        self.labels = sorted(labels, key=_natural)
-        self.class_counts = [labels[lab] for lab in self.labels]
+    def setup_inputs(self, train_examples, model_params):
         self.pairs = any(ex.get("text_pair") for ex in train_examples)
         self.fit_tokenizer(model_params, (ex["text"] for ex in train_examples))
-
-    def _labels_of(self, ex) -> list[str]:
-        lab = ex.get("label")
-        if lab is None:
-            return []
-        return [str(x) for x in lab] if isinstance(lab, list) else [str(lab)]
-
-    def stratify_key(self, example):
-        return None if self.params.multi_label else example.get("label")
-
-    def model_context(self):
-        ctx = super().model_context()
-        ctx.update(multi_label=self.params.multi_label, class_counts=self.class_counts)
-        return ctx
 
     # ---------------------------------------------------------------- data
     def preprocess_many(self, examples):
@@ -74,28 +51,18 @@ class TextClassification(TokenizedTextTask):
             enc = self.tokenizer(texts, pairs, truncation=p.truncation, max_length=p.max_length,
                                  return_token_type_ids=self.pairs, return_attention_mask=False)
         out = []
-        index = {lab: i for i, lab in enumerate(self.labels)}
         for i, ex in enumerate(examples):
             f: dict[str, Any] = {"input_ids": enc["input_ids"][i]}
             if self.pairs:
                 f["token_type_ids"] = enc["token_type_ids"][i]
-            labs = self._labels_of(ex)
-            if labs:
-                if p.multi_label:
-                    f["targets"] = [1.0 if lab in labs else 0.0 for lab in self.labels]
-                else:
-                    f["targets"] = index.get(labs[0], -100)
-            out.append(f)
+            out.append(self.with_target(f, ex))
         return out
 
     def collate(self, features):
         batch = self.pad_ids(features)
         if self.pairs:
             batch["token_type_ids"] = pad([f["token_type_ids"] for f in features], 0)
-        if "targets" in features[0]:
-            dtype = torch.float32 if self.params.multi_label else torch.long
-            batch["targets"] = torch.tensor([f["targets"] for f in features], dtype=dtype)
-        return batch
+        return self.add_targets(batch, features)
 
     # ---------------------------------------------------------------- model
     def forward(self, model, batch):
@@ -103,11 +70,8 @@ class TextClassification(TokenizedTextTask):
 
     # ---------------------------------------------------------------- inference
     def raw_to_example(self, raw):
-        if isinstance(raw, (bytes, bytearray)):  # an uploaded text file
-            try:
-                raw = bytes(raw).decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"uploaded text is not UTF-8: {e}") from None
+        if isinstance(raw, (bytes, bytearray, memoryview)):  # an uploaded text file
+            raw = io.read_text(raw)
         if isinstance(raw, str):
             return {"text": raw}
         if isinstance(raw, (list, tuple)) and len(raw) == 2:
@@ -119,9 +83,6 @@ class TextClassification(TokenizedTextTask):
     def encode_examples(self, examples):
         """One tokenizer call for the whole batch (the serving path)."""
         return self.collate(self.preprocess_many(examples))
-
-    def format_predictions(self, outputs):
-        return class_predictions(outputs, self.labels, self.params.multi_label)
 
     def export_input_names(self):
         return super().export_input_names() + (["token_type_ids"] if self.pairs else [])
@@ -136,14 +97,6 @@ class TextClassification(TokenizedTextTask):
                  "a delight from start to end", "I hated every minute"]
         return [{"text": t, "label": "pos" if i % 2 == 0 else "neg"} for i, t in enumerate(texts)]
 
-    # ---------------------------------------------------------------- assets
-    def state_dict(self):
-        return {"labels": self.labels, "pairs": self.pairs, "class_counts": self.class_counts}
-
-    def load_state_dict(self, state):
-        self.labels, self.pairs = state["labels"], state.get("pairs", False)
-        self.class_counts = state.get("class_counts", [])
-
 
 def _head_tail(ids: list[int], n: int) -> list[int]:
     """Keep the special first and last tokens, a quarter of the room from the start, the rest from the end."""
@@ -152,7 +105,3 @@ def _head_tail(ids: list[int], n: int) -> list[int]:
     room = n - 2
     head = room // 4
     return ids[:1 + head] + ids[len(ids) - 1 - (room - head):]
-
-
-def _natural(label: str):
-    return (0, int(label), "") if label.lstrip("-").isdigit() else (1, 0, label)

@@ -6,10 +6,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from fmkit import Task
+from fmkit import ClassificationTask, Task
 from fmkit.components import Params
 from fmkit.errors import DataError
-from fmkit.utils.predictions import class_predictions
 
 from .scaling import Scaler
 
@@ -192,25 +191,19 @@ class SeriesClassificationParams(Params):
     normalize: Literal["per-example", "none"] = "per-example"
 
 
-class SeriesClassification(Task):
+class SeriesClassification(ClassificationTask):
     """A fixed-length series (time x channels) in, a label with scores out."""
 
     name = "time-series-classification"
-    monitor, monitor_mode = "accuracy", "max"
+    no_labels_hint = "check the dataset's label column"
 
     def __init__(self, params: SeriesClassificationParams, context: dict | None = None):
         super().__init__(params, context)
         self.length_, self.channels = 0, 1
 
-    def setup(self, train_examples, model_params):
-        self.labels = sorted({str(ex["label"]) for ex in train_examples if ex.get("label") is not None})
-        if not self.labels:
-            raise DataError("the training series have no labels")
+    def setup_inputs(self, train_examples, model_params):
         shape = np.asarray(train_examples[0]["series"]).shape
         self.length_, self.channels = shape[0], (shape[1] if len(shape) > 1 else 1)
-
-    def stratify_key(self, example):
-        return example.get("label")
 
     def model_context(self):
         ctx = super().model_context()
@@ -224,16 +217,10 @@ class SeriesClassification(Task):
             raise DataError(f"a series must be {self.length_} x {self.channels}; got {x.shape}")
         if self.params.normalize == "per-example":
             x = (x - x.mean(0)) / (x.std(0) + 1e-6)
-        f = {"past": torch.from_numpy(x.copy())}
-        if example.get("label") is not None:
-            f["targets"] = {lab: i for i, lab in enumerate(self.labels)}.get(str(example["label"]), -100)
-        return f
+        return self.with_target({"past": torch.from_numpy(x.copy())}, example)
 
     def collate(self, features):
-        batch = {"past": torch.stack([f["past"] for f in features])}
-        if "targets" in features[0]:
-            batch["targets"] = torch.tensor([f["targets"] for f in features], dtype=torch.long)
-        return batch
+        return self.add_targets({"past": torch.stack([f["past"] for f in features])}, features)
 
     def forward(self, model, batch):
         return model(batch["past"])
@@ -243,9 +230,6 @@ class SeriesClassification(Task):
             return {"series": np.asarray(raw.get("series") if isinstance(raw, dict) else raw, np.float32)}
         except (TypeError, ValueError):
             raise DataError("a series must be a numeric array (time x channels)") from None
-
-    def format_predictions(self, outputs):
-        return class_predictions(outputs, self.labels)
 
     def export_input_names(self):
         return ["past"]
@@ -260,7 +244,8 @@ class SeriesClassification(Task):
                  "label": "fast" if i % 2 else "slow"} for i in range(6)]
 
     def state_dict(self):
-        return {"labels": self.labels, "length": self.length_, "channels": self.channels}
+        return {**super().state_dict(), "length": self.length_, "channels": self.channels}
 
     def load_state_dict(self, state):
-        self.labels, self.length_, self.channels = state["labels"], state["length"], state["channels"]
+        super().load_state_dict(state)
+        self.length_, self.channels = state["length"], state["channels"]

@@ -1,0 +1,1 @@
+"""fmkit-tabular: CSV tables for fmkit (the plugin guide's worked example)."""
