@@ -37,6 +37,9 @@ class InteractionsParams(Params):
     temporal_ratios: tuple[float, float] = (0.8, 0.9)
     #: temporal split: the first interaction of each user after a cut, or every one
     temporal_targets: Literal["first", "all"] = "first"
+    #: cut long training sequences into windows of this many items (task.max_length + 1 uses every
+    #: transition of long histories; default: one sequence per user, of which the task keeps the end)
+    train_window: int | None = None
     #: item metadata (titles, text): CSV/TSV/Parquet, or MovieLens' u.item
     items: str | None = None
     items_format: Literal["auto", "movielens", "csv", "tsv", "parquet"] = "auto"
@@ -73,6 +76,7 @@ class Interactions:
             out = splits.leave_one_out(seqs, self.dropped)
         else:
             out = splits.temporal(seqs, p.temporal_ratios, p.temporal_targets, self.dropped)
+        out["train"] = splits.windows(out.get("train", []), p.train_window)
         if not out.get("train"):
             from fmkit.errors import DataError
 

@@ -56,6 +56,25 @@ def sequences(df) -> dict[str, list[tuple[int, str]]]:
     return out
 
 
+def windows(train: list[dict], size: int | None) -> list[dict]:
+    """Cut training sequences longer than ``size`` items into windows of ``size`` that overlap by one
+    item, from the end backwards, so every next-item transition is trained on exactly once."""
+    if not size:
+        return train
+    if size < 2:
+        raise DataError(f"data.train_window must be at least 2 items; got {size}")
+    out = []
+    for ex in train:
+        items, end = ex["items"], len(ex["items"])
+        while True:
+            start = max(0, end - size)
+            out.append({**ex, "items": items[start:end]})
+            if start == 0:
+                break
+            end = start + 1
+    return out
+
+
 def leave_one_out(seqs: dict[str, list[tuple[int, str]]], dropped: dict[str, int]) -> dict[str, list[dict]]:
     """Last item test, second last validation, the rest training (users with < 3 interactions dropped)."""
     train, val, test = [], [], []
