@@ -99,7 +99,9 @@ def test_nan_weights_are_refused_before_anything_is_written(small_run, capsys):
     weights["head.weight"][0, 0] = float("nan")
     save_file(weights, str(best))
     try:
-        assert main(["export", str(small_run), "--format", "safetensors", "--tolerance", "inf"]) == 1
+        # the run lists the test's own plugin modules: loading it to export imports them only when trusted
+        assert main(["export", str(small_run), "--format", "safetensors", "--tolerance", "inf",
+                     "--trust-remote-code"]) == 1
     finally:
         best.write_bytes(good)
     err = capsys.readouterr().err
@@ -114,12 +116,12 @@ def test_nan_outputs_and_changed_predictions_fail_any_tolerance(small_run):
     from fmkit.exporting.api import export
 
     with pytest.raises(ExportError, match="non-finite outputs"):
-        export(small_run, "test-nan", tolerance=float("inf"))
+        export(small_run, "test-nan", tolerance=float("inf"), trust_remote_code=True)
     with pytest.raises(ExportError, match=r"changes .*% of predictions.*min_agreement"):
-        export(small_run, "test-swapped", tolerance=float("inf"))
+        export(small_run, "test-swapped", tolerance=float("inf"), trust_remote_code=True)
     assert _exports(small_run) == [] and not _leftovers(small_run)
     # the agreement threshold is the caller's: 0 accepts the swapped classes
-    out = export(small_run, "test-swapped", tolerance=float("inf"), min_agreement=0.0)
+    out = export(small_run, "test-swapped", tolerance=float("inf"), min_agreement=0.0, trust_remote_code=True)
     assert json.loads((out / "export.json").read_text())["verification"]["prediction_agreement"] < 0.5
 
 

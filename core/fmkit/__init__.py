@@ -77,7 +77,7 @@ def load(path: str, backend: str = "torch", precision: str = "auto", trust_remot
 
     ``backend``: ``torch`` or ``onnx``; ``precision``: ``auto`` (the int8 model when the export has
     one), ``float`` or ``int8``. ``trust_remote_code=True`` allows Python code shipped with the
-    model (a transformers ``auto_map``) to be imported and run, and logs a warning saying so; what
+    model (an ``auto_map`` in its config) to be imported and run, and logs a warning saying so; what
     the export or run directory itself says never allows it."""
     from .exporting.loading import load_predictor
 

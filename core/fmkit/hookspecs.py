@@ -16,7 +16,7 @@ shows the error, none of that plugin's components are registered, and the other 
 (with ``--strict-plugins`` the command stops instead, exit code 1).
 
 Lifecycle hooks are called by the training engine (:func:`fmkit.train`, ``fmkit train``) on every
-rank through pluggy (``pm.hook.<name>(...)``, in :meth:`fmkit.plugins.PluginManager.dispatch`), so
+rank through pluggy (``pm.hook.<name>(...)``, in ``fmkit.plugins.PluginManager.dispatch``), so
 everything pluggy documents holds: the plugin registered last runs first;
 ``@fmkit.hookimpl(tryfirst=True)`` / ``trylast=True`` move an implementation; ``wrapper=True`` (or
 old-style ``hookwrapper=True``) implementations run around all the others and see their result or

@@ -61,7 +61,7 @@ def _port(text: str) -> int:
     return value
 
 
-TRUST_HELP = ("allow Python code shipped with the model (a transformers auto_map) to be imported and run; "
+TRUST_HELP = ("allow Python code shipped with the model (an auto_map in its config) to be imported and run; "
               "never turned on by what an export or run directory says")
 
 

@@ -113,8 +113,8 @@ class Predictor:
 def load_predictor(path: str | Path, backend: str = "torch", precision: str = "auto",
                    trust_remote_code: bool = False) -> Predictor:
     """``precision``: ``auto`` uses the int8 model when the export has one, ``float`` never does.
-    ``trust_remote_code``: the caller's permission to run code shipped with the model (a
-    transformers ``auto_map``); what the export or run directory says is never enough."""
+    ``trust_remote_code``: the caller's permission to run code shipped with the model (an
+    ``auto_map`` in the model's config); what the export or run directory says is never enough."""
     path = Path(path)
     if (path / "export.json").is_file():
         meta = json.loads((path / "export.json").read_text())
