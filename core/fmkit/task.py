@@ -161,6 +161,20 @@ class Task:
         """Turn one raw input into the raw-example dict :meth:`preprocess` takes."""
         raise NotImplementedError
 
+    def inputs_from_record(self, record: Any) -> Any:
+        """The raw input (for :meth:`raw_to_example`) of one record of a prediction file: a CSV row
+        as a dict of column to text, or a JSON Lines value (``fmkit predict FILE.csv|.jsonl``,
+        ``/v1/predict/files?records=true``; since API 1.3).
+
+        The default takes a record's ``"input"`` field when it has one, and otherwise the record
+        as it is (for tasks whose inputs are objects, such as table rows); a one-column CSV gives
+        its cells without calling this. Override it to pick columns: a text task takes its
+        ``text`` column.
+        """
+        from .records import default_input
+
+        return default_input(record)
+
     def format_predictions(self, outputs: Any) -> list[dict]:
         """Turn a batch of outputs into JSON-able answers, one per input, in order."""
         raise NotImplementedError

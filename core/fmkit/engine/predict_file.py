@@ -8,30 +8,21 @@ import sys
 from pathlib import Path
 
 from ..errors import DataError
+from ..records import echo, inputs_of, is_record_file
 
 
-def read_inputs(path: str) -> list:
-    """Raw inputs from a file: JSONL (``input`` field or the value), CSV (first column), a folder
-    (one input per file, as its path), or plain text (one input per line)."""
+def read_inputs(path: str, task=None) -> list:
+    """Raw inputs from a file: CSV or JSON Lines records (each turned into an input by
+    ``task.inputs_from_record``; a one-column CSV gives its cells), a folder (one input per file,
+    as its path), or plain text (one input per line)."""
     p = Path(path)
     if not p.exists():
-        raise DataError(f"input {path} does not exist")
+        raise DataError(f"input {path} does not exist (a path relative to {Path.cwd()})")
     if p.is_dir():
         return [str(x) for x in sorted(p.rglob("*")) if x.is_file()]
-    text = p.read_text(encoding="utf-8")
-    if p.suffix == ".jsonl":
-        out = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    v = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{i}: not valid JSON: {e}") from None
-                out.append(v.get("input", v) if isinstance(v, dict) else v)
-        return out
-    if p.suffix == ".csv":
-        rows = list(csv.reader(io.StringIO(text)))
-        return [r[0] for r in rows[1:] if r]
+    text = p.read_text(encoding="utf-8-sig")
+    if is_record_file(p.name):
+        return inputs_of(text, str(p), task)
     return [line for line in text.splitlines() if line.strip()]
 
 
@@ -45,9 +36,9 @@ def predict_file(source: str, input_path: str, output: str | None, batch_size: i
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch size {batch_size!r} must be a whole number of at least 1")
     predictor = load_predictor(source, trust_remote_code=trust_remote_code)
-    inputs = read_inputs(input_path)
+    inputs = read_inputs(input_path, predictor.task)
     preds = predictor.predict(inputs, batch_size=batch_size)
-    rows = [{"input": x if isinstance(x, (str, int, float)) else None, **p} for x, p in zip(inputs, preds)]
+    rows = [{"input": echo(x), **p} for x, p in zip(inputs, preds)]
     if output and output.endswith(".csv"):
         from ..utils.atomic import atomic_write_text
 

@@ -158,6 +158,12 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     app.add_middleware(MetricsMiddleware, metrics=served, paths=paths)  # added last: outermost, counts 401/413 too
 
     async def run_items(items: list[Any], what: str, request) -> Response:
+        preds = await predict_list(items, what, request)
+        # predictions are plain JSON already: answered as they are, without FastAPI's encoder walk
+        return preds if isinstance(preds, Response) else JSONResponse({"predictions": preds})
+
+    async def predict_list(items: list[Any], what: str, request) -> list[Any] | Response:
+        """The answers to ``items`` in order, or the 499 response when the client has left."""
         try:
             check_inputs(items, what, max_items, max_input_chars, max_request_chars)
         except InputRejected as e:
@@ -178,8 +184,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
                 if isinstance(p, UndecodableInput):
                     raise HTTPException(400, f"{what}[{i}] cannot be decoded: {p}")
                 raise p
-        # predictions are plain JSON already: answered as they are, without FastAPI's encoder walk
-        return JSONResponse({"predictions": preds})
+        return preds
 
     @app.post("/v1/predict", response_model=PredictResponse)
     async def predict(req: PredictRequest, request: Request):
@@ -187,9 +192,29 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         return await run_items(req.inputs, "inputs", request)
 
     @app.post("/v1/predict/files", response_model=PredictResponse)
-    async def predict_files(request: Request, files: list[UploadFile] = File(...)):
-        """Multipart uploads (images, audio, text files), one prediction per file in order."""
-        return await run_items([await f.read() for f in files], "files", request)
+    async def predict_files(request: Request, files: list[UploadFile] = File(...), records: bool = False):
+        """Multipart uploads (images, audio, text files), one prediction per file in order. With
+        ``?records=true`` each upload is a CSV or JSON Lines file and each of its rows or lines is
+        an input (in order, file after file); each answer then echoes its input."""
+        if not records:
+            return await run_items([await f.read() for f in files], "files", request)
+        from ..errors import DataError
+        from ..records import decode_upload, echo, inputs_of, is_record_file
+
+        items: list[Any] = []
+        for i, f in enumerate(files):
+            name = f.filename or f"files[{i}]"
+            if not is_record_file(name):
+                raise HTTPException(400, f"files[{i}] ({name}): records=true reads .csv or .jsonl uploads")
+            try:
+                items += inputs_of(decode_upload(await f.read(), name), name, task)
+            except DataError as e:
+                raise HTTPException(400, f"files[{i}]: {e}") from None
+        preds = await predict_list(items, "records", request)
+        if isinstance(preds, Response):
+            return preds
+        return JSONResponse({"predictions": [{"input": echo(x), **(p if isinstance(p, dict) else {"prediction": p})}
+                                             for x, p in zip(items, preds)]})
 
     @app.get("/v1/health")
     async def health():

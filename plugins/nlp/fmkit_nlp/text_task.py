@@ -34,6 +34,16 @@ class TokenizedTextTask(Task):
         source = self.params.tokenizer.path or model_params.get("pretrained")
         self.tokenizer = load_tokenizer(source) if source else train_tokenizer(texts, self.params.tokenizer)
 
+    def inputs_from_record(self, record):
+        """A record's ``text`` (with ``text_pair``: the pair) or ``input`` column, else its first
+        column: a CSV of ``text,label`` rows predicts the texts."""
+        if isinstance(record, dict) and record:
+            if "text" in record:
+                pair = record.get("text_pair")
+                return [record["text"], pair] if pair not in (None, "") else record["text"]
+            return record["input"] if "input" in record else next(iter(record.values()))
+        return record
+
     def model_context(self):
         ctx = super().model_context()
         ctx["vocab_size"] = len(self.tokenizer) if self.tokenizer else None

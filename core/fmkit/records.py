@@ -1,0 +1,82 @@
+"""Files of many inputs: CSV tables and JSON Lines read as records, one input each.
+
+``fmkit predict FILE`` and ``POST /v1/predict/files?records=true`` read files with these helpers.
+A record is a CSV row (a dict of column to text) or a JSONL line (any JSON value); the task's
+:meth:`fmkit.Task.inputs_from_record` turns a record into the raw input its ``raw_to_example``
+takes. Predictions echo their input (:func:`echo`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from .errors import DataError
+
+#: file name endings read as records
+RECORD_SUFFIXES = (".csv", ".jsonl")
+
+
+def is_record_file(name: str) -> bool:
+    """Whether a file of this name is read as records (CSV or JSON Lines)."""
+    return name.lower().endswith(RECORD_SUFFIXES)
+
+
+def read_records(text: str, name: str) -> list[Any]:
+    """The records of a CSV (each row after the header as a dict) or JSONL (each non-empty line's
+    JSON value) text. ``name`` says which (by its ending) and names the file in errors."""
+    if name.lower().endswith(".jsonl"):
+        out = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{name}:{i}: not valid JSON: {e}") from None
+        return out
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames:
+        raise DataError(f"{name}: empty CSV file (a header row and one row per input are expected)")
+    rows = []
+    for i, row in enumerate(reader, 2):
+        if None in row:
+            raise DataError(f"{name}:{i}: more cells than the header's {len(reader.fieldnames)} columns")
+        if any(v not in (None, "") for v in row.values()):
+            rows.append({k: v for k, v in row.items()})
+    return rows
+
+
+def default_input(record: Any) -> Any:
+    """A record's ``"input"`` field when it is an object with one, else the record itself."""
+    return record["input"] if isinstance(record, dict) and "input" in record else record
+
+
+def inputs_of(text: str, name: str, task: Any | None) -> list[Any]:
+    """The raw inputs of a CSV or JSONL file: a one-column CSV gives its cells; any other record
+    goes through ``task.inputs_from_record`` (without a task: :func:`default_input`)."""
+    records = read_records(text, name)
+    if name.lower().endswith(".csv") and records and len(records[0]) == 1:
+        return [next(iter(r.values())) for r in records]
+    pick = task.inputs_from_record if task is not None else default_input
+    return [pick(r) for r in records]
+
+
+def decode_upload(data: bytes, name: str) -> str:
+    """An uploaded record file's text (UTF-8, a byte-order mark dropped)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def echo(raw: Any) -> Any:
+    """What an answer records as its input: the raw input itself when it is JSON (text, numbers,
+    records, lists), its size for bytes (an upload is not copied into every answer)."""
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        return {"bytes": len(raw)}
+    try:
+        json.dumps(raw)
+    except (TypeError, ValueError):
+        return repr(raw)[:200]
+    return raw

@@ -1,0 +1,94 @@
+"""Prediction files of records: CSV rows and JSON Lines records are inputs (the task picks what it
+reads from each), predictions echo their input, and uploads of such files over HTTP give one
+answer per record."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers.serving import tiny_export
+
+TEXTS = ["good film", "bad film", "a great and moving story", "awful"]
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    return str(tiny_export(tmp_path_factory))
+
+
+def _expected(export):
+    import fmkit
+
+    return fmkit.load(export).predict(TEXTS)
+
+
+def _read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_csv_of_rows_predicts_the_text_column_and_echoes_it(export, tmp_path):
+    from fmkit.engine.predict_file import predict_file
+
+    src = tmp_path / "rows.csv"  # the text is not the first column: the task picks it by name
+    src.write_text("id,text,label\n" + "".join(f"{i},\"{t}\",x\n" for i, t in enumerate(TEXTS)))
+    assert predict_file(export, str(src), str(tmp_path / "out.jsonl")) == len(TEXTS)
+    rows = _read(tmp_path / "out.jsonl")
+    assert [r["input"] for r in rows] == TEXTS
+    assert [r["label"] for r in rows] == [p["label"] for p in _expected(export)]
+
+
+def test_jsonl_records_and_one_column_csv(export, tmp_path):
+    from fmkit.engine.predict_file import predict_file
+
+    src = tmp_path / "records.jsonl"
+    src.write_text("\n".join(json.dumps(x) for x in
+                             [{"text": TEXTS[0]}, {"input": TEXTS[1]}, TEXTS[2], {"text": TEXTS[3], "id": 7}]) + "\n")
+    assert predict_file(export, str(src), str(tmp_path / "a.jsonl")) == 4
+    one = tmp_path / "one.csv"
+    one.write_text("sentence\n" + "".join(f"{t}\n" for t in TEXTS))
+    assert predict_file(export, str(one), str(tmp_path / "b.csv")) == 4
+    import csv
+
+    b = list(csv.DictReader((tmp_path / "b.csv").open()))
+    expected = [p["label"] for p in _expected(export)]
+    assert [r["label"] for r in _read(tmp_path / "a.jsonl")] == expected
+    assert [r["input"] for r in b] == TEXTS and [r["label"] for r in b] == expected
+
+
+def test_broken_record_files_name_the_line(export, tmp_path):
+    from fmkit.engine.predict_file import predict_file
+    from fmkit.errors import DataError
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": oops}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:2: not valid JSON"):
+        predict_file(export, str(bad), str(tmp_path / "o.jsonl"))
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("text,label\nfine,x\ntoo,many,cells\n")
+    with pytest.raises(DataError, match=r"ragged.csv:3: more cells"):
+        predict_file(export, str(ragged), str(tmp_path / "o.jsonl"))
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_uploaded_record_files_give_one_answer_per_record(export):
+    from fastapi.testclient import TestClient
+
+    from fmkit.serve.app import create_app
+
+    expected = [p["label"] for p in _expected(export)]
+    csv_body = "text,label\n" + "".join(f"{t},x\n" for t in TEXTS[:2])
+    jsonl_body = "".join(json.dumps({"text": t}) + "\n" for t in TEXTS[2:])
+    with TestClient(create_app(export)) as c:
+        r = c.post("/v1/predict/files?records=true",
+                   files=[("files", ("a.csv", csv_body, "text/csv")), ("files", ("b.jsonl", jsonl_body, "text/plain"))])
+        assert r.status_code == 200, r.text
+        preds = r.json()["predictions"]
+        assert [p["input"] for p in preds] == TEXTS and [p["label"] for p in preds] == expected
+        r = c.post("/v1/predict/files?records=true", files=[("files", ("a.txt", "hello", "text/plain"))])
+        assert r.status_code == 400 and "files[0]" in r.text and ".csv or .jsonl" in r.text
+        r = c.post("/v1/predict/files?records=true", files=[("files", ("b.jsonl", "{nope\n", "text/plain"))])
+        assert r.status_code == 400 and "b.jsonl:1" in r.text
+        # without records=true an upload is one input, as before
+        r = c.post("/v1/predict/files", files=[("files", ("t.txt", TEXTS[0], "text/plain"))])
+        assert r.status_code == 200 and len(r.json()["predictions"]) == 1
