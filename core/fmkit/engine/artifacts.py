@@ -25,16 +25,19 @@ class TrainedModel:
     model: Any
     source: Path
 
-    def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict]:
-        import torch
+    def predictor(self):
+        """This model as a :class:`fmkit.predictor.Predictor` (the one inference path)."""
+        from ..predictor import Predictor
 
         self.model.eval()
-        out: list[dict] = []
-        with torch.inference_mode():
-            for s in range(0, len(inputs), batch_size):
-                batch = self.task.encode_raw(list(inputs[s:s + batch_size]))
-                out.extend(self.task.format_batch_predictions(self.task.forward(self.model, batch), batch))
-        return out
+        task, model = self.task, self.model
+        meta = {"task": self.recipe.task.as_dict() if self.recipe is not None else None, "labels": task.labels,
+                "source": str(self.source)}
+        return Predictor(task, lambda batch: task.forward(model, batch), meta)
+
+    def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict]:
+        """Raw inputs in, one answer each: :meth:`predictor`'s ``predict``."""
+        return self.predictor().predict(inputs, batch_size)
 
 
 def save_task_artifacts(task, directory: Path) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from ..errors import UsageError
+from ..predictor import Predictor
 
 log = logging.getLogger("fmkit")
 
@@ -84,32 +84,6 @@ def onnx_runner(path: Path, task):
     return run
 
 
-class Predictor:
-    """Raw inputs in, JSON-able predictions out, with either backend; ``precision`` is the one of
-    the model it loaded (``float`` or ``int8``)."""
-
-    def __init__(self, task, run_batch, metadata: dict[str, Any], precision: str = "float"):
-        self.task, self.run_batch, self.metadata, self.precision = task, run_batch, metadata, precision
-
-    def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict]:
-        """Raw inputs (strings, image bytes, arrays...) in, one JSON-able answer each, in order."""
-        return self._predict(inputs, self.task.encode_raw, batch_size)
-
-    def predict_examples(self, examples: list[dict], batch_size: int = 32) -> list[dict]:
-        """The same for inputs already decoded by ``task.raw_to_example`` (the server's path)."""
-        return self._predict(examples, self.task.encode_examples, batch_size)
-
-    def _predict(self, items: list[Any], encode, batch_size: int) -> list[dict]:
-        import torch
-
-        out: list[dict] = []
-        with torch.inference_mode():
-            for s in range(0, len(items), batch_size):
-                batch = encode(list(items[s:s + batch_size]))
-                out.extend(self.task.format_batch_predictions(self.run_batch(batch), batch))
-        return out
-
-
 def load_predictor(path: str | Path, backend: str = "torch", precision: str = "auto",
                    trust_remote_code: bool = False) -> Predictor:
     """``precision``: ``auto`` uses the int8 model when the export has one, ``float`` never does.
@@ -140,6 +114,5 @@ def load_predictor(path: str | Path, backend: str = "torch", precision: str = "a
         trained = load_trained(path, trust_remote_code=trust_remote_code)
         if backend == "onnx":
             raise UsageError("a run directory has no ONNX model; export it first: fmkit export RUN --format onnx")
-        meta = {"task": trained.recipe.task.as_dict(), "labels": trained.task.labels, "source": str(path)}
-        return Predictor(trained.task, lambda b: trained.task.forward(trained.model, b), meta)
+        return trained.predictor()
     raise UsageError(f"{path} is neither an export folder (export.json) nor a run directory (recipe.yaml)")
