@@ -43,11 +43,13 @@ def load_recipe(source: Any, overrides: list[str] | None = None):
     return _load(source, overrides)
 
 
-def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None = None, resume: str | None = None):
-    """Run a recipe end to end; returns a :class:`fmkit.engine.run.Run`."""
+def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None = None, resume: str | None = None,
+          overwrite: bool = False):
+    """Run a recipe end to end; returns a :class:`fmkit.engine.run.Run`. A non-empty ``run_dir`` is
+    refused unless ``resume`` continues the run in it or ``overwrite`` replaces it."""
     from .engine.api import train as _train
 
-    return _train(recipe, overrides=overrides, run_dir=run_dir, resume=resume)
+    return _train(recipe, overrides=overrides, run_dir=run_dir, resume=resume, overwrite=overwrite)
 
 
 def evaluate(run_dir: str, data: str | None = None, split: str = "auto", trust_remote_code: bool = False) -> dict:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+
+from ..errors import UsageError
 
 
 def train(args) -> int:
@@ -10,7 +13,20 @@ def train(args) -> int:
 
     from ..engine.distributed import world
 
-    run = run_train(args.recipe, overrides=args.overrides, run_dir=args.run_dir, resume=args.resume)
+    source = Path(args.recipe)
+    if source.is_dir():
+        hint = (f"it is a run directory: continue it with fmkit train {source / 'recipe.yaml'} --resume {source}"
+                if (source / "recipe.yaml").is_file() else "give a recipe YAML file")
+        raise UsageError(f"{source} is a folder, not a recipe; {hint}")
+    if args.print_recipe:
+        import yaml
+
+        from ..recipe import load_recipe
+
+        print(yaml.safe_dump(load_recipe(args.recipe, args.overrides).to_dict(), sort_keys=False), end="")
+        return 0
+    run = run_train(args.recipe, overrides=args.overrides, run_dir=args.run_dir, resume=args.resume,
+                    overwrite=args.overwrite)
     if world()[0] != 0:  # under torchrun the summary is printed once, by rank 0
         return 0
     print(json.dumps(run.results, indent=2))

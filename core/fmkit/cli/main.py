@@ -66,7 +66,8 @@ TRUST_HELP = ("allow Python code shipped with the model (an auto_map in its conf
 
 
 def _recipe_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recipe", help="recipe YAML file")
+    p.add_argument("recipe", nargs="?", help="recipe YAML file (or give it as --config FILE)")
+    p.add_argument("--config", metavar="FILE", help="the recipe YAML file, for those used to --config")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe field, e.g. --set train.epochs=3 (repeatable)")
 
@@ -126,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     _recipe_args(p)
     p.add_argument("--run-dir", help="run directory (default: <tracking.runs_dir>/<name>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in an existing --run-dir (without it a non-empty --run-dir is refused)")
+    p.add_argument("--print-recipe", action="store_true",
+                   help="print the resolved recipe (defaults filled in, --set applied) as YAML and exit")
     p.set_defaults(func=run.train)
 
     p = sub.add_parser("evaluate", help="score a run's best checkpoint")
@@ -204,6 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_recipe(parser: argparse.ArgumentParser, args) -> None:
+    """The recipe comes as the positional argument or as ``--config``, exactly once."""
+    if args.recipe and args.config:
+        parser.error(f"give the recipe once: either {args.recipe} or --config {args.config}")
+    args.recipe = args.recipe or args.config
+    if not args.recipe:
+        parser.error("a recipe YAML file is required (fmkit new recipe TASK writes a starter)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # plugin settings must be known before the parser asks plugins for commands
@@ -220,7 +234,13 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
+        if hasattr(args, "config"):
+            _one_recipe(parser, args)
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `fmkit ... | head`: the reader left; end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except FmkitError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

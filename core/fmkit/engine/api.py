@@ -38,8 +38,10 @@ def _resolve(recipe: Any, overrides, resume: str | None):
     return new, check_resume(rd, load_recipe(effective).to_dict(), new.to_dict())
 
 
-def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None = None, resume: str | None = None) -> Run:
-    """Validate and run a recipe: data → train → evaluate → export. Returns the :class:`Run`."""
+def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None = None, resume: str | None = None,
+          overwrite: bool = False) -> Run:
+    """Validate and run a recipe: data → train → evaluate → export. Returns the :class:`Run`.
+    ``overwrite``: replace the run in an existing ``run_dir`` (otherwise a non-empty one is refused)."""
     import torch
 
     from . import checkpoint as ckpt
@@ -77,7 +79,7 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
         _check_same_labels(Path(resume), task)
         rd = Path(resume)
     elif rank == 0:
-        rd = new_run_dir(recipe, run_dir)
+        rd = new_run_dir(recipe, run_dir, overwrite)
     else:
         rd = None
     if world > 1:  # every rank writes to rank 0's run directory

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -11,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
 from ..utils.atomic import atomic_write_text, disk_full_error, is_disk_full
+
+log = logging.getLogger("fmkit")
 
 
 @dataclass
@@ -74,18 +79,49 @@ class Run:
     train_seconds: float | None = None
 
 
-def new_run_dir(recipe, explicit: str | None) -> Path:
+def new_run_dir(recipe, explicit: str | None, overwrite: bool = False) -> Path:
+    """The folder a new run writes to: ``explicit`` (``--run-dir``), which must be empty or absent
+    unless ``overwrite`` replaces the fmkit run in it, or a new ``<runs_dir>/<name>-<time>``, which
+    ``<runs_dir>/latest`` then points at."""
     if explicit:
         path = Path(explicit)
-    else:
-        name = recipe.tracking.run_name or f"{recipe.task.name}-{recipe.model.name}".replace(":", "_")
-        path = Path(recipe.tracking.runs_dir) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        n = 1
-        while path.exists():
-            n += 1
-            path = path.with_name(f"{path.name.rsplit('.', 1)[0]}.{n}")
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            if not path.is_dir():
+                raise UsageError(f"--run-dir {path} is a file; give a folder")
+            if not overwrite:
+                raise UsageError(f"--run-dir {path} already holds files; two runs in one folder would mix their "
+                                 f"metrics and checkpoints. Continue it with --resume {path}, replace it with "
+                                 "--overwrite, or choose another folder")
+            if not (path / "recipe.yaml").is_file():
+                raise UsageError(f"--run-dir {path} is not an fmkit run directory (no recipe.yaml); --overwrite "
+                                 "replaces runs only: choose an empty or new folder")
+            trash = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+            path.rename(trash)  # atomic: the old run is gone from its name before anything is written
+            shutil.rmtree(trash, ignore_errors=True)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    name = recipe.tracking.run_name or f"{recipe.task.name}-{recipe.model.name}".replace(":", "_")
+    path = Path(recipe.tracking.runs_dir) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = path.with_name(f"{path.name.rsplit('.', 1)[0]}.{n}")
     path.mkdir(parents=True, exist_ok=True)
+    _point_latest(path)
     return path
+
+
+def _point_latest(path: Path) -> None:
+    """``<runs_dir>/latest`` -> the newest run (a relative symlink, replaced atomically)."""
+    link = path.parent / "latest"
+    tmp = path.parent / f".latest-{os.getpid()}"
+    try:
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(path.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError as e:  # e.g. a file system without symlinks: the run itself is unaffected
+        log.debug("could not point %s at %s: %s", link, path, e)
 
 
 def _git_commit() -> str | None:
