@@ -1,0 +1,116 @@
+"""Does one large request hold up other clients? Small requests' p99 latency while a large (allowed)
+request is served, against their p99 with no large request, side by side in each round.
+
+`fmkit serve` runs as its own process on the main job's MiniLM intent export; one client sends
+one-text requests back to back; in the "loaded" half of a round another client sends 8 inputs of
+120,000 characters each (under the default limits, so the server must answer it). Issue 16's
+target: loaded p99 within 2x of unloaded p99. The large inputs take the batcher's heavy lane;
+this measures whether that keeps the small requests moving.
+
+Usage: python benchmarks/serve_heavy_lane.py [EXPORT_DIR] [--rounds 5] [--backend onnx]
+Without EXPORT_DIR the main job's recipe is trained as it stands and exported (onnx).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from _common import ROOT
+from serve_throughput import export_dir, free_port
+
+SMALL = {"inputs": ["I would like to check my account balance"]}
+BIG = {"inputs": ["my card was declined at the shop " * (120_000 // 33)] * 8}
+
+
+def p99(values: list[float]) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(0.99 * len(values)))]
+
+
+def small_latencies(client, until) -> list[float]:
+    out = []
+    while not until():
+        t = time.perf_counter()
+        r = client.post("/v1/predict", json=SMALL)
+        assert r.status_code == 200, r.text
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def one_round(url: str, unloaded_n: int) -> tuple[float, float, int, float]:
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=120) as c:
+        count = iter(range(unloaded_n + 1))
+        unloaded = small_latencies(c, lambda: next(count) >= unloaded_n)
+        done = threading.Event()
+        big_seconds = []
+
+        def big():
+            t = time.perf_counter()
+            r = httpx.post(f"{url}/v1/predict", json=BIG, timeout=300)
+            big_seconds.append(time.perf_counter() - t)
+            assert r.status_code == 200, r.text[:300]
+            done.set()
+
+        th = threading.Thread(target=big)
+        th.start()
+        time.sleep(0.2)  # let the large request reach the server
+        loaded = small_latencies(c, done.is_set)
+        th.join()
+    return p99(unloaded), p99(loaded), len(loaded), big_seconds[0]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("export", nargs="?")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--backend", default="onnx", choices=["onnx", "torch"])
+    ap.add_argument("--unloaded-requests", type=int, default=300)
+    args = ap.parse_args()
+    export = Path(args.export) if args.export else export_dir([])
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "core"), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-m", "fmkit", "serve", str(export), "--port", str(port),
+                             "--backend", args.backend], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"the server did not start: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+        for _ in range(30):  # warm-up
+            httpx.post(f"{url}/v1/predict", json=SMALL, timeout=30)
+        print(f"export {export} backend {args.backend}; large request: 8 inputs x {len(BIG['inputs'][0]):,} chars")
+        print(f"{'round':>5} {'p99 unloaded ms':>16} {'p99 loaded ms':>14} {'ratio':>6} {'small served':>12} {'large s':>8}")
+        ratios = []
+        for i in range(args.rounds):
+            a, b, n, big_s = one_round(url, args.unloaded_requests)
+            ratios.append(b / a)
+            print(f"{i + 1:>5} {1000 * a:>16.1f} {1000 * b:>14.1f} {b / a:>6.2f} {n:>12} {big_s:>8.2f}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    med = statistics.median(ratios)
+    verdict = "met" if max(ratios) <= 2 else ("MISSED" if min(ratios) > 2 else "NOT RESOLVED (rounds on both sides)")
+    print(f"loaded/unloaded p99: median {med:.2f}x, range {min(ratios):.2f}..{max(ratios):.2f} over "
+          f"{len(ratios)} rounds; target <= 2x: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
