@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import yaml
+from pathlib import Path
 
 from conftest import ROOT, run_cli, tiny_recipe
 
@@ -81,3 +82,24 @@ def test_a_listing_piped_into_head_ends_quietly():
     done = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, env=env, timeout=120)
     assert "BrokenPipeError" not in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 0, done.stderr
+
+
+def test_records_and_exports_get_the_users_umask(recipe, tmp_path):
+    """Atomic writes go through private temporaries; what they leave must not stay 0600/0700."""
+    import stat
+
+    import fmkit
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    r = yaml.safe_load(recipe.read_text())
+    r["tracking"]["report"] = True
+    r["export"] = {"formats": ["safetensors"]}
+    run = fmkit.train(r, run_dir=str(tmp_path / "run"))
+    export = Path(run.exports["safetensors"])
+    files = [run.run_dir / "recipe.yaml", run.run_dir / "environment.json", Path(run.report_path),
+             export / "export.json", run.run_dir / "checkpoints" / "best" / "model.safetensors"]
+    for f in files:
+        assert stat.S_IMODE(os.stat(f).st_mode) == 0o666 & ~mask, f
+    for d in (export, run.run_dir / "checkpoints" / "best", run.run_dir / "artifacts"):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o777 & ~mask, d

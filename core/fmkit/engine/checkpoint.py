@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import shutil
 import threading
@@ -39,7 +40,10 @@ def save_weights(model: torch.nn.Module | dict[str, torch.Tensor], path: Path) -
     """Write a model (or a :func:`model_state` snapshot of one) as safetensors."""
     from safetensors.torch import save_file
 
+    from ..utils.atomic import FILE_MODE
+
     save_file(model if isinstance(model, dict) else model_state(model), str(path))
+    os.chmod(path, FILE_MODE)  # safetensors writes 0600 whatever the umask
 
 
 def snapshot(obj: Any) -> Any:

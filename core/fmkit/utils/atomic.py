@@ -20,6 +20,18 @@ from ..errors import DiskFullError
 _FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: temporary files and folders are private (0600/0700) while written; the result gets the mode a
+#: plain open() or mkdir() would have given it under the user's umask
+_UMASK = _current_umask()
+FILE_MODE, DIR_MODE = 0o666 & ~_UMASK, 0o777 & ~_UMASK
+
+
 def is_disk_full(e: BaseException) -> bool:
     """Whether an error says the disk (or the user's quota) is full; also for libraries that wrap
     the OS error in their own type (safetensors reports ``StorageFull`` in its message)."""
@@ -58,6 +70,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
         _write(fd, data)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None:
@@ -81,6 +94,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = True) -> Iterato
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
         yield tmp
+        os.chmod(tmp, DIR_MODE)
         if path.exists():
             if not overwrite:
                 raise FileExistsError(path)
