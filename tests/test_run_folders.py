@@ -103,3 +103,13 @@ def test_records_and_exports_get_the_users_umask(recipe, tmp_path):
         assert stat.S_IMODE(os.stat(f).st_mode) == 0o666 & ~mask, f
     for d in (export, run.run_dir / "checkpoints" / "best", run.run_dir / "artifacts"):
         assert stat.S_IMODE(os.stat(d).st_mode) == 0o777 & ~mask, d
+
+
+def test_train_json_prints_one_object_and_nothing_else(recipe, tmp_path):
+    import json
+
+    r = run_cli("train", str(recipe), "--json", "--set", "train.progress=on", "--set", "train.log_every=1")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)  # the whole of stdout is one JSON document
+    assert set(out) == {"results", "run_dir", "report", "exports"} and "accuracy" in out["results"]
+    assert Path(out["run_dir"]).is_dir()

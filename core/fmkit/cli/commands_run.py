@@ -25,9 +25,21 @@ def train(args) -> int:
 
         print(yaml.safe_dump(load_recipe(args.recipe, args.overrides).to_dict(), sort_keys=False), end="")
         return 0
-    run = run_train(args.recipe, overrides=args.overrides, run_dir=args.run_dir, resume=args.resume,
-                    overwrite=args.overwrite)
+    if args.json:  # stdout carries the one JSON object; progress and notices go to stderr
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):
+            run = run_train(args.recipe, overrides=args.overrides, run_dir=args.run_dir, resume=args.resume,
+                            overwrite=args.overwrite)
+    else:
+        run = run_train(args.recipe, overrides=args.overrides, run_dir=args.run_dir, resume=args.resume,
+                        overwrite=args.overwrite)
     if world()[0] != 0:  # under torchrun the summary is printed once, by rank 0
+        return 0
+    if args.json:
+        print(json.dumps({"results": run.results, "run_dir": str(run.run_dir),
+                          "report": str(run.report_path) if run.report_path else None,
+                          "exports": {k: str(v) for k, v in run.exports.items()}}))
         return 0
     print(json.dumps(run.results, indent=2))
     print(f"run directory: {run.run_dir}")

@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run in an existing --run-dir (without it a non-empty --run-dir is refused)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object at the end (results, run directory, report, exports) and nothing "
+                        "else on stdout; progress goes to stderr")
     p.add_argument("--print-recipe", action="store_true",
                    help="print the resolved recipe (defaults filled in, --set applied) as YAML and exit")
     p.set_defaults(func=run.train)
