@@ -15,7 +15,7 @@ Heavy modules (torch, the engine) are imported only when a workflow function is 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any as _Any
 
 from . import io
 from .components import KINDS, Component, NoParams, Params
@@ -36,14 +36,14 @@ def get_registry():
     return get_plugin_manager().registry
 
 
-def load_recipe(source: Any, overrides: list[str] | None = None):
+def load_recipe(source: _Any, overrides: list[str] | None = None):
     """Load and validate a recipe (path, dict or :class:`fmkit.recipe.Recipe`)."""
     from .recipe import load_recipe as _load
 
     return _load(source, overrides)
 
 
-def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None = None, resume: str | None = None,
+def train(recipe: _Any, overrides: list[str] | None = None, run_dir: str | None = None, resume: str | None = None,
           overwrite: bool = False):
     """Run a recipe end to end; returns a :class:`fmkit.engine.run.Run`. A non-empty ``run_dir`` is
     refused unless ``resume`` continues the run in it or ``overwrite`` replaces it."""
@@ -59,7 +59,7 @@ def evaluate(run_dir: str, data: str | None = None, split: str = "auto", trust_r
     return _evaluate(run_dir, data=data, split=split, trust_remote_code=trust_remote_code)
 
 
-def predict(run_dir: str, inputs: list[Any], trust_remote_code: bool = False) -> list[dict]:
+def predict(run_dir: str, inputs: list[_Any], trust_remote_code: bool = False) -> list[dict]:
     """Predict raw inputs with a run's best checkpoint or an export folder (``trust_remote_code``: see :func:`load`)."""
     return load(run_dir, trust_remote_code=trust_remote_code).predict(inputs)
 
@@ -92,3 +92,8 @@ __all__ = [
     "carve_split", "io", "evaluate", "export", "get_plugin_manager", "get_registry",
     "hookimpl", "hookspec", "load", "load_recipe", "predict", "register_plugin", "train", "unregister_plugin",
 ]
+
+
+def __dir__() -> list[str]:
+    """``dir(fmkit)`` lists the public API only (submodules stay importable by name)."""
+    return sorted(__all__)
