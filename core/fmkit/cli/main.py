@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 
+from ..components import KINDS
 from ..errors import FmkitError
 
 
@@ -72,6 +73,22 @@ def _recipe_args(p: argparse.ArgumentParser) -> None:
                    help="override a recipe field, e.g. --set train.epochs=3 (repeatable)")
 
 
+def _list_tasks_in_help(p: argparse.ArgumentParser) -> None:
+    """``--help`` ends with the installed tasks (looked up only when help is shown)."""
+    plain = p.format_help
+
+    def format_help() -> str:
+        from ..plugins import get_plugin_manager
+
+        try:
+            tasks = sorted(get_plugin_manager().registry.names("task"))
+        except Exception as e:  # a broken plugin must not break --help
+            return plain() + f"\ninstalled tasks: unknown ({e})\n"
+        return plain() + "\ninstalled tasks:\n" + "".join(f"  {t}\n" for t in tasks)
+
+    p.format_help = format_help
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import commands_core as core
     from . import commands_run as run
@@ -89,12 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     comps = sub.add_parser("components", help="registered components").add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
     p = comps.add_parser("list", help="list components")
-    p.add_argument("--kind", help="only this kind (task, model, dataset, transform, loss, optimizer, scheduler, metric, exporter)")
+    p.add_argument("--kind", choices=KINDS, help="only this kind of component")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=core.components_list)
     p = comps.add_parser("show", help="a component's summary, parameters and an example")
     p.add_argument("id", help="short or qualified id (plugin:name)")
-    p.add_argument("--kind")
+    p.add_argument("--kind", choices=KINDS, help="the kind, when several kinds share the id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=core.components_show)
 
@@ -119,9 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=".", help="parent folder (default: .)")
     p.set_defaults(func=core.new_plugin)
     p = new.add_parser("recipe", help="a commented starter recipe for an installed task")
-    p.add_argument("task")
+    p.add_argument("task", help="an installed task's id (listed below)")
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
     p.set_defaults(func=core.new_recipe)
+    _list_tasks_in_help(p)
 
     p = sub.add_parser("train", help="train, evaluate and export from a recipe")
     _recipe_args(p)
