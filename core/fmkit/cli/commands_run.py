@@ -53,7 +53,10 @@ def train(args) -> int:
 def evaluate(args) -> int:
     from ..engine.api import evaluate as run_evaluate
 
-    metrics = run_evaluate(args.run_dir, data=args.data, split=args.split, trust_remote_code=args.trust_remote_code)
+    info: dict = {}
+    metrics = run_evaluate(args.run_dir, data=args.data, split=args.split, trust_remote_code=args.trust_remote_code,
+                           info=info)
+    print(f"scored {info['examples']} examples ({info['split']})", file=sys.stderr)
     if args.json:
         print(json.dumps(metrics))
     else:

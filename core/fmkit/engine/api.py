@@ -220,9 +220,34 @@ def _check_same_labels(run_dir: Path, task) -> None:
                         "Restore the run's data or start a new run")
 
 
-def evaluate(run_dir: str, data: str | None = None, split: str = "auto", trust_remote_code: bool = False) -> dict:
+def _check_known_labels(task, examples: list[dict], where: str) -> None:
+    """Examples scored by a classifier must carry labels, and only labels it was trained on."""
+    labels_of = getattr(task, "labels_of", None)
+    if labels_of is None or not task.labels:
+        return
+    missing = sum(1 for ex in examples if not labels_of(ex))
+    if missing:
+        key = getattr(task, "label_key", "label")
+        raise DataError(f"{where}: {missing} of {len(examples)} examples have no {key!r} value: the label column is "
+                        f"missing or named differently (the run's data section says which column holds labels)")
+    known = set(task.labels)
+    unseen: dict[str, int] = {}
+    for ex in examples:
+        for lab in labels_of(ex):
+            if lab not in known:
+                unseen[lab] = unseen.get(lab, 0) + 1
+    if unseen:
+        shown = ", ".join(f"{k!r} ({n})" for k, n in sorted(unseen.items())[:5])
+        raise DataError(f"{where}: labels the model was never trained on: {shown}"
+                        f"{' ...' if len(unseen) > 5 else ''}; it knows {len(known)}: {', '.join(map(repr, task.labels[:8]))}"
+                        f"{' ...' if len(known) > 8 else ''}")
+
+
+def evaluate(run_dir: str, data: str | None = None, split: str = "auto", trust_remote_code: bool = False,
+             info: dict | None = None) -> dict:
     """Score the best checkpoint of ``run_dir`` on its data (or on ``data``, a file of the same format);
-    ``trust_remote_code``: the caller allows code shipped with the run's model to run."""
+    ``trust_remote_code``: the caller allows code shipped with the run's model to run. ``info``, when
+    given, receives what was scored: ``{"split": ..., "examples": N}``."""
     from .data import EpochBatchPlan, PreparedDataset, load_splits, make_loader
     from .evaluation import evaluate_loader
     from .precision import pick_device
@@ -241,6 +266,8 @@ def evaluate(run_dir: str, data: str | None = None, split: str = "auto", trust_r
         examples = clean_examples(examples, b.transforms("clean", task), {}, "data")
         if not examples:
             raise DataError(f"--data {data}: no examples to evaluate")
+        _check_known_labels(task, examples, f"--data {data}")
+        name = str(data)
     else:
         splits = load_splits(dataset, recipe, task, {}, lambda: b.transforms("clean", task))
         name = split if split != "auto" else ("test" if splits.get("test") else "validation")
@@ -253,4 +280,6 @@ def evaluate(run_dir: str, data: str | None = None, split: str = "auto", trust_r
     loader = make_loader(PreparedDataset(feats), EpochBatchPlan(len(feats), recipe.train.eval_batch_size or 64, False),
                          task.collate, 0, False)
     results, _ = evaluate_loader(model, task, loader, b.loss(task), b.metrics(task), device, recipe.train.precision)
+    if info is not None:
+        info.update(split=name, examples=len(examples))
     return results
