@@ -28,3 +28,24 @@ def test_evaluate_data_without_a_label_column_is_a_clear_error(tmp_path_factory,
     bare.write_text("text\ngreat fun film\nawful\n")
     r = run_cli("evaluate", str(run), "--data", str(bare))
     assert r.returncode == 2 and "no 'label' value" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_tie_of_the_monitored_metric_keeps_the_lower_validation_loss(tmp_path):
+    """Every evaluation ties on the monitor; the best checkpoint must be the one with the lowest
+    validation loss, not the first evaluation's."""
+    import json
+
+    import fmkit
+    from conftest import tiny_recipe
+
+    recipe = tiny_recipe(tmp_path, epochs=3, eval_every=3)
+    recipe["plugins"] = ["helpers.constant_metric"]
+    recipe["evaluate"] = {"metrics": [{"name": "constant"}, {"name": "accuracy"}], "monitor": "constant",
+                          "monitor_mode": "max"}
+    recipe["tracking"]["report"] = False
+    run = fmkit.train(recipe, run_dir=str(tmp_path / "run"))
+    rows = [json.loads(x) for x in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = {r["step"]: r["loss"] for r in rows if r["split"] == "validation"}
+    assert len(losses) >= 3 and len(set(losses.values())) > 1
+    best = json.loads((run.run_dir / "checkpoints" / "best" / "meta.json").read_text())
+    assert best["step"] == min(losses, key=losses.get), (best["step"], losses)

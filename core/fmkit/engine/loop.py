@@ -77,6 +77,7 @@ class Trainer:
         # loop position and counters (all saved in checkpoints)
         self.epoch, self.batch_in_epoch, self.bad_steps = 0, 0, 0
         self.best, self.evals_without_improvement, self.stop = None, 0, False
+        self.best_loss: float | None = None  # the validation loss of the best checkpoint (breaks ties)
         self.stepper = MicroStepper(self)
         self.signals = StopSignals(announce=False)  # replaced by the active one during fit()
         if run.is_main:  # folders a killed write left half-written
@@ -123,7 +124,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "rng": ckpt.rng_state(),
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "global_step": self.run.global_step,
-            "bad_steps": self.bad_steps, "chunks": self.chunks, "best": self.best,
+            "bad_steps": self.bad_steps, "chunks": self.chunks, "best": self.best, "best_loss": self.best_loss,
             "evals_without_improvement": self.evals_without_improvement, "history": self.run.history,
             "stop": self.stop,
             "plugins": plugin_states,
@@ -153,6 +154,7 @@ class Trainer:
             self.scaler.load_state_dict(s["scaler"])
         self.epoch, self.batch_in_epoch, self.run.global_step = s["epoch"], s["batch_in_epoch"], s["global_step"]
         self.bad_steps, self.chunks, self.best = s["bad_steps"], s["chunks"], s["best"]
+        self.best_loss = s.get("best_loss")
         self.evals_without_improvement, self.run.history = s["evals_without_improvement"], s["history"]
         self.stop = bool(s.get("stop", False))
         for plugin, state in (s.get("plugins") or {}).items():
@@ -217,8 +219,17 @@ class Trainer:
         es = self.cfg.early_stopping
         delta = es.min_delta if es else 0.0
         better = self.best is None or (value < self.best - delta if self.mode == "min" else value > self.best + delta)
-        if better:
-            self.best, self.evals_without_improvement = value, 0
+        loss = results.get("loss") if isinstance(results.get("loss"), float) else None
+        # a tie of the monitored metric keeps the checkpoint with the lower validation loss (not an
+        # improvement for early stopping: the metric itself did not move)
+        tie = (not better and value == self.best and self.monitor != "loss" and loss is not None
+               and self.best_loss is not None and loss < self.best_loss)
+        if better or tie:
+            self.best, self.best_loss = value, loss
+            if better:
+                self.evals_without_improvement = 0
+            else:
+                self.evals_without_improvement += 1
             weights = self._weights() if self.run.is_main or distributed.is_sharded(self.model) else None
             if self.run.is_main:
                 step = self.run.global_step
@@ -234,6 +245,7 @@ class Trainer:
                 self.writer.submit(write_best)
         else:
             self.evals_without_improvement += 1
+        if not better:
             if es and self.evals_without_improvement >= es.patience:
                 log.info("early stopping: %s did not improve for %d evaluations", self.monitor, es.patience)
                 self.stop = True
