@@ -106,12 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     comps = sub.add_parser("components", help="registered components").add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
     p = comps.add_parser("list", help="list components")
-    p.add_argument("--kind", choices=KINDS, help="only this kind of component")
+    p.add_argument("--kind", help=f"only this kind of component: {', '.join(KINDS)}")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=core.components_list)
     p = comps.add_parser("show", help="a component's summary, parameters and an example")
     p.add_argument("id", help="short or qualified id (plugin:name)")
-    p.add_argument("--kind", choices=KINDS, help="the kind, when several kinds share the id")
+    p.add_argument("--kind", help=f"the kind, when several kinds share the id: {', '.join(KINDS)}")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=core.components_show)
 
