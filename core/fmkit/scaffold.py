@@ -78,11 +78,16 @@ def starter_recipe(task_name: str, registry) -> str:
            "# Fill in the data paths, then: fmkit validate THIS_FILE && fmkit train THIS_FILE",
            "# Commented lines show optional fields with their defaults.", "",
            "task:", f"  name: {task.name}    # provided by plugin {task.plugin}"]
-    out += _commented(task.params_model(), "  ", {})
+    out += _commented(task.params_model(), "  ", dict(d.get("task_example", {})))
     model_name = d.get("model")
+    pretrained = bool((d.get("model_example") or {}).get("pretrained"))
     if model_name:
         m = registry.get("model", model_name)
         out += ["", "model:", f"  name: {m.name}    # {m.summary}"]
+        if pretrained:
+            out.append("  # fine-tunes a pretrained backbone installed with a pip package")
+        else:
+            out.append("  # a small model from scratch: give `pretrained:` to fine-tune one (learns far more from little data)")
         out += _commented(m.params_model(), "  ", dict(d.get("model_example", m.example)))
     ds = registry.get("dataset", d["dataset"]) if d.get("dataset") else None
     out += ["", "data:"]
@@ -93,7 +98,8 @@ def starter_recipe(task_name: str, registry) -> str:
     if d.get("loss"):
         out += ["", f"# loss: {d['loss'] if isinstance(d['loss'], str) else d['loss']['name']}    # the task's default"]
     out += ["", "optimizer:", "  name: adamw    # see `fmkit components list --kind optimizer`",
-            "  lr: 0.0003    # learning rate", "", "scheduler:", "  name: linear    # warmup, then linear decay",
+            f"  lr: {'0.0001' if pretrained else '0.0003'}    # learning rate"
+            + ("; small, for fine-tuning a pretrained model" if pretrained else ""), "", "scheduler:", "  name: linear    # warmup, then linear decay",
             "  warmup_ratio: 0.1    # share of steps spent warming up", "", "train:"]
     out += _commented(TrainSection, "  ", {"epochs": 3, "batch_size": 32})
     out += ["", "evaluate:"] + _commented(EvaluateSection, "  ", {})

