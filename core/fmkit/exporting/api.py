@@ -15,6 +15,7 @@ from typing import Any
 from .. import __version__
 from ..errors import ExportError, UsageError
 from ..utils.atomic import atomic_directory
+from .collected_warnings import collected_warnings
 from . import verify
 
 
@@ -121,49 +122,51 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
     batches = _batches(task, examples[:256] if examples is not None else _validation_examples(trained))
     eager = lambda b: task.forward(model, b)  # noqa: E731
     with atomic_directory(out) as tmp:
-        save_weights(model, tmp / "model.safetensors")
-        model_section, model_paths = trained.recipe.model.as_dict(), []
-        if hasattr(model, "fmkit_export_params"):  # e.g. write config.json so the export needs no original folder
-            overrides = model.fmkit_export_params(str(tmp)) or {}
-            root = tmp.resolve()
-            for k, v in overrides.items():  # paths inside the export are stored relative to it
-                if isinstance(v, str) and Path(v).resolve().is_relative_to(root):
-                    model_paths.append(k)
-                    v = str(Path(v).resolve().relative_to(root))
-                model_section[k] = v
-        (tmp / "task").mkdir()
-        (tmp / "task" / "task.json").write_text(json.dumps(task.state_dict(), indent=2, default=str))
-        (tmp / "task" / "assets").mkdir()
-        task.save_assets(str(tmp / "task" / "assets"))
-        meta: dict[str, Any] = {"format": format, "task": trained.recipe.task.as_dict(), "model": model_section,
-                                "model_paths": model_paths, "labels": task.labels,
-                                "signature": {"inputs": task.export_input_names(), "dynamic_axes": {
-                                    k: {str(a): n for a, n in v.items()} for k, v in task.dynamic_axes().items()},
-                                    "example_inputs": _jsonable(task.example_inputs())},
-                                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "source_run": str(run_dir.resolve()),
-                                # which plugin and distribution provide them: a loader lacking one says what to install
-                                "provenance": {"task": component_provenance("task", trained.recipe.task.as_dict()),
-                                               "model": component_provenance("model", trained.recipe.model.as_dict()),
-                                               "exporter": component_provenance("exporter", format)}}
-        (tmp / "export.json").write_text(json.dumps(meta))
-        meta.update(exporter.export(trained, str(tmp), batches[0]))
-        runner = exporter.runner(str(tmp), trained)
-        verification = verify.compare(task, eager, runner, batches)
-        verify.check(verification, f"{format} export of {run_dir}", tolerance=tolerance, min_agreement=min_agreement)
-        verification.update(tolerance=tolerance, min_agreement=min_agreement)
-        meta["verification"] = verification
-        if quantize == "int8":
-            meta["quantize"] = "int8"
-            meta["int8"] = _quantize(trained, exporter, format, tmp, runner, batches)
-        eval_path = run_dir / "eval.json"
-        meta["metrics"] = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
-        import yaml
+        with collected_warnings(f"{format} export") as noted:
+            save_weights(model, tmp / "model.safetensors")
+            model_section, model_paths = trained.recipe.model.as_dict(), []
+            if hasattr(model, "fmkit_export_params"):  # e.g. write config.json so the export needs no original folder
+                overrides = model.fmkit_export_params(str(tmp)) or {}
+                root = tmp.resolve()
+                for k, v in overrides.items():  # paths inside the export are stored relative to it
+                    if isinstance(v, str) and Path(v).resolve().is_relative_to(root):
+                        model_paths.append(k)
+                        v = str(Path(v).resolve().relative_to(root))
+                    model_section[k] = v
+            (tmp / "task").mkdir()
+            (tmp / "task" / "task.json").write_text(json.dumps(task.state_dict(), indent=2, default=str))
+            (tmp / "task" / "assets").mkdir()
+            task.save_assets(str(tmp / "task" / "assets"))
+            meta: dict[str, Any] = {"format": format, "task": trained.recipe.task.as_dict(), "model": model_section,
+                                    "model_paths": model_paths, "labels": task.labels,
+                                    "signature": {"inputs": task.export_input_names(), "dynamic_axes": {
+                                        k: {str(a): n for a, n in v.items()} for k, v in task.dynamic_axes().items()},
+                                        "example_inputs": _jsonable(task.example_inputs())},
+                                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "source_run": str(run_dir.resolve()),
+                                    # which plugin and distribution provide them: a loader lacking one says what to install
+                                    "provenance": {"task": component_provenance("task", trained.recipe.task.as_dict()),
+                                                   "model": component_provenance("model", trained.recipe.model.as_dict()),
+                                                   "exporter": component_provenance("exporter", format)}}
+            (tmp / "export.json").write_text(json.dumps(meta))
+            meta.update(exporter.export(trained, str(tmp), batches[0]))
+            runner = exporter.runner(str(tmp), trained)
+            verification = verify.compare(task, eager, runner, batches)
+            verify.check(verification, f"{format} export of {run_dir}", tolerance=tolerance, min_agreement=min_agreement)
+            verification.update(tolerance=tolerance, min_agreement=min_agreement)
+            meta["verification"] = verification
+            if quantize == "int8":
+                meta["quantize"] = "int8"
+                meta["int8"] = _quantize(trained, exporter, format, tmp, runner, batches)
+            eval_path = run_dir / "eval.json"
+            meta["metrics"] = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
+            import yaml
 
-        meta["recipe"] = trained.recipe.to_dict()
-        meta["versions"] = {"fmkit": __version__, "torch": torch.__version__}
-        meta["size_bytes"] = _size(tmp)
+            meta["recipe"] = trained.recipe.to_dict()
+            meta["versions"] = {"fmkit": __version__, "torch": torch.__version__}
+            meta["size_bytes"] = _size(tmp)
+            (tmp / "recipe.yaml").write_text(yaml.safe_dump(meta["recipe"], sort_keys=False))
+        meta["warnings"] = noted  # what other libraries warned about, summed up in one log line
         (tmp / "export.json").write_text(json.dumps(meta, indent=2, default=str))
-        (tmp / "recipe.yaml").write_text(yaml.safe_dump(meta["recipe"], sort_keys=False))
     return out
 
 
