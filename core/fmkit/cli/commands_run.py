@@ -70,7 +70,7 @@ def predict(args) -> int:
     from ..engine.predict_file import predict_file
 
     n = predict_file(args.run_dir, args.input, args.output, batch_size=args.batch_size,
-                     trust_remote_code=args.trust_remote_code)
+                     trust_remote_code=args.trust_remote_code, backend=args.backend)
     if args.output:
         print(f"wrote {n} predictions to {args.output}", file=sys.stderr)
     return 0

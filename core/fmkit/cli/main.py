@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="file of raw inputs (one per line, CSV, JSONL, or a folder)")
     p.add_argument("-o", "--output", help="JSONL or CSV output (default: stdout as JSONL)")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="inputs per model call (default 32)")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="auto (default): ONNX Runtime when the export has an ONNX model, else torch")
     p.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=run.predict)
 
@@ -190,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, help="default 8000")
-    p.add_argument("--backend", choices=["torch", "onnx"], help="default torch")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"],
+                   help="auto (default): ONNX Runtime when the export has an ONNX model, else torch")
     p.add_argument("--max-batch-size", type=_positive_int, help="inputs per micro-batch, at most (default 16)")
     p.add_argument("--max-wait-ms", type=_non_negative_float,
                    help="how long a busy server waits to fill a micro-batch (default 5)")

@@ -27,15 +27,20 @@ def read_inputs(path: str, task=None) -> list:
 
 
 def predict_file(source: str, input_path: str, output: str | None, batch_size: int = 32,
-                 trust_remote_code: bool = False) -> int:
+                 trust_remote_code: bool = False, backend: str = "torch") -> int:
     """Predict every input of ``input_path`` with ``source`` (a run or export); returns their number.
+    ``backend``: ``torch``, ``onnx``, or ``auto`` (ONNX Runtime when the export has an ONNX model);
     ``trust_remote_code``: see :func:`fmkit.load`."""
     from ..errors import UsageError
     from ..exporting.loading import load_predictor
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch size {batch_size!r} must be a whole number of at least 1")
-    predictor = load_predictor(source, trust_remote_code=trust_remote_code)
+    if backend == "auto":
+        from ..serve.settings import resolve_backend
+
+        backend = resolve_backend(source)
+    predictor = load_predictor(source, backend=backend, trust_remote_code=trust_remote_code)
     inputs = read_inputs(input_path, predictor.task)
     preds = predictor.predict(inputs, batch_size=batch_size)
     rows = [{"input": echo(x), **p} for x, p in zip(inputs, preds)]

@@ -160,7 +160,8 @@ class ServeSection(Section):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    backend: Literal["torch", "onnx"] = "torch"
+    #: ``auto``: ONNX Runtime when the export has an ONNX model, else torch
+    backend: Literal["auto", "torch", "onnx"] = "auto"
     precision: Literal["auto", "float", "int8"] = "auto"
     batching: bool = True
     max_batch_size: int = Field(16, ge=1)

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from ..errors import DataError, UsageError
 
@@ -79,6 +79,12 @@ class PredictRequest(BaseModel):
     """Body of ``POST /v1/predict``: raw inputs in the task's format."""
 
     inputs: list[Any]
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _one_input(cls, v: Any) -> Any:
+        """``{"inputs": "one text"}`` is one input."""
+        return [v] if isinstance(v, str) else v
 
 
 class PredictResponse(BaseModel):
@@ -151,6 +157,9 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         await batcher.stop()  # graceful: finish requests in flight
 
     app = FastAPI(title="fmkit model server", version="1", lifespan=lifespan)
+    who = model_identity(meta, path)
+    app.state.summary = (f"{who['name']} {who['version']} ({(meta.get('task') or {}).get('name', 'task')}, "
+                         f"backend {backend}, precision {predictor.precision})")
 
     app.add_middleware(RequestGuard, api_key=api_key, max_body_bytes=max_body_bytes, body_timeout=body_timeout,
                        public_metrics=public_metrics, public_docs=public_docs)
@@ -224,6 +233,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     async def metadata():
         return {"task": meta.get("task"), "labels": task.labels, "signature": meta.get("signature"),
                 "versions": meta.get("versions"), "metrics": meta.get("metrics"), "backend": backend,
+                "precision": predictor.precision,
                 "batching": {"enabled": batching, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms},
                 "limits": {"max_items": max_items, "max_input_chars": max_input_chars,
                            "max_request_chars": max_request_chars, "max_body_bytes": max_body_bytes}}
@@ -251,7 +261,9 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "
     except ImportError:
         raise UsageError("serving needs fastapi and uvicorn: pip install 'fmkit[serve]'") from None
     from .protocol import uvicorn_config
+    from .settings import resolve_backend
 
+    backend = resolve_backend(path) if backend == "auto" else backend
     api_key = os.environ.get(api_key_env) if api_key_env else None
     if api_key_env and not api_key:
         raise UsageError(f"--api-key-env {api_key_env}: that environment variable is empty")
@@ -267,6 +279,8 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "
                      api_key=api_key, batching=batching, precision=precision, max_queue=max_queue,
                      max_input_chars=max_input_chars, max_request_chars=max_request_chars, body_timeout=body_timeout,
                      public_metrics=public_metrics, public_docs=public_docs, trust_remote_code=trust_remote_code)
+    shown = "[" + host + "]" if ":" in host else host
+    print(f"serving {app.state.summary} at http://{shown}:{port}  (docs: http://{shown}:{port}/docs)", flush=True)
     uvicorn.Server(uvicorn_config(app, host, port, header_timeout=header_timeout, access_log=access_log)).run()
 
 

@@ -51,4 +51,14 @@ def serve_settings(path: str | Path, flags: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"serve_settings: no such setting {unknown}")
     settings.update({k: v for k, v in flags.items() if v is not None})
+    if settings.get("backend") == "auto":
+        settings["backend"] = resolve_backend(path)
     return settings
+
+
+def resolve_backend(path: str | Path) -> str:
+    """``onnx`` for an export folder with an ONNX model (ONNX Runtime is the faster CPU runtime),
+    else ``torch`` (run directories, safetensors and TorchScript exports)."""
+    path = Path(path)
+    has_onnx = (path / "export.json").is_file() and any((path / n).is_file() for n in ("model.onnx", "model.int8.onnx"))
+    return "onnx" if has_onnx else "torch"
