@@ -245,6 +245,11 @@ class Trainer:
                 self.writer.submit(write_best)
         else:
             self.evals_without_improvement += 1
+        bar = getattr(self, "bar", None)
+        if bar is not None:
+            shown = "  ".join(f"{k} {v:.4g}" for k, v in results.items() if isinstance(v, (int, float)))
+            kept = " -> new best, kept" if better or tie else ""
+            bar.note(f"validation at step {self.run.global_step} (epoch {self.epoch + 1}): {shown}{kept}")
         if not better:
             if es and self.evals_without_improvement >= es.patience:
                 log.info("early stopping: %s did not improve for %d evaluations", self.monitor, es.patience)
@@ -306,8 +311,10 @@ class Trainer:
             barrier()
             return
         run = self.run
-        bar = TrainingBar(self.total_steps, run.global_step, self.cfg.progress) if run.is_main \
+        bar = TrainingBar(self.total_steps, run.global_step, self.cfg.progress, self.cfg.epochs) if run.is_main \
             else TrainingBar(0, 0, "off")
+        self.bar = bar
+        bar.header(self._header_lines())
         try:
             with StopSignals(announce=run.is_main) as self.signals:
                 self._loop(bar)
@@ -317,6 +324,22 @@ class Trainer:
             bar.close()
             self.finish_writes()
         barrier()
+
+    def _header_lines(self) -> list[str]:
+        """What a person starting a run wants to know before the first step."""
+        run, cfg = self.run, self.cfg
+        examples = (getattr(run, "data_summary", None) or {}).get("examples") or {}
+        params = sum(p.numel() for p in self.raw_model.parameters() if p.requires_grad)
+        steps_per_epoch = max(1, -(-len(self.plan) // cfg.grad_accum_steps))
+        shown = ", ".join(f"{k} {v:,}" for k, v in examples.items())
+        lines = [f"examples: {shown}" if shown else "examples: see the data report",
+                 f"steps: {steps_per_epoch:,} per epoch x {cfg.epochs} epoch(s) = {self.total_steps:,} "
+                 f"(batch {cfg.batch_size}" + (f" x {run.world_size} ranks" if run.world_size > 1 else "")
+                 + (f", accumulation {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else "") + ")",
+                 f"device: {self.device}, precision {cfg.precision}; trainable parameters: {params:,}"]
+        if run.global_step:
+            lines.append(f"resuming at step {run.global_step:,}")
+        return lines
 
     def _stop_for_signal(self, bar) -> None:
         """Save an "interrupted" checkpoint at this step boundary and raise :class:`Interrupted`."""
@@ -344,6 +367,7 @@ class Trainer:
             self.plan.epoch = self.dataset.epoch = self.epoch
             self.plan.start = self.batch_in_epoch
             self.pm.dispatch("fmkit_on_epoch_start", run=run, epoch=self.epoch)
+            bar.set_epoch(self.epoch)
             epoch_loss, epoch_n, pending, n_batches = 0.0, 0, 0, len(self.plan)
             window_loss = accumulator(self.device)
             for batch in self.train_loader:
