@@ -26,3 +26,18 @@ def test_a_logged_run_says_what_it_does(tmp_path):
     assert len(evals) == 2 and "new best, kept" in err
     quiet = run_cli("train", str(path), "--set", "train.progress=off")
     assert quiet.returncode == 0 and "validation at step" not in quiet.stderr and "examples: train" not in quiet.stderr
+
+
+def test_the_report_says_where_its_numbers_come_from(tmp_path):
+    import json
+
+    import fmkit
+
+    recipe = tiny_recipe(tmp_path, epochs=2)
+    recipe["export"] = {"formats": ["onnx"]}
+    run = fmkit.train(recipe, run_dir=str(tmp_path / "run"))
+    page = (run.run_dir / "report.html").read_text()
+    best = json.loads((run.run_dir / "checkpoints" / "best" / "meta.json").read_text())
+    assert f"best checkpoint: step <b>{best['step']}</b>" in page and "Training took" in page
+    verification = json.loads((run.run_dir / "exports" / "onnx" / "export.json").read_text())["verification"]
+    assert "<h2>Exports</h2>" in page and "<td>onnx</td>" in page and f"{verification['max_abs_diff']:.4f}" in page

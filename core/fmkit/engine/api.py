@@ -180,10 +180,6 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
                                                "best": trainer.best, "hook_seconds": pm.hook_timings,
                                                "train_seconds": round(train_seconds, 2)})
         mlog.close()
-        if recipe.tracking.report:
-            from .report import write_report
-
-            out.report_path = write_report(rd, recipe, results, artifacts, run.data_summary, final_split, task)
         if recipe.export.formats:
             from ..exporting.api import export, verification_examples
             from .artifacts import TrainedModel
@@ -200,6 +196,11 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
             out.exports[fmt] = str(export(rd, fmt, quantize=recipe.export.quantize, tolerance=recipe.export.tolerance,
                                           output=str(Path(recipe.export.output) / fmt) if recipe.export.output else None,
                                           trained=trained, examples=examples))
+        if recipe.tracking.report:  # last: it shows the export checks too
+            from .report import write_report
+
+            out.report_path = write_report(rd, recipe, results, artifacts, run.data_summary, final_split, task,
+                                           exports=out.exports)
     else:
         mlog.close()
     pm.dispatch("fmkit_on_run_end", run=run, results=results)

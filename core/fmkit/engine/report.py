@@ -111,8 +111,44 @@ def _table(rows: list[dict]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def write_report(run_dir: Path, recipe, results: dict, artifacts: dict, data: dict, split: str, task) -> Path:
-    """Write plots and ``report.html`` (images inlined, so the file stands alone)."""
+def _provenance(run_dir: Path, split: str) -> str:
+    """Which checkpoint the final numbers come from, and how long training took."""
+    best, details = run_dir / "checkpoints" / "best" / "meta.json", run_dir / "eval_details.json"
+    meta = json.loads(best.read_text()) if best.is_file() else {}
+    seconds = (json.loads(details.read_text()) if details.is_file() else {}).get("train_seconds")
+    parts = []
+    if meta:
+        value = meta.get("value")
+        shown = f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
+        parts.append(f"The final metrics on the <b>{html.escape(split)}</b> split come from the best checkpoint: step "
+                     f"<b>{meta.get('step')}</b> (epoch {int(meta.get('epoch', 0)) + 1}), validation "
+                     f"{html.escape(str(meta.get('monitor')))} = <b>{shown}</b>.")
+    if seconds is not None:
+        parts.append(f"Training took {seconds:.1f} s.")
+    return "<p>" + " ".join(parts) + "</p>" if parts else ""
+
+
+def _export_checks(exports: dict | None) -> str:
+    """One row per export: its verification against the eager model (and the int8 model's)."""
+    rows = []
+    for fmt, folder in (exports or {}).items():
+        path = Path(folder) / "export.json"
+        if not path.is_file():
+            continue
+        meta = json.loads(path.read_text())
+        v = meta.get("verification") or {}
+        row = {"export": fmt, "max |export - eager|": v.get("max_abs_diff"), "tolerance": v.get("tolerance"),
+               "prediction agreement": v.get("prediction_agreement", "-"), "size MB": round(meta.get("size_bytes", 0) / 1e6, 1)}
+        if meta.get("int8"):
+            row["int8 agreement"] = meta["int8"].get("prediction_agreement", meta["int8"].get("max_relative_diff", "-"))
+        rows.append(row)
+    return _table(rows)
+
+
+def write_report(run_dir: Path, recipe, results: dict, artifacts: dict, data: dict, split: str, task,
+                 exports: dict | None = None) -> Path:
+    """Write plots and ``report.html`` (images inlined, so the file stands alone): the final metrics
+    and the checkpoint they come from, curves, per-class results, the data, the export checks."""
     import yaml
 
     plots = make_plots(run_dir, artifacts)
@@ -129,9 +165,10 @@ th{{background:#f3f3f3}}img{{max-width:100%}}figure{{display:inline-block;margin
 pre{{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}}</style></head><body>
 <h1>fmkit run {html.escape(run_dir.name)}</h1>
 <p>task <b>{html.escape(recipe.task.name)}</b>, model <b>{html.escape(recipe.model.name)}</b>; final metrics on the <b>{split}</b> split.</p>
-<h2>Final metrics</h2>{_table(metrics)}
+<h2>Final metrics</h2>{_provenance(run_dir, split)}{_table(metrics)}
 <h2>Curves</h2>{imgs or '<p>no curves recorded</p>'}
 <h2>Per-class results</h2>{_table(artifacts.get('per_class', [])) or '<p>not a classification task</p>'}
+<h2>Exports</h2>{_export_checks(exports) or '<p>none (export.formats is empty)</p>'}
 <h2>Data</h2>{_table(examples)}<h3>Dropped while cleaning</h3>{_table(dropped) or '<p>none</p>'}
 <h2>Recipe (resolved)</h2><pre>{html.escape(yaml.safe_dump(recipe.to_dict(), sort_keys=False))}</pre>
 <h2>Environment</h2><pre>{html.escape(json.dumps(env, indent=2))}</pre>
