@@ -113,3 +113,29 @@ def test_train_json_prints_one_object_and_nothing_else(recipe, tmp_path):
     out = json.loads(r.stdout)  # the whole of stdout is one JSON document
     assert set(out) == {"results", "run_dir", "report", "exports"} and "accuracy" in out["results"]
     assert Path(out["run_dir"]).is_dir()
+
+
+def test_runs_lists_and_compare_puts_runs_side_by_side(recipe, tmp_path):
+    import json
+
+    import fmkit
+
+    a = fmkit.train(str(recipe))
+    b = fmkit.train(str(recipe), overrides=["train.epochs=2", "optimizer.lr=0.001"])
+    runs_dir = tmp_path / "runs"
+    r = run_cli("runs", str(runs_dir))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["name", "task", "model"] and len(lines) == 3  # latest and .cache are not runs
+    assert a.run_dir.name in lines[1] and b.run_dir.name in lines[2] and "finished" in lines[1]
+    rows = json.loads(run_cli("runs", str(runs_dir), "--json").stdout)
+    assert [x["name"] for x in rows] == [a.run_dir.name, b.run_dir.name] and rows[0]["monitor"] == "accuracy"
+    page = tmp_path / "cmp.html"
+    r = run_cli("compare", str(a.run_dir), str(b.run_dir), "-o", str(page))
+    assert r.returncode == 0, r.stderr
+    text = page.read_text()
+    assert a.run_dir.name in text and b.run_dir.name in text and "<td>accuracy</td>" in text
+    assert "<td>train.epochs</td>" in text and "<td>optimizer.lr</td>" in text and "<td>task.name</td>" not in text
+    assert text.count("data:image/png;base64,") >= 2  # train loss and validation curves, overlaid
+    one = run_cli("compare", str(a.run_dir), "-o", str(tmp_path / "x.html"))
+    assert one.returncode == 2 and "at least two runs" in one.stderr and not (tmp_path / "x.html").exists()

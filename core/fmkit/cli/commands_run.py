@@ -50,6 +50,21 @@ def train(args) -> int:
     return 0
 
 
+def runs(args) -> int:
+    from ..engine.runs import format_runs, list_runs
+
+    rows = list_runs(args.runs_dir)
+    sys.stdout.write(json.dumps(rows) + "\n" if args.json else format_runs(rows))
+    return 0
+
+
+def compare(args) -> int:
+    from ..engine.runs import compare_runs
+
+    print(f"wrote {compare_runs(args.run_dirs, args.output)}")
+    return 0
+
+
 def evaluate(args) -> int:
     from ..engine.api import evaluate as run_evaluate
 

@@ -154,6 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the resolved recipe (defaults filled in, --set applied) as YAML and exit")
     p.set_defaults(func=run.train)
 
+    p = sub.add_parser("runs", help="list the runs under a runs folder (name, task, model, best, status, size)")
+    p.add_argument("runs_dir", nargs="?", default="runs", help="the folder (default: runs, tracking.runs_dir's default)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run.runs)
+
+    p = sub.add_parser("compare", help="several runs side by side on one HTML page (metrics, settings, curves)")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("-o", "--output", default="compare.html", help="the page to write (default: compare.html)")
+    p.set_defaults(func=run.compare)
+
     p = sub.add_parser("evaluate", help="score a run's best checkpoint")
     p.add_argument("run_dir")
     p.add_argument("--data", help="another file of the same format")
