@@ -157,7 +157,7 @@ def test_metrics_name_the_model_without_paths_and_the_key_guards_metrics_and_doc
     from fmkit.serve.app import create_app
 
     export = tiny_export(tmp_path_factory)
-    guarded = ("/metrics", "/docs", "/redoc", "/openapi.json", "/v1/metadata")
+    guarded = ("/metrics", "/docs", "/openapi.json", "/v1/metadata")
     with Server(create_app(str(export), api_key="s3cret")) as url:
         with httpx.Client(base_url=url, timeout=30) as c:
             assert c.get("/v1/health").status_code == 200  # probes need no key
@@ -174,7 +174,7 @@ def test_metrics_name_the_model_without_paths_and_the_key_guards_metrics_and_doc
 
     with Server(create_app(str(export), api_key="s3cret", public_metrics=True, public_docs=True)) as url:
         with httpx.Client(base_url=url, timeout=30) as c:
-            for path in ("/metrics", "/docs", "/redoc", "/openapi.json"):
+            for path in ("/metrics", "/docs", "/openapi.json"):
                 assert c.get(path).status_code == 200, path
             assert c.get("/v1/metadata").status_code == 401
             assert c.post("/v1/predict", json={"inputs": ["good film"]}).status_code == 401

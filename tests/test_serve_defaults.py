@@ -56,3 +56,19 @@ def test_predict_backend_flag(onnx_export, tmp_path):
     la = [json.loads(x)["label"] for x in a.stdout.splitlines()]
     lb = [json.loads(x)["label"] for x in b.stdout.splitlines()]
     assert la == lb and len(la) == 2
+
+
+def test_docs_work_offline_from_the_servers_own_files(onnx_export):
+    from fastapi.testclient import TestClient
+
+    from fmkit.serve.app import create_app
+
+    with TestClient(create_app(str(onnx_export), backend="onnx", api_key="k")) as c:
+        page = c.get("/docs", headers={"X-API-Key": "k"})
+        assert page.status_code == 200
+        assert "/docs-assets/swagger-ui-bundle.js" in page.text and "cdn" not in page.text.lower()
+        js = c.get("/docs-assets/swagger-ui-bundle.js")  # the page's own files need no key
+        css = c.get("/docs-assets/swagger-ui.css")
+        assert js.status_code == 200 and len(js.content) > 100_000 and css.status_code == 200
+        assert c.get("/docs").status_code == 401 and c.get("/openapi.json").status_code == 401
+        assert c.get("/openapi.json", headers={"X-API-Key": "k"}).json()["paths"]["/v1/predict"]

@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-metrics", action="store_const", const=True,
                    help="with an API key, still answer /metrics without one")
     p.add_argument("--public-docs", action="store_const", const=True,
-                   help="with an API key, still answer /docs, /redoc and /openapi.json without one")
+                   help="with an API key, still answer /docs and /openapi.json without one")
     p.add_argument("--no-batching", dest="batching", action="store_const", const=False,
                    help="answer each request on its own (no micro-batching)")
     p.add_argument("--precision", choices=["auto", "float", "int8"],

@@ -178,7 +178,7 @@ class ServeSection(Section):
     body_timeout: float = Field(30.0, gt=0)
     #: environment variable holding the API key clients send as X-API-Key
     api_key_env: str | None = None
-    #: with an API key, still answer /metrics (and /docs, /redoc, /openapi.json) without one
+    #: with an API key, still answer /metrics (and /docs, /openapi.json) without one
     public_metrics: bool = False
     public_docs: bool = False
     access_log: bool = False

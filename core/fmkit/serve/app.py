@@ -115,6 +115,37 @@ async def _disconnected(request) -> None:
             return
 
 
+def offline_docs(app) -> None:
+    """``/docs`` from Swagger UI's files shipped in the ``swagger-ui-bundle`` wheel, served by this
+    server under ``/docs-assets/``: the page works without internet (FastAPI's default fetches
+    them from a CDN, and a server offline showed a blank page)."""
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # the page is then FastAPI's, with its assets from the CDN
+        from fastapi.openapi.docs import get_swagger_ui_html as page
+
+        @app.get("/docs", include_in_schema=False)
+        async def docs_online():
+            return page(openapi_url=app.openapi_url, title=f"{app.title} - docs")
+        return
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - docs",
+                                   oauth2_redirect_url="/docs/oauth2-redirect",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def docs_redirect():
+        return get_swagger_ui_oauth2_redirect_html()
+
+
 def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_wait_ms: float = 5.0,
                max_items: int = 64, max_body_bytes: int = 16 * 1024 * 1024, api_key: str | None = None,
                batching: bool = True, precision: str = "auto", max_queue: int | None = 1024,
@@ -156,7 +187,8 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         yield
         await batcher.stop()  # graceful: finish requests in flight
 
-    app = FastAPI(title="fmkit model server", version="1", lifespan=lifespan)
+    app = FastAPI(title="fmkit model server", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
+    offline_docs(app)
     who = model_identity(meta, path)
     app.state.summary = (f"{who['name']} {who['version']} ({(meta.get('task') or {}).get('name', 'task')}, "
                          f"backend {backend}, precision {predictor.precision})")

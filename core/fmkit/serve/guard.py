@@ -11,7 +11,9 @@ import time
 from typing import Any
 
 #: paths FastAPI serves its documentation on
-DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json"})
+#: the documentation page's own JavaScript and CSS (Swagger UI's published files): always public
+ASSETS_PREFIX = "/docs-assets/"
 #: always public: load balancers and Kubernetes probe it without a key
 HEALTH_PATH = "/v1/health"
 
@@ -22,7 +24,7 @@ class RequestGuard:
     after its headers.
 
     With an API key every path needs it except ``/v1/health``, and ``/metrics`` or the
-    documentation (``/docs``, ``/redoc``, ``/openapi.json``) when ``public_metrics`` or
+    documentation (``/docs``, ``/openapi.json``; Swagger UI's own files under ``/docs-assets/`` are public) when ``public_metrics`` or
     ``public_docs`` says so. The size is checked from ``Content-Length`` before anything is read
     and, for bodies sent without one (chunked), while they are read: the first byte past the limit
     answers 413 and the application's own answer is dropped.
@@ -47,7 +49,8 @@ class RequestGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if self.api_key and scope["path"] not in self.public and headers.get(b"x-api-key") != self.api_key:
+        if (self.api_key and scope["path"] not in self.public and not scope["path"].startswith(ASSETS_PREFIX)
+                and headers.get(b"x-api-key") != self.api_key):
             return await self._reply(send, 401, "missing or wrong X-API-Key header")
         size = headers.get(b"content-length")
         if size is not None:
