@@ -72,3 +72,21 @@ def test_docs_work_offline_from_the_servers_own_files(onnx_export):
         assert js.status_code == 200 and len(js.content) > 100_000 and css.status_code == 200
         assert c.get("/docs").status_code == 401 and c.get("/openapi.json").status_code == 401
         assert c.get("/openapi.json", headers={"X-API-Key": "k"}).json()["paths"]["/v1/predict"]
+
+
+def test_the_api_description_has_examples_and_every_status(onnx_export):
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from fmkit.serve.app import create_app
+
+    shipped = json.loads((onnx_export / "export.json").read_text())["signature"]["example_inputs"]
+    with TestClient(create_app(str(onnx_export), backend="onnx")) as c:
+        spec = c.get("/openapi.json").json()
+        op = spec["paths"]["/v1/predict"]["post"]
+        assert {"200", "400", "401", "413", "422", "503"} <= set(op["responses"])
+        example = op["requestBody"]["content"]["application/json"]["examples"]["from the model"]["value"]
+        assert example == {"inputs": shipped[:2]} and shipped
+        r = c.post("/v1/predict", json=example)  # the documented example works as sent
+        assert r.status_code == 200 and len(r.json()["predictions"]) == len(example["inputs"])

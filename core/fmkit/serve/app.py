@@ -18,9 +18,21 @@ from pydantic import BaseModel, field_validator
 from ..errors import DataError, UsageError
 
 try:  # module level: FastAPI resolves the endpoints' (string) annotations from these globals
-    from fastapi import File, Request, UploadFile
+    from fastapi import Body, File, Request, UploadFile
 except ImportError:  # serving is optional: fmkit[serve]
-    File = Request = UploadFile = None  # type: ignore[assignment,misc]
+    Body = File = Request = UploadFile = None  # type: ignore[assignment,misc]
+
+#: every status an answer of the predict endpoints can have besides 200, for /docs
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "an input cannot be decoded or is not what the task takes; `detail` names it "
+                         "(`inputs[i]`) and says why"},
+    401: {"description": "missing or wrong `X-API-Key` header (only when the server runs with --api-key-env)"},
+    408: {"description": "the request body did not arrive within --body-timeout seconds"},
+    413: {"description": "too many inputs, an input or the request too large (--max-items, --max-input-chars, "
+                         "--max-request-chars, --max-body-bytes); `detail` says which limit"},
+    422: {"description": "the body is not `{\"inputs\": [...]}` (or a file upload for /v1/predict/files)"},
+    503: {"description": "the queue is full (--max-queue); retry after the `Retry-After` header's seconds"},
+}
 
 #: request limits (``fmkit serve`` flags and the recipe's ``serve:`` section may change them)
 MAX_INPUT_CHARS = 1_000_000
@@ -227,12 +239,16 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
                 raise p
         return preds
 
-    @app.post("/v1/predict", response_model=PredictResponse)
-    async def predict(req: PredictRequest, request: Request):
+    shipped = (meta.get("signature") or {}).get("example_inputs") or []
+    examples = {"from the model": {"summary": "inputs this model takes (from its export)",
+                                   "value": {"inputs": shipped[:2]}}} if shipped else None
+
+    @app.post("/v1/predict", response_model=PredictResponse, responses=ERROR_RESPONSES)
+    async def predict(request: Request, req: PredictRequest = Body(openapi_examples=examples)):
         """Raw inputs as JSON: text strings, base64 images or audio, arrays for series."""
         return await run_items(req.inputs, "inputs", request)
 
-    @app.post("/v1/predict/files", response_model=PredictResponse)
+    @app.post("/v1/predict/files", response_model=PredictResponse, responses=ERROR_RESPONSES)
     async def predict_files(request: Request, files: list[UploadFile] = File(...), records: bool = False):
         """Multipart uploads (images, audio, text files), one prediction per file in order. With
         ``?records=true`` each upload is a CSV or JSON Lines file and each of its rows or lines is
