@@ -241,6 +241,12 @@ class Trainer:
             self.scheduler.step(value)
         return results
 
+    def _epoch_validation(self) -> dict | None:
+        """The latest validation made during this epoch (``train.eval_every`` steps), from ``run.history``
+        (restored on resume), or ``None``."""
+        record = next((r for r in reversed(self.run.history) if r.get("epoch") == self.epoch), None)
+        return None if record is None else {k: v for k, v in record.items() if k not in ("split", "step", "epoch")}
+
     def kept_checkpoint_note(self) -> str:
         """Which checkpoints a failed run leaves that hold finite weights (said only when one exists)."""
         self.writer.wait()
@@ -393,12 +399,13 @@ class Trainer:
                     break
             epoch_done = self.batch_in_epoch >= n_batches
             if epoch_done:
-                self.pm.dispatch("fmkit_on_epoch_end", run=run, epoch=self.epoch,
-                                 metrics={"loss": epoch_loss / epoch_n if epoch_n else float("nan")})
+                train = {"loss": epoch_loss / epoch_n if epoch_n else float("nan")}
+                self.pm.dispatch("fmkit_on_epoch_end", run=run, epoch=self.epoch, metrics=dict(train))
                 if self.scheduler and self.scheduler.interval == "epoch" and not self.scheduler.needs_metric:
                     self.scheduler.step()
-                if not eval_steps:
-                    self.evaluate()
+                validation = self._epoch_validation() if eval_steps else self.evaluate()
+                self.pm.dispatch("fmkit_on_epoch_metrics", run=run, epoch=self.epoch, train=train,
+                                 validation=validation)
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                 self.save("epoch")
             else:
