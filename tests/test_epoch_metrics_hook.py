@@ -86,3 +86,17 @@ def test_with_step_evaluation_it_gets_the_latest_evaluation_of_the_epoch(tmp_pat
             assert m["validation"] == {k: v for k, v in by_step[step].items() if k not in STAMP}
             assert by_step[step]["epoch"] == m["epoch"]
         assert m["train"]["loss"] == pytest.approx(_train_loss(records, m["epoch"]), rel=1e-9)
+
+
+def test_a_run_resumed_mid_epoch_reports_the_whole_epochs_loss(tmp_path, recipe_factory):
+    """Stopped at step 6 of epoch 0's 12 (train.max_steps), then resumed: the epoch's loss is the mean
+    over all 12 logged steps, before and after the resume, as metrics.jsonl has them."""
+    recorder = EpochRecorder()
+    fmkit.register_plugin(recorder, name="epoch-recorder")  # removed after the test (conftest)
+    first = fmkit.train(recipe_factory(log_every=1, epochs=1, max_steps=6), run_dir=str(tmp_path / "run"))
+    assert recorder.epoch_metrics == []  # an epoch cut short by max_steps reports nothing
+    fmkit.train(str(first.run_dir / "recipe.yaml"), overrides=["train.max_steps=null"], resume=str(first.run_dir))
+    records = [json.loads(x) for x in (first.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, 13))
+    (m,) = recorder.epoch_metrics
+    assert m["epoch"] == 0 and m["train"]["loss"] == pytest.approx(_train_loss(records, 0), rel=1e-9)

@@ -199,7 +199,8 @@ def fmkit_on_epoch_metrics(run: Any, epoch: int, train: dict, validation: dict |
     validation metrics together (since API 1.3).
 
     ``train`` is what :func:`fmkit_on_epoch_end` got: ``{"loss": mean}``, the mean of the losses
-    logged during the epoch (the training metrics the loop keeps). ``validation`` is the flat metric
+    logged during the epoch (the training metrics the loop keeps; a run resumed mid-epoch counts
+    the steps before the resume too, as ``metrics.jsonl`` has them). ``validation`` is the flat metric
     dict of the epoch's validation, the same values :func:`fmkit_on_evaluate_end` got and
     ``metrics.jsonl`` / ``run.history`` record for that epoch. When ``train.eval_every`` evaluates
     every N steps instead of every epoch, ``validation`` is the latest evaluation made during this

@@ -77,6 +77,8 @@ class Trainer:
         # loop position and counters (all saved in checkpoints)
         self.epoch, self.batch_in_epoch, self.bad_steps = 0, 0, 0
         self.best, self.evals_without_improvement, self.stop = None, 0, False
+        #: the current epoch's logged losses, summed and counted (its mean goes to the epoch hooks)
+        self.epoch_loss_sum, self.epoch_loss_n = 0.0, 0
         self.stepper = MicroStepper(self)
         self.signals = StopSignals(announce=False)  # replaced by the active one during fit()
         if run.is_main:  # folders a killed write left half-written
@@ -125,7 +127,7 @@ class Trainer:
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "global_step": self.run.global_step,
             "bad_steps": self.bad_steps, "chunks": self.chunks, "best": self.best,
             "evals_without_improvement": self.evals_without_improvement, "history": self.run.history,
-            "stop": self.stop,
+            "stop": self.stop, "epoch_loss": [self.epoch_loss_sum, self.epoch_loss_n],
             "plugins": plugin_states,
         }
 
@@ -155,6 +157,7 @@ class Trainer:
         self.bad_steps, self.chunks, self.best = s["bad_steps"], s["chunks"], s["best"]
         self.evals_without_improvement, self.run.history = s["evals_without_improvement"], s["history"]
         self.stop = bool(s.get("stop", False))
+        self.epoch_loss_sum, self.epoch_loss_n = s.get("epoch_loss", (0.0, 0))  # absent before API 1.3
         for plugin, state in (s.get("plugins") or {}).items():
             if self.pm.pm.has_plugin(plugin):
                 self.pm.call_one(plugin, "fmkit_restore_checkpoint_state", run=self.run, state=state)
@@ -338,7 +341,9 @@ class Trainer:
             self.plan.epoch = self.dataset.epoch = self.epoch
             self.plan.start = self.batch_in_epoch
             self.pm.dispatch("fmkit_on_epoch_start", run=run, epoch=self.epoch)
-            epoch_loss, epoch_n, pending, n_batches = 0.0, 0, 0, len(self.plan)
+            if not self.batch_in_epoch:  # a run resumed mid-epoch keeps the epoch's sums so far
+                self.epoch_loss_sum, self.epoch_loss_n = 0.0, 0
+            pending, n_batches = 0, len(self.plan)
             window_loss = accumulator(self.device)
             for batch in self.train_loader:
                 batch = to_device(batch, self.device, non_blocking=True)
@@ -377,7 +382,8 @@ class Trainer:
                 logs = {}
                 if step % log_every == 0 or step == self.total_steps:
                     mean_loss = float(loss_acc / max(loss_n, 1))
-                    epoch_loss, epoch_n = epoch_loss + mean_loss * loss_n, epoch_n + loss_n
+                    self.epoch_loss_sum += mean_loss * loss_n
+                    self.epoch_loss_n += loss_n
                     loss_acc.zero_()
                     loss_n = 0
                     dt = time.perf_counter() - t_log
@@ -399,7 +405,7 @@ class Trainer:
                     break
             epoch_done = self.batch_in_epoch >= n_batches
             if epoch_done:
-                train = {"loss": epoch_loss / epoch_n if epoch_n else float("nan")}
+                train = {"loss": self.epoch_loss_sum / self.epoch_loss_n if self.epoch_loss_n else float("nan")}
                 self.pm.dispatch("fmkit_on_epoch_end", run=run, epoch=self.epoch, metrics=dict(train))
                 if self.scheduler and self.scheduler.interval == "epoch" and not self.scheduler.needs_metric:
                     self.scheduler.step()
