@@ -37,7 +37,7 @@ def distribution_version(distribution: str, package_file: str) -> str:
     except metadata.PackageNotFoundError:
         pass
     package_dir = Path(package_file).resolve().parent
-    for root in (package_dir.parent, package_dir.parent.parent):  # plugins/nlp/fmkit_nlp, core/fmkit
+    for root in (package_dir.parent, package_dir.parent.parent):  # plugins/NAME/PACKAGE, core/fmkit
         found = pyproject_version(root / "pyproject.toml", distribution)
         if found:
             return found
