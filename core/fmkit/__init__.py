@@ -28,7 +28,9 @@ from .plugins import get_plugin_manager, register_plugin, unregister_plugin
 from .task import Task
 from .tasks import ClassificationTask, RegressionTask
 
-__version__ = "0.1.0"
+from .utils.version import distribution_version as _distribution_version
+
+__version__ = _distribution_version("fmkit", __file__)  # the number lives in pyproject.toml only
 
 
 def get_registry():

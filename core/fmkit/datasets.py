@@ -60,6 +60,18 @@ class Dataset:
         splits = {name: self.load_file(getattr(p, name)) for name in self.split_params if getattr(p, name, None)}
         return carve_split(splits, "test", getattr(p, "test_fraction", 0.0), getattr(p, "seed", 0), self.stratify_key)
 
+    def metadata(self) -> dict[str, Any]:
+        """What the dataset knows about its data that the task may use: declared column types, a
+        label vocabulary, a sampling rate. Optional (since API 1.3); the default is ``{}``.
+
+        ``fmkit train`` calls it once, after :meth:`load` (so it may report what loading learnt,
+        the types inferred from train, say), and hands the dict to
+        :meth:`fmkit.Task.receive_dataset_metadata` just before :meth:`fmkit.Task.setup`. Return a
+        plain dict; JSON-able values if the task is to keep it in its state. A dataset object that
+        does not subclass :class:`Dataset` may leave it out (the task then receives ``{}``).
+        """
+        return {}
+
     def load_file(self, path: str) -> list[dict]:
         """The examples of one file in the format of the training data (``fmkit evaluate RUN --data FILE``).
 

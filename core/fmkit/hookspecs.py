@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .components import Component
 
 PROJECT = "fmkit"
-HOOK_API_VERSION = "1.2"
+HOOK_API_VERSION = "1.3"
 """The version of this contract: minor versions add hooks, arguments or Task methods (with defaults,
 so older plugins keep working); a major version removes or changes one."""
 
@@ -186,9 +186,32 @@ def fmkit_on_epoch_end(run: Any, epoch: int, metrics: dict) -> None:
 
     It comes *before* that epoch's validation: the order at an epoch's end is
     ``fmkit_on_epoch_end`` -> (epoch scheduler step) -> validation and its
-    :func:`fmkit_on_evaluate_end` (unless ``train.eval_every`` evaluates by steps) -> the epoch
-    checkpoint and its :func:`fmkit_on_checkpoint_saved`. Not called for an epoch cut short by
-    ``train.max_steps`` or early stopping.
+    :func:`fmkit_on_evaluate_end` (unless ``train.eval_every`` evaluates by steps) ->
+    :func:`fmkit_on_epoch_metrics` -> the epoch checkpoint and its :func:`fmkit_on_checkpoint_saved`.
+    Not called for an epoch cut short by ``train.max_steps`` or early stopping. A hook that needs
+    the epoch's validation metrics too implements :func:`fmkit_on_epoch_metrics`.
+    """
+
+
+@hookspec
+def fmkit_on_epoch_metrics(run: Any, epoch: int, train: dict, validation: dict | None) -> None:
+    """Called once per completed epoch, *after* that epoch's validation, with the epoch's training and
+    validation metrics together (since API 1.3).
+
+    ``train`` is what :func:`fmkit_on_epoch_end` got: ``{"loss": mean}``, the mean of the losses
+    logged during the epoch (the training metrics the loop keeps; a run resumed mid-epoch counts
+    the steps before the resume too, as ``metrics.jsonl`` has them). ``validation`` is the flat metric
+    dict of the epoch's validation, the same values :func:`fmkit_on_evaluate_end` got and
+    ``metrics.jsonl`` / ``run.history`` record for that epoch. When ``train.eval_every`` evaluates
+    every N steps instead of every epoch, ``validation`` is the latest evaluation made during this
+    epoch, or ``None`` when no evaluation fell in it.
+
+    The order at an epoch's end: :func:`fmkit_on_epoch_end` -> validation and its
+    :func:`fmkit_on_evaluate_end` -> ``fmkit_on_epoch_metrics`` -> the epoch checkpoint (so state
+    a plugin keeps from it rides in that checkpoint). Not called for an epoch cut short by
+    ``train.max_steps`` or early stopping, as :func:`fmkit_on_epoch_end`. Called on every rank, like every lifecycle hook:
+    ``validation`` is the same (all-reduced) everywhere, ``train`` is this rank's mean loss (rank
+    0's is the one ``metrics.jsonl`` logs); write files only where ``run.is_main``.
     """
 
 

@@ -14,7 +14,8 @@ Flow through a task::
 """
 from __future__ import annotations
 
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from .components import Params
 
@@ -43,17 +44,36 @@ class Task:
     #: saves and :meth:`load_state_dict` restores, besides ``labels``; a subclass lists only its own
     #: (the lists of its base classes are added)
     state_attributes: tuple[str, ...] = ()
+    #: what the dataset reported through :meth:`fmkit.Dataset.metadata`, set by
+    #: :meth:`receive_dataset_metadata` before :meth:`setup` (empty until then; a task that needs it
+    #: after training lists ``"dataset_metadata"`` in :attr:`state_attributes`, or keeps what it
+    #: derives from it in its own state attributes)
+    dataset_metadata: Mapping[str, Any] = MappingProxyType({})
 
     def __init__(self, params: Params, context: dict | None = None):
         self.params = params
         self.labels: list[str] | None = None
 
     # ------------------------------------------------------------------ fitting
+    def receive_dataset_metadata(self, metadata: dict[str, Any]) -> None:
+        """Receive what the dataset knows about its data (its :meth:`fmkit.Dataset.metadata`: declared
+        column types, say), since API 1.3.
+
+        Called by ``fmkit train`` once, after loading, cleaning and splitting and just before
+        :meth:`setup`, which can then read :attr:`dataset_metadata`; ``{}`` when the dataset reports
+        nothing. The default stores a copy in :attr:`dataset_metadata`; override it to check or
+        convert what the task needs (raise :class:`fmkit.errors.DataError` for metadata it cannot use).
+        Not called when a trained task is loaded from a run or an export: keep what inference needs
+        in the task's state.
+        """
+        self.dataset_metadata = dict(metadata)
+
     def setup(self, train_examples: list[dict], model_params: dict[str, Any]) -> None:
         """Fit everything learnt from the training split (label names, tokenizer, scaler).
 
         Called once per training run after cleaning and splitting, with the raw training
-        examples and the recipe's ``model`` section. Never look at validation or test data here.
+        examples and the recipe's ``model`` section (and after :meth:`receive_dataset_metadata`).
+        Never look at validation or test data here.
         """
 
     def stratify_key(self, example: dict) -> Any:

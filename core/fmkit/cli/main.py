@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 
+from .. import __version__
 from ..components import KINDS
 from ..errors import FmkitError
 
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fmkit", description="Fine-tune, evaluate, export and serve foundation models.")
     parser.add_argument("--strict-plugins", action="store_true", help="fail when any plugin fails to load")
     parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME", help="switch a plugin off (repeatable)")
-    parser.add_argument("--version", action="version", version="fmkit 0.1.0")
+    parser.add_argument("--version", action="version", version=f"fmkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     plugins = sub.add_parser("plugins", help="installed plugins").add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)

@@ -45,7 +45,7 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     import torch
 
     from . import checkpoint as ckpt
-    from .data import EpochBatchPlan, PreparedDataset, load_splits, make_loader, preprocess_cached
+    from .data import EpochBatchPlan, PreparedDataset, dataset_metadata, load_splits, make_loader, preprocess_cached
     from .loop import Trainer, seed_everything
     from .precision import pick_device
 
@@ -69,7 +69,9 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     b = Builder(recipe, pm)
     task = b.task()
     dropped: dict[str, int] = {}
-    splits = load_splits(b.dataset(task), recipe, task, dropped, lambda: b.transforms("clean", task))
+    source = b.dataset(task)
+    splits = load_splits(source, recipe, task, dropped, lambda: b.transforms("clean", task))
+    task.receive_dataset_metadata(dataset_metadata(source, recipe.data.name))  # what setup may read
     task.setup(splits["train"], recipe.model.as_dict())
     if task.classification and task.labels is not None and len(task.labels) < 2:
         raise DataError(f"the training data ({recipe.data.dataset_params().get('train') or 'data.train'}) has "

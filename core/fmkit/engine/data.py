@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, FmkitError
 from ..utils.atomic import atomic_write_bytes
 
 log = logging.getLogger("fmkit")
@@ -251,3 +251,16 @@ def load_splits(dataset, recipe, task, dropped: dict[str, int], make_clean) -> d
         splits["train"], splits["validation"] = split_validation(
             splits["train"], recipe.data.validation_split, recipe.data.split_seed, task, recipe.data.stratify)
     return splits
+
+
+def dataset_metadata(dataset, name: str) -> dict[str, Any]:
+    """The dataset's :meth:`~fmkit.Dataset.metadata` (a method or a dict attribute), ``{}`` when it has
+    none; an answer that is not a dict is refused naming the dataset component."""
+    found = getattr(dataset, "metadata", None)
+    metadata = found() if callable(found) else found
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise FmkitError(f"dataset {name!r}: metadata() must return a dict (fmkit.Dataset.metadata); "
+                         f"got {type(metadata).__name__}")
+    return metadata

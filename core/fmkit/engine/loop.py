@@ -78,6 +78,8 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.bad_steps = 0, 0, 0
         self.best, self.evals_without_improvement, self.stop = None, 0, False
         self.best_loss: float | None = None  # the validation loss of the best checkpoint (breaks ties)
+        #: the current epoch's logged losses, summed and counted (its mean goes to the epoch hooks)
+        self.epoch_loss_sum, self.epoch_loss_n = 0.0, 0
         self.stepper = MicroStepper(self)
         self.signals = StopSignals(announce=False)  # replaced by the active one during fit()
         if run.is_main:  # folders a killed write left half-written
@@ -126,7 +128,7 @@ class Trainer:
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "global_step": self.run.global_step,
             "bad_steps": self.bad_steps, "chunks": self.chunks, "best": self.best, "best_loss": self.best_loss,
             "evals_without_improvement": self.evals_without_improvement, "history": self.run.history,
-            "stop": self.stop,
+            "stop": self.stop, "epoch_loss": [self.epoch_loss_sum, self.epoch_loss_n],
             "plugins": plugin_states,
         }
 
@@ -157,6 +159,7 @@ class Trainer:
         self.best_loss = s.get("best_loss")
         self.evals_without_improvement, self.run.history = s["evals_without_improvement"], s["history"]
         self.stop = bool(s.get("stop", False))
+        self.epoch_loss_sum, self.epoch_loss_n = s.get("epoch_loss", (0.0, 0))  # absent before API 1.3
         for plugin, state in (s.get("plugins") or {}).items():
             if self.pm.pm.has_plugin(plugin):
                 self.pm.call_one(plugin, "fmkit_restore_checkpoint_state", run=self.run, state=state)
@@ -257,6 +260,12 @@ class Trainer:
         if self.scheduler and self.scheduler.needs_metric:
             self.scheduler.step(value)
         return results
+
+    def _epoch_validation(self) -> dict | None:
+        """The latest validation made during this epoch (``train.eval_every`` steps), from ``run.history``
+        (restored on resume), or ``None``."""
+        record = next((r for r in reversed(self.run.history) if r.get("epoch") == self.epoch), None)
+        return None if record is None else {k: v for k, v in record.items() if k not in ("split", "step", "epoch")}
 
     def kept_checkpoint_note(self) -> str:
         """Which checkpoints a failed run leaves that hold finite weights (said only when one exists)."""
@@ -368,7 +377,9 @@ class Trainer:
             self.plan.start = self.batch_in_epoch
             self.pm.dispatch("fmkit_on_epoch_start", run=run, epoch=self.epoch)
             bar.set_epoch(self.epoch)
-            epoch_loss, epoch_n, pending, n_batches = 0.0, 0, 0, len(self.plan)
+            if not self.batch_in_epoch:  # a run resumed mid-epoch keeps the epoch's sums so far
+                self.epoch_loss_sum, self.epoch_loss_n = 0.0, 0
+            pending, n_batches = 0, len(self.plan)
             window_loss = accumulator(self.device)
             for batch in self.train_loader:
                 batch = to_device(batch, self.device, non_blocking=True)
@@ -407,7 +418,8 @@ class Trainer:
                 logs = {}
                 if step % log_every == 0 or step == self.total_steps:
                     mean_loss = float(loss_acc / max(loss_n, 1))
-                    epoch_loss, epoch_n = epoch_loss + mean_loss * loss_n, epoch_n + loss_n
+                    self.epoch_loss_sum += mean_loss * loss_n
+                    self.epoch_loss_n += loss_n
                     loss_acc.zero_()
                     loss_n = 0
                     dt = time.perf_counter() - t_log
@@ -429,12 +441,13 @@ class Trainer:
                     break
             epoch_done = self.batch_in_epoch >= n_batches
             if epoch_done:
-                self.pm.dispatch("fmkit_on_epoch_end", run=run, epoch=self.epoch,
-                                 metrics={"loss": epoch_loss / epoch_n if epoch_n else float("nan")})
+                train = {"loss": self.epoch_loss_sum / self.epoch_loss_n if self.epoch_loss_n else float("nan")}
+                self.pm.dispatch("fmkit_on_epoch_end", run=run, epoch=self.epoch, metrics=dict(train))
                 if self.scheduler and self.scheduler.interval == "epoch" and not self.scheduler.needs_metric:
                     self.scheduler.step()
-                if not eval_steps:
-                    self.evaluate()
+                validation = self._epoch_validation() if eval_steps else self.evaluate()
+                self.pm.dispatch("fmkit_on_epoch_metrics", run=run, epoch=self.epoch, train=train,
+                                 validation=validation)
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                 self.save("epoch")
             else:

@@ -1,3 +1,5 @@
 """fmkit-cv: image classification with timm models (registered through the ``fmkit.plugins`` entry point)."""
 
-__version__ = "0.1.0"
+from fmkit.utils.version import distribution_version
+
+__version__ = distribution_version("fmkit-cv", __file__)  # the number lives in pyproject.toml only

@@ -1,2 +1,4 @@
 """fmkit-nlp: text tasks on transformers models."""
-__version__ = "0.1.0"
+from fmkit.utils.version import distribution_version
+
+__version__ = distribution_version("fmkit-nlp", __file__)  # the number lives in pyproject.toml only

@@ -1,3 +1,5 @@
 """fmkit-recsys: sequential recommendation with full-ranking evaluation (``fmkit.plugins`` entry point)."""
 
-__version__ = "0.1.0"
+from fmkit.utils.version import distribution_version
+
+__version__ = distribution_version("fmkit-recsys", __file__)  # the number lives in pyproject.toml only

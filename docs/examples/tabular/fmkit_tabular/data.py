@@ -34,10 +34,12 @@ def infer_types(rows: list[dict], declared: dict[str, str]) -> dict[str, str]:
 
 
 class CsvTable(Dataset):
-    """Examples ``{"features": {column: text}, "target": text, "column_types": {column: type}, "source"}``;
-    the task parses the cells (and names ``source``, ``file:line``, when one is wrong)."""
+    """Examples ``{"features": {column: text}, "target": text, "source": "file:line"}``; types: :meth:`metadata`."""
 
     types: dict[str, str] | None = None  # train's column types, used for every file read after it
+
+    def metadata(self):
+        return {"column_types": self.types or {}}  # fmkit gives it to the task before Task.setup
 
     def load_file(self, path):
         p, rows = self.params, read_csv(path)
@@ -47,5 +49,5 @@ class CsvTable(Dataset):
                 raise DataError(f"{path}: no column {c!r} (data.target, data.columns, data.ignore); header: {header}")
         self.types = self.types or infer_types([r for _, r in rows], p.columns)
         keep = [c for c in self.types if c != p.target and c not in p.ignore]
-        return [{"features": {c: row[c] for c in keep}, "target": row[p.target] or None, "column_types": self.types,
-                 "source": f"{path}:{line}"} for line, row in rows]
+        return [{"features": {c: row[c] for c in keep}, "target": row[p.target] or None, "source": f"{path}:{line}"}
+                for line, row in rows]

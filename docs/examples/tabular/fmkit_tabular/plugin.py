@@ -8,7 +8,7 @@ from fmkit.tasks import CLASSIFICATION_METRICS
 
 from .data import infer_types  # light: a plugin module must not import torch (`fmkit plugins list` stays fast)
 
-fmkit_api = ">=1.2,<2"
+fmkit_api = ">=1.3,<2"  # 1.3: the dataset's column types reach Task.setup
 TASKS = ["tabular-classification", "tabular-regression"]
 _T, _M = "fmkit_tabular.tasks", "fmkit_tabular.model"
 

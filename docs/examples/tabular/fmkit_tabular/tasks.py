@@ -19,7 +19,7 @@ class TableFeatures:
 
     def setup_inputs(self, train_examples, model_params):
         rows = [e["features"] for e in train_examples]
-        types = train_examples[0].get("column_types") or infer_types(rows, {})
+        types = self.dataset_metadata.get("column_types") or infer_types(rows, {})  # csv-table's, or inferred
         self.types, self.stats, self.vocab = {c: types[c] for c in rows[0]}, {}, {}
         for c in self.columns("numeric"):
             x = [v for v in (self.cell(e, c) for e in train_examples) if v is not None] or [0.0]
