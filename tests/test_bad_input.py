@@ -336,14 +336,16 @@ def test_evaluate_refuses_a_fifo_and_drops_blank_labels(finished_run, tmp_path, 
     assert json.loads(out_a) == json.loads(out_b), "rows without a label are not scored"
 
 
-def _fill_disk_after(monkeypatch, calls_allowed: int):
+def _fill_disk_after(monkeypatch, calls_allowed: int, at: str | None = None):
+    """Weights writes fail with a full disk after ``calls_allowed`` of them (or, with ``at``, from
+    the first write whose path contains it)."""
     import fmkit.engine.checkpoint as ck
 
     real, calls = ck.save_weights, []
 
     def save_weights(model, path):
         calls.append(path)
-        if len(calls) > calls_allowed:
+        if (at in str(path)) if at else len(calls) > calls_allowed:
             Path(path).write_bytes(b"\0" * 1000)  # half a file, then the disk is full
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(model, path)
@@ -357,7 +359,7 @@ def test_disk_full_during_a_checkpoint_is_one_line_and_keeps_the_previous_one(tm
     recipe = tiny_recipe(tmp_path, epochs=2)
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    _fill_disk_after(monkeypatch, 2)  # best and step-12 are written, step-24 meets a full disk
+    _fill_disk_after(monkeypatch, 0, at="step-00000024")  # best and step-12 are written, step-24 meets a full disk
     code, out, err = cli(capsys, "train", str(path), "--run-dir", str(tmp_path / "run"))
     assert code == 1
     lines = err.strip().splitlines()

@@ -166,7 +166,8 @@ def test_mean_pooling_trains_and_exports_to_onnx_not_hf(tmp_path):
                     export={"formats": ["onnx"]})
     assert run.results["accuracy"] >= 0.9, run.results
     predictor = fmkit.load(run.exports["onnx"], backend="onnx")
-    assert predictor.predict(["then paris"])[0]["label"] == "1"
+    # texts shaped like the training ones (three filler words, then a city or a name)
+    assert [p["label"] for p in predictor.predict(["yesterday then again paris", "today quickly then alice"])] == ["1", "0"]
     from fmkit.errors import FmkitError
 
     with pytest.raises(FmkitError, match="pooling: mean"):
