@@ -22,6 +22,7 @@ from . import distributed
 from .distributed import barrier
 from .evaluation import batch_rows, evaluate_loader, to_device
 from .interrupt import Interrupted, StopSignals
+from .loop_notes import header_lines, kept_checkpoint_note
 from .microstep import MicroStepper
 from .precision import accumulator, grad_scaler
 from .progress import TrainingBar
@@ -218,7 +219,7 @@ class Trainer:
         if bad:  # diverged: never a "best" on NaN, never a success
             raise TrainingError(f"the run diverged: validation {', '.join(f'{k} = {v}' for k, v in bad.items())} at "
                                 f"step {self.run.global_step}. Lower optimizer.lr, use fp32, or check the data; "
-                                f"{self.kept_checkpoint_note()}")
+                                f"{kept_checkpoint_note(self)}")
         es = self.cfg.early_stopping
         delta = es.min_delta if es else 0.0
         better = self.best is None or (value < self.best - delta if self.mode == "min" else value > self.best + delta)
@@ -267,25 +268,6 @@ class Trainer:
         record = next((r for r in reversed(self.run.history) if r.get("epoch") == self.epoch), None)
         return None if record is None else {k: v for k, v in record.items() if k not in ("split", "step", "epoch")}
 
-    def kept_checkpoint_note(self) -> str:
-        """Which checkpoints a failed run leaves that hold finite weights (said only when one exists)."""
-        self.writer.wait()
-        latest, set_aside = None, []
-        for d in sorted(self.ckpt_dir.glob("step-*"), reverse=True):
-            if not (d / "meta.json").is_file():
-                continue
-            if ckpt.finite_weights(d / "model.safetensors"):
-                latest = d
-                break
-            if self.run.is_main:  # --resume must not pick weights that are already NaN
-                set_aside.append(d.rename(d.with_name(f"diverged-{d.name}")))
-        kept = [f"the last good checkpoint is kept: {latest}"] if latest else []
-        if set_aside:
-            kept.append(f"{len(set_aside)} later checkpoint(s) with non-finite weights renamed diverged-step-*")
-        if self.best is not None and (self.ckpt_dir / "best" / "model.safetensors").is_file():
-            kept.append(f"the best ({self.monitor} = {self.best:.4g}) is in {self.ckpt_dir / 'best'}")
-        return "; ".join(kept) if kept else "no checkpoint with finite weights was saved before it"
-
     # ------------------------------------------------------------------ steps
     def _set_frozen(self, frozen: bool) -> None:
         from ..model_parts import is_head_parameter, require_head_prefixes
@@ -323,7 +305,7 @@ class Trainer:
         bar = TrainingBar(self.total_steps, run.global_step, self.cfg.progress, self.cfg.epochs) if run.is_main \
             else TrainingBar(0, 0, "off")
         self.bar = bar
-        bar.header(self._header_lines())
+        bar.header(header_lines(self))
         try:
             with StopSignals(announce=run.is_main) as self.signals:
                 self._loop(bar)
@@ -333,22 +315,6 @@ class Trainer:
             bar.close()
             self.finish_writes()
         barrier()
-
-    def _header_lines(self) -> list[str]:
-        """What a person starting a run wants to know before the first step."""
-        run, cfg = self.run, self.cfg
-        examples = (getattr(run, "data_summary", None) or {}).get("examples") or {}
-        params = sum(p.numel() for p in self.raw_model.parameters() if p.requires_grad)
-        steps_per_epoch = max(1, -(-len(self.plan) // cfg.grad_accum_steps))
-        shown = ", ".join(f"{k} {v:,}" for k, v in examples.items())
-        lines = [f"examples: {shown}" if shown else "examples: see the data report",
-                 f"steps: {steps_per_epoch:,} per epoch x {cfg.epochs} epoch(s) = {self.total_steps:,} "
-                 f"(batch {cfg.batch_size}" + (f" x {run.world_size} ranks" if run.world_size > 1 else "")
-                 + (f", accumulation {cfg.grad_accum_steps}" if cfg.grad_accum_steps > 1 else "") + ")",
-                 f"device: {self.device}, precision {cfg.precision}; trainable parameters: {params:,}"]
-        if run.global_step:
-            lines.append(f"resuming at step {run.global_step:,}")
-        return lines
 
     def _stop_for_signal(self, bar) -> None:
         """Save an "interrupted" checkpoint at this step boundary and raise :class:`Interrupted`."""
@@ -405,7 +371,7 @@ class Trainer:
                     if self.bad_steps >= cfg.max_bad_steps:
                         raise TrainingError(
                             f"{self.bad_steps} non-finite losses (train.max_bad_steps={cfg.max_bad_steps}); stopped. "
-                            f"Lower optimizer.lr, use fp32, or check the data; {self.kept_checkpoint_note()}")
+                            f"Lower optimizer.lr, use fp32, or check the data; {kept_checkpoint_note(self)}")
                     if stop_signal:
                         self._stop_for_signal(bar)
                     continue
