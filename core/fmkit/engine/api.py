@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import DataError, UsageError
+from ..errors import DataError, TrainingError, UsageError
 from ..plugins import get_plugin_manager
 from ..recipe import load_recipe
 from ..utils.atomic import atomic_write_text
@@ -170,6 +171,11 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     fplan = EpochBatchPlan(len(feats[final_split]), eval_bs, False, 0, None, rank, world)
     floader = make_loader(PreparedDataset(feats[final_split]), fplan, task.collate, 0, pin)
     results, artifacts = evaluate_loader(model, task, floader, loss_fn, b.metrics(task), device, cfg.precision)
+    bad = {k: v for k, v in results.items() if isinstance(v, float) and not math.isfinite(v)}
+    if bad:  # a diverged model is not a result: no eval.json, no export
+        raise TrainingError(f"the run diverged: the best checkpoint ({rd / 'checkpoints' / 'best'}) gives "
+                            f"{', '.join(f'{k} = {v}' for k, v in bad.items())} on the {final_split} split. Lower "
+                            "optimizer.lr, use fp32, or check the data")
     pm.dispatch("fmkit_on_evaluate_end", run=run, split=final_split, metrics=results)
     out = Run(run_dir=rd, results=results, best_checkpoint=rd / "checkpoints" / "best",
               train_seconds=round(train_seconds, 2))
