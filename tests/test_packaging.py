@@ -114,3 +114,17 @@ def test_a_source_tree_that_is_not_installed_reads_its_pyproject(tmp_path, monke
     assert versions.distribution_version("acme-thing", str(flat / "acme_thing" / "__init__.py")) == "3.2.1"
     # a pyproject that names another distribution is not this package's
     assert versions.distribution_version("other", str(flat / "acme_thing" / "__init__.py")) == versions.UNKNOWN
+
+
+def test_test_modules_have_unique_basenames():
+    """`make test` collects every plugin's tests in one pytest run with rootdir-relative imports:
+    two test files with the same basename stop collection ("import file mismatch") on a fresh clone."""
+    folders = [ROOT / "tests"] + [p / "tests" for p in PLUGINS] + [ROOT / "docs/examples/tabular/tests"]
+    seen: dict[str, Path] = {}
+    clashes = []
+    for folder in folders:
+        for path in sorted(folder.rglob("test_*.py")):
+            if path.name in seen:
+                clashes.append(f"{path.relative_to(ROOT)} and {seen[path.name].relative_to(ROOT)}")
+            seen.setdefault(path.name, path)
+    assert not clashes, "test files sharing a basename: " + "; ".join(clashes)
