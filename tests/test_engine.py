@@ -126,7 +126,8 @@ def test_hook_errors_name_the_plugin(tmp_path, recipe_factory):
 def test_export_verify_load_and_serve(tmp_path, recipe_factory):
     import fmkit
 
-    run = fmkit.train(recipe_factory(epochs=2), run_dir=str(tmp_path / "run"))
+    # 4 epochs: after 2 the tiny model's margins are near zero and int8 flips 40% of its predictions
+    run = fmkit.train(recipe_factory(epochs=4), run_dir=str(tmp_path / "run"))
     for fmt in ("safetensors", "torchscript", "onnx"):
         out = fmkit.export(str(run.run_dir), fmt)
         meta = json.loads((out / "export.json").read_text())

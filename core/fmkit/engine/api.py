@@ -3,23 +3,17 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..errors import DataError, TrainingError, UsageError
+from ..errors import DataError, UsageError
 from ..plugins import get_plugin_manager
 from ..recipe import load_recipe
-from ..utils.atomic import atomic_write_text
-from . import distributed
-from .artifacts import load_trained, run_recipe_dict, save_task_artifacts
+from .artifacts import load_trained, run_recipe_dict
 from .builder import Builder
-from .resume import check_resume, record_amendment
-from .run import MetricsLog, Run, RunContext, environment, new_run_dir, write_json
+from .resume import check_resume
+from .run import Run
 
 log = logging.getLogger("fmkit")
 
@@ -42,179 +36,24 @@ def _resolve(recipe: Any, overrides, resume: str | None):
 def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None = None, resume: str | None = None,
           overwrite: bool = False) -> Run:
     """Validate and run a recipe: data → train → evaluate → export. Returns the :class:`Run`.
-    ``overwrite``: replace the run in an existing ``run_dir`` (otherwise a non-empty one is refused)."""
-    import torch
-
+    ``overwrite``: replace the run in an existing ``run_dir`` (otherwise a non-empty one is refused).
+    The stages are :class:`~fmkit.engine.session.TrainingSession`'s methods, in this order."""
     from . import checkpoint as ckpt
-    from .data import EpochBatchPlan, PreparedDataset, dataset_metadata, load_splits, make_loader, preprocess_cached
-    from .loop import Trainer, seed_everything
-    from .precision import pick_device
+    from .session import TrainingSession
 
     recipe, amended = _resolve(recipe, overrides, resume)
     latest = ckpt.latest_checkpoint(Path(resume) / "checkpoints") if resume else None
     if resume and latest is None:
         raise UsageError(f"--resume {resume}: no checkpoint to resume from in {Path(resume) / 'checkpoints'}")
-    pm = get_plugin_manager()
-    cfg = recipe.train
-    device = pick_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    distributed.init(device)
-    rank, local_rank, world = distributed.world()
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    seed_everything(cfg.seed, cfg.deterministic)
-
-    # the data is read and checked before the run directory exists: bad data leaves nothing behind
-    b = Builder(recipe, pm)
-    task = b.task()
-    dropped: dict[str, int] = {}
-    source = b.dataset(task)
-    splits = load_splits(source, recipe, task, dropped, lambda: b.transforms("clean", task))
-    task.receive_dataset_metadata(dataset_metadata(source, recipe.data.name))  # what setup may read
-    task.setup(splits["train"], recipe.model.as_dict())
-    if task.classification and task.labels is not None and len(task.labels) < 2:
-        raise DataError(f"the training data ({recipe.data.dataset_params().get('train') or 'data.train'}) has "
-                        f"{len(task.labels)} class(es) ({', '.join(map(repr, task.labels)) or 'none'}) in "
-                        f"{len(splits['train'])} examples: a classifier needs at least two; check the label column")
-    if resume:
-        _check_same_labels(Path(resume), task)
-        rd = Path(resume)
-    elif rank == 0:
-        rd = new_run_dir(recipe, run_dir, overwrite)
-    else:
-        rd = None
-    if world > 1:  # every rank writes to rank 0's run directory
-        obj = [str(rd) if rd else None]
-        torch.distributed.broadcast_object_list(obj, src=0)
-        rd = Path(obj[0])
-    run = RunContext(recipe=recipe, run_dir=rd, device=device, rank=rank, world_size=world)
-    run.task = task
-    if rank == 0 and not resume:  # a resumed run keeps its records; changes go to recipe.amendments.yaml
-        atomic_write_text(rd / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-        write_json(rd / "environment.json", environment(cfg.seed, str(device)))
-    if rank == 0 and not resume:
-        save_task_artifacts(task, rd / "artifacts")
-    cache_dir = (Path(recipe.data.cache_dir) if recipe.data.cache_dir else Path(recipe.tracking.runs_dir) / ".cache") \
-        if recipe.data.cache else None
-    feats = {name: preprocess_cached(ex, task, cache_dir, name) for name, ex in splits.items()}
-    run.data_summary = {"examples": {k: len(v) for k, v in splits.items()}, "dropped": dropped,
-                        "labels": task.labels}
-
-    model = b.model(task).to(device)
-    raw_model = model
-    loss_fn = b.loss(task)
-    # a model without trainable parameters (a seasonal-naive baseline) is evaluated, not trained
-    trainable = any(p.requires_grad for p in model.parameters())
-    if not trainable:
-        log.info("the model has no trainable parameters: evaluating it without training")
-    if cfg.strategy == "fsdp":  # sharding replaces the parameters: shard first, then build the optimizer
-        model = distributed.wrap(model, device, cfg.strategy)
-    optimizer = b.optimizer(model) if trainable else None
-    lengths = [task.length(f) for f in feats["train"]] if recipe.data.group_by_length else None
-    plan = EpochBatchPlan(len(feats["train"]), cfg.batch_size, True, cfg.seed, lengths, rank, world)
-    dataset = PreparedDataset(feats["train"], b.transforms("augment", task), cfg.seed)
-    pin = recipe.data.pin_memory if recipe.data.pin_memory is not None else device.type == "cuda"
-    train_loader = make_loader(dataset, plan, task.collate, recipe.data.num_workers, pin)
-    eval_bs = cfg.eval_batch_size or cfg.batch_size * 2
-    val_name = "validation" if feats.get("validation") else "train"
-    val_plan = EpochBatchPlan(len(feats[val_name]), eval_bs, False, 0, None, rank, world)
-    val_loader = make_loader(PreparedDataset(feats[val_name]), val_plan, task.collate, recipe.data.num_workers, pin)
-    steps_per_epoch = max(1, -(-len(plan) // cfg.grad_accum_steps))
-    total = min(cfg.epochs * steps_per_epoch, cfg.max_steps or 10**12)
-    scheduler = b.scheduler(optimizer, total, steps_per_epoch) if trainable else None
-    if cfg.compile:
-        model = torch.compile(model)
-    if cfg.strategy != "fsdp":
-        model = distributed.wrap(model, device, cfg.strategy)
-    run.model, run.optimizer = raw_model, optimizer
-    resume_step = int(latest.name.split("-")[1]) if resume else None
-    mlog = MetricsLog(rd, recipe.tracking.tensorboard, enabled=rank == 0, resume_step=resume_step)
-    trainer = Trainer(run, model, raw_model, loss_fn, optimizer, scheduler, b.metrics(task), train_loader, plan,
-                      dataset, val_loader, pm, mlog)
-    if resume:
-        try:
-            trainer.load(latest)
-        except RuntimeError as e:  # a size mismatch: the checkpoint is not this recipe's model
-            mlog.close()
-            raise UsageError(f"--resume {resume}: {latest} does not fit the model the recipe builds: "
-                             f"{str(e).strip().splitlines()[0][:500]}") from None
-        if amended and rank == 0:
-            record_amendment(rd, amended, run.global_step)
-            log.info("resumed with amended settings (recorded in %s): %s", rd / "recipe.amendments.yaml",
-                     ", ".join(f"{k}: {v['from']!r} -> {v['to']!r}" for k, v in amended.items()))
-        log.info("resumed from %s (step %d)", latest, run.global_step)
-    pm.dispatch("fmkit_on_run_start", run=run)
-    fit_started = time.perf_counter()
-    try:
-        trainer.fit()
-    except BaseException as e:
-        mlog.close()
-        pm.dispatch("fmkit_on_exception", run=run, error=e)
-        raise
-    train_seconds = time.perf_counter() - fit_started
-
-    # final evaluation of the best checkpoint on test (or validation)
-    best_weights = rd / "checkpoints" / "best" / "model.safetensors"
-    if distributed.is_sharded(model):
-        from safetensors.torch import load_file
-
-        distributed.load_full_model_state(model, load_file(str(best_weights)))
-    else:
-        ckpt.load_weights(raw_model, best_weights)
-    from .evaluation import evaluate_loader
-
-    final_split = recipe.evaluate.split
-    if final_split == "auto":
-        final_split = "test" if feats.get("test") else val_name
-    fplan = EpochBatchPlan(len(feats[final_split]), eval_bs, False, 0, None, rank, world)
-    floader = make_loader(PreparedDataset(feats[final_split]), fplan, task.collate, 0, pin)
-    results, artifacts = evaluate_loader(model, task, floader, loss_fn, b.metrics(task), device, cfg.precision)
-    bad = {k: v for k, v in results.items() if isinstance(v, float) and not math.isfinite(v)}
-    if bad:  # a diverged model is not a result: no eval.json, no export
-        raise TrainingError(f"the run diverged: the best checkpoint ({rd / 'checkpoints' / 'best'}) gives "
-                            f"{', '.join(f'{k} = {v}' for k, v in bad.items())} on the {final_split} split. Lower "
-                            "optimizer.lr, use fp32, or check the data")
-    pm.dispatch("fmkit_on_evaluate_end", run=run, split=final_split, metrics=results)
-    out = Run(run_dir=rd, results=results, best_checkpoint=rd / "checkpoints" / "best",
-              train_seconds=round(train_seconds, 2))
-    if rank == 0:
-        mlog.log({"split": final_split, "step": run.global_step, "final": True, **results})
-        write_json(rd / "eval.json", results)
-        write_json(rd / "eval_details.json", {"split": final_split, "artifacts": artifacts,
-                                               "data": run.data_summary, "oom_events": trainer.oom_events,
-                                               "skipped_steps": trainer.bad_steps, "monitor": trainer.monitor,
-                                               "best": trainer.best, "hook_seconds": pm.hook_timings,
-                                               "train_seconds": round(train_seconds, 2)})
-        mlog.close()
-        if recipe.export.formats:
-            from ..exporting.api import export, verification_examples
-            from .artifacts import TrainedModel
-
-            # the best weights are loaded already: export them without rebuilding the model or re-reading data
-            if distributed.is_sharded(model):  # rank 0 exports a plain copy with the best weights
-                plain = b.model(task, inference=True)
-                ckpt.load_weights(plain, best_weights)
-            else:
-                plain = raw_model
-            trained = TrainedModel(recipe, task, plain.cpu().eval(), rd)
-            examples = verification_examples(splits)
-        for fmt in recipe.export.formats:
-            out.exports[fmt] = str(export(rd, fmt, quantize=recipe.export.quantize, tolerance=recipe.export.tolerance,
-                                          output=str(Path(recipe.export.output) / fmt) if recipe.export.output else None,
-                                          trained=trained, examples=examples))
-        if recipe.tracking.report:  # last: it shows the export checks too
-            from .report import write_report
-
-            out.report_path = write_report(rd, recipe, results, artifacts, run.data_summary, final_split, task,
-                                           exports=out.exports)
-    else:
-        mlog.close()
-    pm.dispatch("fmkit_on_run_end", run=run, results=results)
-    distributed.meet_before_exit()  # ranks leave together, with no collective still in flight
-    distributed.cleanup()
-    return out
+    session = TrainingSession(recipe, get_plugin_manager())
+    session.start()
+    session.read_data()  # before the run directory exists: bad data leaves nothing behind
+    session.open_run_dir(resume, run_dir, overwrite)
+    session.prepare(latest)
+    if latest is not None:
+        session.restore(latest, amended)
+    session.fit()
+    return session.record(*session.final_evaluation())
 
 
 def _check_same_labels(run_dir: Path, task) -> None:
