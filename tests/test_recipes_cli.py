@@ -100,3 +100,15 @@ def test_components_show_and_bad_usage():
     assert {"kind", "id", "plugin", "summary"} <= set(json.loads(r.stdout)[0])
     r = run_cli("frobnicate")
     assert r.returncode == 2
+
+
+def test_set_errors_point_at_the_set_argument_and_leave_nothing_half_applied(tmp_path):
+    r = validate(tmp_path, VALID, "--set", "train.epochs=abc", "--set", "data.clean.0.name=x")
+    assert r.returncode == 2
+    issues = {i["path"]: i for i in json.loads(r.stdout)["errors"]}
+    # the bad value came from the command line: the issue names the argument, not line 9 of the file
+    assert issues["train.epochs"]["file"] == "--set train.epochs=abc" and issues["train.epochs"]["line"] is None
+    # the failed list-item override created no empty data.clean mapping that validation then reports
+    assert "data.clean" not in issues and any("data.clean is not a list" in i["message"] for i in issues.values())
+    r = validate(tmp_path, VALID.replace("epochs: 2", "epochs: abc"))
+    assert json.loads(r.stdout)["errors"][0]["line"] == 9  # a bad value in the file still points at its line

@@ -5,6 +5,7 @@ would silently resolve to the last value), is reported with its line like any ot
 """
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,12 @@ def _index(node: list, part: str, where: str) -> int:
     return i
 
 
-def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
+def apply_overrides(data: dict, overrides: list[str] | None, applied: dict[str, str] | None = None) -> dict:
     """Apply ``a.b.c=value`` overrides in place (list items by index: ``data.clean.0.name=x``).
+
+    ``applied``, when given, receives each applied override's dotted path (list items as ``[i]``,
+    the form recipe issues use) mapped to the ``--set`` argument, so problems with a value that came
+    from the command line are reported against that argument rather than a line of the file.
 
     An index must name an existing item of an existing list: ``--set`` never invents a list item
     (or a mapping keyed ``"0"``) that validation would then misread.
@@ -137,6 +142,7 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
             continue
         parts = key.strip().split(".")
         node: Any = data
+        before = copy.deepcopy(data)  # a failed override leaves nothing half-applied
         try:
             for n, p in enumerate(parts):
                 where = ".".join(parts[:n]) or "<root>"
@@ -159,7 +165,12 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
                         node = node[p]
                 else:
                     raise TypeError(f"{where} is a {type(node).__name__}, not a section")
+            if applied is not None:
+                applied["".join(f"[{p}]" if p.lstrip("-").isdigit() else (f".{p}" if n else p)
+                                for n, p in enumerate(parts))] = item
         except (IndexError, TypeError) as e:
+            data.clear()
+            data.update(before)
             issues.append(RecipeIssue(key, f"cannot apply --set {item!r}: {e}", None, "--set"))
     if issues:
         raise RecipeError(issues, "--set")

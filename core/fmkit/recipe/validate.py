@@ -317,11 +317,24 @@ def load_recipe(source: str | os.PathLike | dict | Recipe, overrides: list[str] 
         path = Path(source)
         data, lines, issues = read_recipe_file(path)
         name = str(path)
+    applied: dict[str, str] = {}
     try:
-        apply_overrides(data, overrides)
+        apply_overrides(data, overrides, applied)
     except RecipeError as e:  # reported together with the recipe's own problems
         issues = issues + e.issues
-    return validate_recipe(data, manager, lines, name, issues, import_plugins=import_plugins)
+    try:
+        return validate_recipe(data, manager, lines, name, issues, import_plugins=import_plugins)
+    except RecipeError as e:
+        raise RecipeError([_blame_set(i, applied) for i in e.issues], e.source) from None
+
+
+def _blame_set(issue: RecipeIssue, applied: dict[str, str]) -> RecipeIssue:
+    """An issue about a value that a ``--set`` argument put there points at that argument, not at a
+    line of the file (where the old value, or nothing, stood)."""
+    for path, item in applied.items():
+        if issue.path == path or issue.path.startswith((path + ".", path + "[")):
+            return RecipeIssue(issue.path, issue.message, None, f"--set {item}")
+    return issue
 
 
 __all__ = ["DataSection", "load_recipe", "validate_recipe"]
