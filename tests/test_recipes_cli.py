@@ -23,7 +23,7 @@ train:
 def validate(tmp_path, text: str, *extra: str):
     p = tmp_path / "recipe.yaml"
     p.write_text(text)
-    return run_cli("validate", str(p), "--json", *extra)
+    return run_cli("validate", str(p), "--json", "--skip-data", *extra)
 
 
 def test_valid_recipe(tmp_path):
@@ -75,7 +75,7 @@ def test_new_recipe_for_an_installed_task_validates_once_paths_are_set(tmp_path)
     text = out.read_text()
     assert all(line.strip().startswith("#") or "#" in line or not line.strip() or line.rstrip().endswith(":")
                for line in text.splitlines()), "every field is commented"
-    r = run_cli("validate", str(out), "--set", "data.train=x.csv", "--set", "model.pretrained=some/folder")
+    r = run_cli("validate", str(out), "--skip-data", "--set", "data.train=x.csv", "--set", "model.pretrained=some/folder")
     assert r.returncode == 0, r.stderr + r.stdout
     assert yaml.safe_load(text)["task"]["name"] == "text-classification"
     r = run_cli("new", "recipe", "text-clasification")
@@ -112,3 +112,22 @@ def test_set_errors_point_at_the_set_argument_and_leave_nothing_half_applied(tmp
     assert "data.clean" not in issues and any("data.clean is not a list" in i["message"] for i in issues.values())
     r = validate(tmp_path, VALID.replace("epochs: 2", "epochs: abc"))
     assert json.loads(r.stdout)["errors"][0]["line"] == 9  # a bad value in the file still points at its line
+
+
+def test_validate_checks_the_data_files_and_columns_without_loading_them(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(VALID)
+    r = run_cli("validate", str(recipe), "--json", cwd=tmp_path)
+    assert r.returncode == 2
+    (issue,) = json.loads(r.stdout)["errors"]
+    assert issue["path"] == "data.train" and issue["line"] == 7
+    assert "data.csv does not exist" in issue["message"] and str(tmp_path) in issue["message"]  # relative to what
+    (tmp_path / "data.csv").write_text("sentence,category\nhello there,greet\n")
+    r = run_cli("validate", str(recipe), "--json", cwd=tmp_path)
+    problems = {i["path"]: i["message"] for i in json.loads(r.stdout)["errors"]}
+    assert r.returncode == 2 and set(problems) == {"data.text_column", "data.label_column"}
+    assert "['sentence', 'category']" in problems["data.text_column"]  # the columns that are there
+    r = run_cli("validate", str(recipe), "--set", "data.text_column=sentence", "--set", "data.label_column=category",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert run_cli("validate", str(tmp_path / "recipe.yaml"), "--skip-data").returncode == 0  # from elsewhere

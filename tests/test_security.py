@@ -117,9 +117,9 @@ def test_validate_imports_plugins_only_when_asked_and_a_missing_one_is_an_error(
     recipe.write_text("plugins: [trap_validate_mod]\ntask: text-classification\nmodel: hf-classifier\n"
                       "data: {train: x.csv}\n")
     env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    r = run_cli("validate", str(recipe), env=env)
+    r = run_cli("validate", str(recipe), "--skip-data", env=env)
     assert r.returncode == 0 and "not imported" in r.stderr and not marker.exists(), r.stderr
-    r = run_cli("validate", str(recipe), "--import-plugins", env=env)
+    r = run_cli("validate", str(recipe), "--import-plugins", "--skip-data", env=env)
     assert marker.exists()  # imported (and refused: it registers nothing a plugin must)
 
     missing = tmp_path / "m.yaml"

@@ -6,7 +6,7 @@ Public API (everything a plugin or a script needs):
   :class:`Task`, :class:`Dataset`, :class:`Transform`, :class:`Metric`, :class:`ScheduleHandle`,
   :class:`Exporter`, :class:`RunContext` (what lifecycle hooks receive)
 - bases that carry the shared parts: :class:`ClassificationTask`, :class:`RegressionTask`
-  (:mod:`fmkit.tasks`), :func:`carve_split`; raw-input decoding in :mod:`fmkit.io`
+  (:mod:`fmkit.tasks`), :func:`carve_split`, :func:`missing_split_files`; raw-input decoding in :mod:`fmkit.io`
 - plugins: :func:`register_plugin`, :func:`get_plugin_manager`, :func:`get_registry`
 - workflow: :func:`load_recipe`, :func:`train`, :func:`evaluate`, :func:`predict`, :func:`export`,
   :func:`load`
@@ -19,7 +19,7 @@ from typing import Any as _Any
 
 from . import io
 from .components import KINDS, Component, NoParams, Params
-from .datasets import Dataset, carve_split
+from .datasets import Dataset, carve_split, missing_split_files
 from .engine.run import RunContext
 from .errors import DataError, FmkitError
 from .hookspecs import HOOK_API_VERSION, hookimpl, hookspec
@@ -91,7 +91,7 @@ def load(path: str, backend: str = "torch", precision: str = "auto", trust_remot
 __all__ = [
     "HOOK_API_VERSION", "KINDS", "ClassificationTask", "Component", "DataError", "Dataset", "Exporter", "FmkitError",
     "Metric", "NoParams", "Params", "RegressionTask", "RunContext", "ScheduleHandle", "Task", "Transform",
-    "carve_split", "io", "evaluate", "export", "get_plugin_manager", "get_registry",
+    "carve_split", "missing_split_files", "io", "evaluate", "export", "get_plugin_manager", "get_registry",
     "hookimpl", "hookspec", "load", "load_recipe", "predict", "register_plugin", "train", "unregister_plugin",
 ]
 

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from .errors import DataError
 
-__all__ = ["Dataset", "carve_split"]
+__all__ = ["Dataset", "carve_split", "missing_split_files"]
 
 
 class Dataset:
@@ -60,6 +60,18 @@ class Dataset:
         splits = {name: self.load_file(getattr(p, name)) for name in self.split_params if getattr(p, name, None)}
         return carve_split(splits, "test", getattr(p, "test_fraction", 0.0), getattr(p, "seed", 0), self.stratify_key)
 
+    def check(self) -> list[tuple[str, str]]:
+        """Problems a quick look at the data finds without loading it, for ``fmkit validate``:
+        ``[(field, message), ...]`` with ``field`` the recipe field under ``data`` (``"train"``,
+        ``"text_column"``) and a message that says what is wrong and how to fix it.
+
+        Optional: ``fmkit validate`` calls it when the dataset has it, and otherwise only checks that
+        the files named by ``train``/``validation``/``test`` exist (:func:`missing_split_files`, which
+        this default returns too). Override it to also read a file's header and check the columns the
+        parameters name, listing the columns that are there; never read whole data sets here.
+        """
+        return missing_split_files(self.params, self.split_params)
+
     def metadata(self) -> dict[str, Any]:
         """What the dataset knows about its data that the task may use: declared column types, a
         label vocabulary, a sampling rate. Optional (since API 1.3); the default is ``{}``.
@@ -79,6 +91,21 @@ class Dataset:
         The examples go through the recipe's cleaning transforms, then are scored.
         """
         raise NotImplementedError
+
+
+def missing_split_files(params: Any, names: tuple[str, ...] = ("train", "validation", "test")) -> list[tuple[str, str]]:
+    """``(field, message)`` for each of ``names`` whose parameter (an attribute or a dict key of
+    ``params``) names a path that does not exist; relative paths are read from the current folder,
+    and the message says which folder that is."""
+    import os
+
+    out = []
+    for name in names:
+        value = params.get(name) if isinstance(params, dict) else getattr(params, name, None)
+        if isinstance(value, str) and value and not os.path.exists(value):
+            where = "" if os.path.isabs(value) else f" (relative paths are read from the current folder, {os.getcwd()})"
+            out.append((name, f"{value} does not exist{where}"))
+    return out
 
 
 def carve_split(splits: dict[str, list[dict]], name: str, fraction: float, seed: int,

@@ -99,6 +99,37 @@ def _listed_plugins(recipe_path: str) -> list:
         return []
 
 
+def _check_data(recipe, source: str) -> None:
+    """Raise :class:`RecipeError` for data files that do not exist or lack the columns the recipe
+    names (the dataset's :meth:`fmkit.Dataset.check`: headers only, never whole data sets)."""
+    from ..datasets import missing_split_files
+    from ..engine.builder import Builder
+    from ..errors import FmkitError, RecipeError, RecipeIssue
+    from ..recipe.loader import read_recipe_file
+
+    try:
+        builder = Builder(recipe)
+        dataset = builder.dataset(builder.task())
+        check = getattr(dataset, "check", None)
+        problems = check() if callable(check) else missing_split_files(recipe.data.dataset_params())
+    except FmkitError as e:
+        problems = [("", f"the data cannot be checked: {e}")]
+    if not problems:
+        return
+    lines: dict = {}
+    try:
+        lines = read_recipe_file(Path(source))[1]
+    except (OSError, FmkitError):
+        pass
+    issues = []
+    for field, message in problems:
+        loc = ("data", *field.split(".")) if field else ("data",)
+        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+        issues.append(RecipeIssue(".".join(loc), message + " (fmkit validate --skip-data checks the recipe alone)",
+                                  line, source))
+    raise RecipeError(issues, source)
+
+
 def validate(args) -> int:
     """``fmkit validate``: the recipe's ``plugins:`` are imported only with ``--import-plugins``."""
     from ..errors import RecipeError
@@ -106,7 +137,9 @@ def validate(args) -> int:
 
     import_plugins = getattr(args, "import_plugins", False)
     try:
-        load_recipe(args.recipe, args.overrides, import_plugins=import_plugins)
+        recipe = load_recipe(args.recipe, args.overrides, import_plugins=import_plugins)
+        if not getattr(args, "skip_data", False):
+            _check_data(recipe, args.recipe)
     except RecipeError as e:
         listed = [] if import_plugins else _listed_plugins(args.recipe)
         hint = (f"note: the recipe's plugins: {listed} were not imported (importing runs their code), so the "

@@ -119,9 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="validate a recipe; report every problem with its line",
                        description="Validate a recipe and report every problem with its line. The recipe's "
                                    "plugins: modules are not imported (importing runs their code) unless "
-                                   "--import-plugins is given; components they register are then unknown.")
+                                   "--import-plugins is given; components they register are then unknown. "
+                                   "The data files the recipe names must exist and hold the columns it names "
+                                   "(only their headers are read) unless --skip-data is given.")
     _recipe_args(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object (default: text)")
+    p.add_argument("--skip-data", action="store_true",
+                   help="check the recipe alone, not its data files (a recipe written for another machine)")
     p.add_argument("--import-plugins", action="store_true",
                    help="import the recipe's plugins: modules (runs their code) so their components are checked; "
                         "a module that cannot be imported is an error")

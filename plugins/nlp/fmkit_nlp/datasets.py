@@ -75,6 +75,49 @@ class TextFiles:
                 ".txt": "lines"}.get(
             path.suffix.lower(), "csv")
 
+    def check(self) -> list[tuple[str, str]]:
+        """For ``fmkit validate``: the split files exist, and the columns the parameters name are in
+        their header (CSV/TSV) or first record (JSONL); nothing else is read."""
+        from fmkit import missing_split_files
+
+        p = self.p
+        problems = missing_split_files(p) + missing_split_files(p.label_files or {}, tuple(p.label_files or ()))
+        problems = [(f"label_files.{f}" if p.label_files and f in p.label_files else f, m) for f, m in problems]
+        missing = {f for f, _ in problems}
+        for split in ("train", "validation", "test"):
+            value = getattr(p, split)
+            if not value or split in missing or not Path(value).is_file():
+                continue
+            path = Path(value)
+            columns = self._columns(path, self._format(path))
+            if columns is None:
+                continue
+            wanted = [("text_column", p.text_column)] + ([("text_pair_column", p.text_pair_column)]
+                                                          if p.text_pair_column else [])
+            if split == "train":
+                wanted.append(("label_column", p.label_column))
+            for field, column in wanted:
+                if column not in columns:
+                    problems.append((field, f"{path} (data.{split}) has no column {column!r}; its columns are "
+                                            f"{columns}: set data.{field} to one of them"))
+        return problems
+
+    def _columns(self, path: Path, fmt: str) -> list[str] | None:
+        """The column names of a CSV/TSV header or a JSONL file's first record; None for other formats."""
+        try:
+            with open(path, encoding=self.p.encoding, newline="") as f:
+                if fmt in ("csv", "tsv"):
+                    return next(csv.reader(f, delimiter="\t" if fmt == "tsv" else ","), [])
+                if fmt == "jsonl":
+                    import json
+
+                    first = next((line for line in f if line.strip()), "{}")
+                    record = json.loads(first)
+                    return sorted(record) if isinstance(record, dict) else None
+        except (OSError, UnicodeDecodeError, ValueError, csv.Error):
+            return None  # training reports unreadable files in its own words
+        return None
+
     def load_file(self, path_str: str, split: str = "train") -> list[dict]:
         path = Path(path_str)
         if not path.exists():
