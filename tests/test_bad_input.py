@@ -184,6 +184,9 @@ DATA_CASES = [
      "every row of"),
     ("FIFO as the train file", "train", _fifo, "is a FIFO (named pipe)"),
     ("FIFO as the test file", "test", _fifo, "data.test"),
+    ("a relative train path that does not exist", "train", lambda p: "no-such-folder/train.csv",
+     "data.train: no-such-folder/train.csv does not exist (relative paths are read from the current folder"),
+    ("an absolute test path that does not exist", "test", lambda p: str(p.parent / "gone.csv"), "data.test:"),
 ]
 
 

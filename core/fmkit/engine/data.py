@@ -232,7 +232,13 @@ def _where(recipe, split: str) -> str:
 
 def load_splits(dataset, recipe, task, dropped: dict[str, int], make_clean) -> dict[str, list[dict]]:
     """Load raw splits, clean them (fresh transforms per split), hold out validation when missing."""
+    from ..datasets import missing_split_files
+
     check_data_paths(recipe.data.dataset_params())
+    missing = missing_split_files(recipe.data.dataset_params(), ("train", "validation", "test", "path"))
+    if missing:  # one message for every modality, saying what relative paths are relative to
+        raise DataError("; ".join(f"data.{field}: {msg}" for field, msg in missing)
+                        + ". Fix the path in the recipe or with --set data.FIELD=PATH")
     splits = dataset.load()
     # a dataset may report files it could not read (corrupt images, empty audio) as {reason: count}
     for reason, count in (getattr(dataset, "dropped", None) or {}).items():
