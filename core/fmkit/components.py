@@ -33,6 +33,16 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """A field documented by a ``#:`` comment above it gets that text as its description, so it
+        shows in starters, ``fmkit components show`` and ``fmkit schema`` (:mod:`fmkit.fielddocs`)."""
+        super().__pydantic_init_subclass__(**kwargs)
+        from .fielddocs import fill_descriptions
+
+        if fill_descriptions(cls):
+            cls.model_rebuild(force=True)
+
 
 class NoParams(Params):
     """For components that take no parameters."""

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from .errors import UsageError
+from .fielddocs import describe_type
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "plugin"
 
@@ -60,11 +61,13 @@ def _commented(params_model, indent: str, values: dict[str, Any]) -> list[str]:
         value = values.get(fname, None if field.is_required() else field.get_default(call_default_factory=True))
         if hasattr(value, "model_dump"):
             value = value.model_dump(mode="json")
-        ann = str(field.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
-        note = field.description or ("required" if field.is_required() else "optional")
+        kind = describe_type(field.annotation)
+        note = f"{field.description} ({kind})" if field.description else kind
+        if field.is_required():
+            note += "; required"
         dumped = yaml.safe_dump({fname: value}, default_flow_style=True, sort_keys=False, width=10**6).strip()[1:-1]
         prefix = "" if field.is_required() or fname in values else "# "
-        lines.append(f"{indent}{prefix}{dumped}    # {ann}; {note}")
+        lines.append(f"{indent}{prefix}{dumped}    # {note}")
     return lines
 
 

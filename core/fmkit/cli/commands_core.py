@@ -53,6 +53,8 @@ def components_list(args) -> int:
 def components_show(args) -> int:
     from ..errors import ComponentNotFoundError
 
+    from ..fielddocs import describe_type
+
     reg = get_plugin_manager().registry
     found = [reg.get(args.kind, args.id)] if args.kind else reg.find(args.id)
     if not found:
@@ -66,7 +68,7 @@ def components_show(args) -> int:
         schema = model.model_json_schema()
         params = []
         for fname, field in model.model_fields.items():
-            params.append({"name": fname, "type": str(field.annotation).replace("typing.", ""),
+            params.append({"name": fname, "type": describe_type(field.annotation),
                            "default": None if field.is_required() else field.get_default(call_default_factory=True),
                            "required": field.is_required(), "description": field.description})
         out.append({"kind": c.kind, "id": c.name, "qualified_id": c.qualified_id, "plugin": c.plugin,
@@ -80,8 +82,8 @@ def components_show(args) -> int:
     for c in out:
         print(f"{c['kind']} {c['qualified_id']}\n  {c['summary']}\n\nparameters:")
         for p in c["parameters"] or [{"name": "(none)", "type": "", "default": "", "required": False}]:
-            extra = "required" if p["required"] else f"default {p['default']!r}"
-            print(f"  {p['name']}: {p['type']}  ({extra})")
+            extra = "required" if p["required"] else f"default: {json.dumps(p['default'], default=str)}"
+            print(f"  {p['name']}  ({p['type']}; {extra})" + (f"\n      {p['description']}" if p.get("description") else ""))
         section = {"data": c["example"]} if c["kind"] == "dataset" else {c["kind"]: c["example"]}
         print("\nexample:\n" + "\n".join("  " + x for x in yaml.safe_dump(section, sort_keys=False).splitlines()) + "\n")
     return 0

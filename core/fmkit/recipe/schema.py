@@ -8,7 +8,22 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
-class Section(BaseModel):
+class _Documented(BaseModel):
+    """Fields documented by a ``#:`` comment carry it as their description (:mod:`fmkit.fielddocs`):
+    starters, ``fmkit schema`` and the docs read it from there."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        from ..fielddocs import fill_descriptions
+
+        if fill_descriptions(cls):
+            cls.model_rebuild(force=True)
+
+
+class Section(_Documented):
+    """A recipe section: unknown keys and non-finite numbers are errors."""
+
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
@@ -49,7 +64,7 @@ def _check_device(v: str) -> str:
 RefOrName = Union[ComponentRef, str]
 
 
-class DataSection(BaseModel):
+class DataSection(_Documented):
     """The dataset (``name:`` optional: the task's default) plus data-pipeline settings.
 
     Keys other than those below are the dataset component's own parameters (``train``,
@@ -57,6 +72,7 @@ class DataSection(BaseModel):
     """
 
     model_config = ConfigDict(extra="allow", protected_namespaces=(), allow_inf_nan=False)
+    #: the dataset component (default: the task's); see `fmkit components list --kind dataset`
     name: str | None = None
     #: cleaning transforms applied once to raw examples (drops are counted in the report)
     clean: list[ComponentRef] = []
@@ -64,12 +80,17 @@ class DataSection(BaseModel):
     augment: list[ComponentRef] = []
     #: share of train held out for validation when the data has no validation split
     validation_split: float = Field(0.1, ge=0.0, lt=1.0)
+    #: seed of the validation hold-out (the same seed holds out the same examples)
     split_seed: int = 0
+    #: hold out validation with each class's share kept (classification tasks)
     stratify: bool = True
     #: cache preprocessed examples on disk, keyed by data content and preprocessing parameters
     cache: bool = True
+    #: where the preprocessing cache lives (default: a folder in the user's cache)
     cache_dir: str | None = None
+    #: data-loader worker processes (0: load in the training process)
     num_workers: int = Field(0, ge=0)
+    #: page-locked batches for faster copies to a GPU (default: when training on CUDA)
     pin_memory: bool | None = None
     #: batch examples of similar length together (less padding); the task defines length
     group_by_length: bool = False
@@ -81,41 +102,66 @@ class DataSection(BaseModel):
 
 
 class EarlyStopping(Section):
+    """Stop when the monitored metric has not improved for ``patience`` evaluations."""
+
+    #: evaluations without improvement before training stops
     patience: int = Field(3, ge=1)
+    #: metric to watch (default: evaluate.monitor)
     monitor: str | None = None
+    #: whether higher (max) or lower (min) is better (default: the metric's own direction)
     mode: Literal["min", "max"] | None = None
+    #: smallest change that counts as an improvement
     min_delta: float = Field(0.0, ge=0)
 
 
 class TrainSection(Section):
+    """How the model is trained: length, batches, precision, checkpoints, logging, devices."""
+
+    #: passes over the training data
     epochs: int = Field(1, ge=1)
+    #: stop after this many optimizer steps, whatever the epochs (default: no limit)
     max_steps: int | None = Field(None, ge=1)
+    #: training examples per step (per process under torchrun)
     batch_size: int = Field(32, ge=1)
+    #: examples per evaluation batch (default: twice batch_size)
     eval_batch_size: int | None = Field(None, ge=1)
+    #: add the gradients of this many batches before each optimizer step (effective batch = batch_size x this)
     grad_accum_steps: int = Field(1, ge=1)
+    #: number format of training: fp32, or bf16/fp16 mixed precision on hardware that has it
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    #: seed of every random number (weights, shuffling, dropout): the same seed gives the same run
     seed: int = 42
+    #: use only deterministic kernels (slower on GPUs; identical results on the same machine)
     deterministic: bool = False
     #: "epoch", or evaluate every N optimizer steps
     eval_every: Literal["epoch"] | int = "epoch"
     #: save a resumable checkpoint every N optimizer steps (and at every epoch end)
     checkpoint_every: int | None = Field(None, ge=1)
+    #: step checkpoints kept (older ones are deleted; the best checkpoint is always kept)
     keep_last: int = Field(2, ge=1)
     #: write checkpoints on a background thread from a snapshot of the step (training goes on);
     #: "auto": when training on an accelerator. On CPU the training threads use every core, and
     #: a writer competing with them costs more than writing in between steps
     async_checkpoint: Literal["auto"] | bool = "auto"
+    #: stop when the monitored metric stops improving (default: train every epoch)
     early_stopping: EarlyStopping | None = None
+    #: cpu, cuda, cuda:1, mps, or auto (an accelerator when there is one)
     device: str = "auto"
+    #: clip the gradient norm to this value (null: no clipping)
     grad_clip: float | None = Field(1.0, gt=0)
+    #: log the loss every this many optimizer steps
     log_every: int = Field(10, ge=1)
+    #: compile the model with torch.compile (faster steps after a slow first one)
     compile: bool = False
     #: train only the head for this many epochs, then unfreeze the backbone
     freeze_backbone_epochs: int = Field(0, ge=0)
     #: stop after this many non-finite losses (each such step is skipped)
     max_bad_steps: int = Field(20, ge=1)
+    #: progress bar: on in a terminal (auto), or plain log lines when output is a file
     progress: Literal["auto", "on", "off"] = "auto"
+    #: under torchrun: ddp (a copy of the model per process) or fsdp (sharded); auto: ddp
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    #: CPU threads torch may use (default: torch's choice)
     threads: int | None = Field(None, ge=1)
 
     _d = field_validator("device")(lambda cls, v: _check_device(v))
@@ -125,7 +171,9 @@ class TrainSection(Section):
         lambda cls, v: {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v)
 
 
-class EvaluateSection(BaseModel):
+class EvaluateSection(_Documented):
+    """What is measured, on which split, and which metric picks the best checkpoint."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     #: metrics to compute (default: the task's)
     metrics: list[ComponentRef] | None = None
@@ -133,14 +181,19 @@ class EvaluateSection(BaseModel):
     split: Literal["auto", "validation", "test"] = "auto"
     #: metric that picks the best checkpoint (default: the task's)
     monitor: str | None = None
+    #: whether higher (max) or lower (min) is better for the monitor (default: the metric's direction)
     monitor_mode: Literal["min", "max"] | None = None
 
     _v = field_validator("metrics", mode="before")(lambda cls, v: None if v is None else _ref_list(v))
 
 
-class ExportSection(BaseModel):
+class ExportSection(_Documented):
+    """Exports written after training, and the checks each export must pass."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    #: formats written after training: safetensors, onnx, torchscript, or one a plugin adds
     formats: list[str] = []
+    #: also write an int8 model (dynamic quantization), checked against the float one
     quantize: Literal["int8"] | None = None
     #: largest allowed absolute difference between exported and eager outputs (``--tolerance``)
     tolerance: float = Field(1e-3, ge=0, allow_inf_nan=False)
@@ -152,43 +205,61 @@ class ExportSection(BaseModel):
     #: tasks without predictions to agree on (regression, forecasting): the int8 model's largest
     #: difference from the float model, as a share of the largest float output
     int8_max_relative_diff: float = Field(0.1, gt=0, allow_inf_nan=False)
+    #: folder for the exports (default: RUN/exports/FORMAT)
     output: str | None = None
 
 
 class ServeSection(Section):
     """``fmkit serve``'s settings for this run's exports; its command-line flags override them."""
 
+    #: address to listen on (127.0.0.1: this machine only; 0.0.0.0: every network)
     host: str = "127.0.0.1"
+    #: port to listen on
     port: int = Field(8000, ge=0, le=65535)
     #: ``auto``: ONNX Runtime when the export has an ONNX model, else torch
     backend: Literal["auto", "torch", "onnx"] = "auto"
+    #: serve the float or the int8 model (auto: int8 when the export has one)
     precision: Literal["auto", "float", "int8"] = "auto"
+    #: group concurrent requests into one model call (higher throughput under load)
     batching: bool = True
+    #: inputs per model call when batching
     max_batch_size: int = Field(16, ge=1)
+    #: longest wait for more inputs before a batch runs, in milliseconds
     max_wait_ms: float = Field(5.0, ge=0)
     #: inputs that may wait; past it requests get 503 with Retry-After
     max_queue: int = Field(1024, ge=1)
+    #: inputs in one request; 413 past it
     max_items: int = Field(64, ge=1)
+    #: bytes of one request body; 413 past it
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
     #: characters (bytes for files) of one input, and of one request's inputs in all; 413 past them
     max_input_chars: int = Field(1_000_000, ge=1)
+    #: characters (bytes for files) of one request's inputs in all; 413 past it
     max_request_chars: int = Field(4_000_000, ge=1)
     #: seconds a connection may take to send its request headers, and a request its body
     header_timeout: float = Field(10.0, gt=0)
+    #: seconds a request may take to send its body; 408 past it
     body_timeout: float = Field(30.0, gt=0)
     #: environment variable holding the API key clients send as X-API-Key
     api_key_env: str | None = None
     #: with an API key, still answer /metrics (and /docs, /openapi.json) without one
     public_metrics: bool = False
+    #: with an API key, still answer /docs and /openapi.json without one
     public_docs: bool = False
+    #: log one line per request
     access_log: bool = False
 
 
 class TrackingSection(Section):
+    """Where runs are written and what they record."""
+
     #: parent folder of run directories
     runs_dir: str = "runs"
+    #: name of the run folder (default: task-model-date-time)
     run_name: str | None = None
+    #: write TensorBoard event files in the run folder
     tensorboard: bool = True
+    #: write report.html (metrics, curves, plots) at the end of the run
     report: bool = True
 
 

@@ -1,0 +1,46 @@
+"""Parameters are documented in plain words: a field's ``#:`` comment becomes its description, and
+starters, ``fmkit components show`` and ``fmkit schema`` show it with the type in words."""
+from __future__ import annotations
+
+from typing import Literal
+
+from conftest import run_cli
+
+from fmkit import Params
+from fmkit.fielddocs import describe_type
+
+
+class _Documented(Params):
+    #: how many widgets to make
+    widgets: int = 3
+    #: first line of the note,
+    #: and its second line
+    mode: Literal["fast", "slow"] | None = None
+    bare: float = 1.0
+
+
+def test_comments_become_descriptions_in_the_model_and_its_json_schema():
+    fields = _Documented.model_fields
+    assert fields["widgets"].description == "how many widgets to make"
+    assert fields["mode"].description == "first line of the note, and its second line"
+    assert fields["bare"].description is None
+    props = _Documented.model_json_schema()["properties"]
+    assert props["widgets"]["description"] == "how many widgets to make"
+
+
+def test_types_read_as_words():
+    assert describe_type(int) == "whole number"
+    assert describe_type(Literal["fast", "slow"] | None) == "one of: fast, slow or null"
+    assert describe_type(list[str]) == "list of text"
+    assert describe_type(dict[str, float]) == "mapping (text to number)"
+
+
+def test_starters_and_components_show_speak_plain_words():
+    r = run_cli("new", "recipe", "text-classification")
+    assert r.returncode == 0, r.stderr
+    for python_ism in ("Literal[", "<class", "typing.", "Union["):
+        assert python_ism not in r.stdout, python_ism
+    assert "epochs: 3    # passes over the training data (whole number)" in r.stdout
+    r = run_cli("components", "show", "adamw")
+    assert "lr  (number; default: 0.001)" in r.stdout and "learning rate of the task head" in r.stdout
+    assert "<class" not in r.stdout
