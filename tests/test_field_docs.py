@@ -44,3 +44,11 @@ def test_starters_and_components_show_speak_plain_words():
     r = run_cli("components", "show", "adamw")
     assert "lr  (number; default: 0.001)" in r.stdout and "learning rate of the task head" in r.stdout
     assert "<class" not in r.stdout
+
+
+def test_an_unknown_component_points_at_a_listing_that_exists():
+    r = run_cli("components", "show", "adamx")
+    assert r.returncode == 2 and "did you mean 'adamw'" in r.stderr
+    assert "`fmkit components list`" in r.stderr and "--kind component" not in r.stderr
+    r = run_cli("components", "list", "--kind", "optimizer")
+    assert r.returncode == 0 and "adamw" in r.stdout

@@ -62,7 +62,8 @@ class ComponentNotFoundError(UsageError):
         msg = f"no {kind} named {name!r} is registered"
         if self.suggestions:
             msg += f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
-        msg += f" (see `fmkit components list --kind {kind}`)"
+        # "component" is no kind: a search across kinds points at the whole listing
+        msg += f" (see `fmkit components list{'' if kind == 'component' else f' --kind {kind}'}`)"
         super().__init__(msg)
 
 
