@@ -52,3 +52,30 @@ def test_an_unknown_component_points_at_a_listing_that_exists():
     assert "`fmkit components list`" in r.stderr and "--kind component" not in r.stderr
     r = run_cli("components", "list", "--kind", "optimizer")
     assert r.returncode == 0 and "adamw" in r.stdout
+
+
+def test_every_command_line_option_has_help_that_says_its_default():
+    import argparse
+
+    from fmkit.cli.main import build_parser
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{path} {name}")
+            elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                yield path, action
+
+    missing = []
+    for path, action in walk(build_parser(), "fmkit"):
+        name = "/".join(action.option_strings) or action.dest
+        text = action.help or ""
+        if text == argparse.SUPPRESS:
+            continue
+        if not text.strip():
+            missing.append(f"{path} {name}: no help")
+        elif action.option_strings and action.default not in (None, False, True, [], argparse.SUPPRESS) \
+                and "default" not in text and "%(default)" not in text:
+            missing.append(f"{path} {name}: its default {action.default!r} is not said")
+    assert not missing, "\n".join(missing)

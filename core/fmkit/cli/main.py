@@ -102,18 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = sub.add_parser("plugins", help="installed plugins").add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
     p = plugins.add_parser("list", help="list plugins with distribution, version, hooks and load errors")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: a table)")
     p.set_defaults(func=core.plugins_list)
 
     comps = sub.add_parser("components", help="registered components").add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
     p = comps.add_parser("list", help="list components")
     p.add_argument("--kind", help=f"only this kind of component: {', '.join(KINDS)}")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: a table)")
     p.set_defaults(func=core.components_list)
     p = comps.add_parser("show", help="a component's summary, parameters and an example")
     p.add_argument("id", help="short or qualified id (plugin:name)")
     p.add_argument("--kind", help=f"the kind, when several kinds share the id: {', '.join(KINDS)}")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text (default: text)")
     p.set_defaults(func=core.components_show)
 
     p = sub.add_parser("validate", help="validate a recipe; report every problem with its line",
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=core.validate)
 
     p = sub.add_parser("schema", help="print the JSON Schema of recipes with every installed component")
-    p.add_argument("-o", "--output")
+    p.add_argument("-o", "--output", help="file to write (default: print to stdout)")
     p.set_defaults(func=core.schema)
 
     new = sub.add_parser("new", help="scaffold a plugin or a starter recipe").add_subparsers(dest="sub", metavar="WHAT", required=True)
@@ -161,19 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list the runs under a runs folder (name, task, model, best, status, size)")
     p.add_argument("runs_dir", nargs="?", default="runs", help="the folder (default: runs, tracking.runs_dir's default)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: a table)")
     p.set_defaults(func=run.runs)
 
     p = sub.add_parser("compare", help="several runs side by side on one HTML page (metrics, settings, curves)")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="two or more run directories to compare")
     p.add_argument("-o", "--output", default="compare.html", help="the page to write (default: compare.html)")
     p.set_defaults(func=run.compare)
 
     p = sub.add_parser("evaluate", help="score a run's best checkpoint")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="the run directory to evaluate (runs/latest: the newest run)")
     p.add_argument("--data", help="another file of the same format")
-    p.add_argument("--split", choices=["auto", "validation", "test"], default="auto")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--split", choices=["auto", "validation", "test"], default="auto",
+                   help="split to score: auto = test when the data has one, else validation (default: auto)")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object (default: a table)")
     p.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=run.evaluate)
 
@@ -188,10 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run.predict)
 
     p = sub.add_parser("export", help="export a run's best model")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="the run directory to export (runs/latest: the newest run)")
     p.add_argument("--format", required=True, help="onnx, torchscript, safetensors, or one a plugin adds (fmkit components list --kind exporter)")
-    p.add_argument("--quantize", choices=["int8"])
-    p.add_argument("-o", "--output")
+    p.add_argument("--quantize", choices=["int8"],
+                   help="also write an int8 model, checked against the float one (default: float only)")
+    p.add_argument("-o", "--output", help="folder to write (default: RUN_DIR/exports/FORMAT)")
     p.add_argument("--tolerance", type=_non_negative_float,
                    help="largest allowed |export - eager| on the validation inputs (default: the recipe's "
                         "export.tolerance)")
@@ -204,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve an export (or run) as an HTTP API",
                        description="Serve an export (or run directory) as an HTTP API. Settings come from the "
                                    "recipe's serve: section stored with it; a flag given here overrides it.")
-    p.add_argument("path")
+    p.add_argument("path", help="an export folder (runs/latest/exports/onnx), or a run directory (its best weights, with torch)")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, help="default 8000")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"],
