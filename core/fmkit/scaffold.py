@@ -71,14 +71,34 @@ def _commented(params_model, indent: str, values: dict[str, Any]) -> list[str]:
     return lines
 
 
-def starter_recipe(task_name: str, registry) -> str:
-    """A commented recipe for ``task_name`` with the task's default components filled in."""
+def _suggested_data(ds, data: str) -> tuple[dict[str, Any], list[str]]:
+    """The dataset's suggested parameters for the file ``data`` (its optional ``suggest_params``,
+    see :class:`fmkit.Dataset`) and the notes explaining them; ``{"train": data}`` without one."""
+    from .errors import DataError
+
+    if not Path(data).exists():
+        raise UsageError(f"--data {data}: no such file or folder (relative paths are read from the current "
+                         f"folder, {Path.cwd()})")
+    suggest = getattr(ds.load_factory(), "suggest_params", None) if ds else None
+    if not callable(suggest):
+        return {"train": data}, [f"# data.train is {data}; check the other data fields by hand"]
+    try:
+        values, notes = suggest(data)
+    except DataError as e:
+        raise UsageError(f"--data {data}: {e}") from None
+    return dict(values), [f"# {n}" for n in notes]
+
+
+def starter_recipe(task_name: str, registry, data: str | None = None) -> str:
+    """A commented recipe for ``task_name`` with the task's default components filled in; with
+    ``data`` (a training file), the dataset's parameters suggested from that file's columns."""
     from .recipe.schema import DataSection, EvaluateSection, ExportSection, TrainSection
 
     task = registry.get("task", task_name)
     d = task.tags.get("defaults", {})
     out = [f"# fmkit recipe for {task.name}: {task.summary}",
-           "# Fill in the data paths, then: fmkit validate THIS_FILE && fmkit train THIS_FILE",
+           ("# Check the data section, then: fmkit validate THIS_FILE && fmkit train THIS_FILE" if data else
+            "# Fill in the data paths, then: fmkit validate THIS_FILE && fmkit train THIS_FILE"),
            "# Commented lines show optional fields with their defaults.", "",
            "task:", f"  name: {task.name}    # provided by plugin {task.plugin}"]
     out += _commented(task.params_model(), "  ", dict(d.get("task_example", {})))
@@ -96,7 +116,13 @@ def starter_recipe(task_name: str, registry) -> str:
     out += ["", "data:"]
     if ds:
         out.append(f"  name: {ds.name}    # {ds.summary}")
-        out += _commented(ds.params_model(), "  ", dict(ds.example))
+        values = dict(ds.example)
+        if data:
+            suggested, notes = _suggested_data(ds, data)
+            values = {k: v for k, v in values.items() if k not in ("train", "validation", "test")}
+            values.update(suggested)
+            out += ["  " + n for n in notes]
+        out += _commented(ds.params_model(), "  ", values)
     out += [line for line in _commented(DataSection, "  ", {}) if not line.strip().startswith(("name", "# name"))]
     if d.get("loss"):
         out += ["", f"# loss: {d['loss'] if isinstance(d['loss'], str) else d['loss']['name']}    # the task's default"]

@@ -185,12 +185,13 @@ def new_plugin(args) -> int:
 def new_recipe(args) -> int:
     from ..scaffold import starter_recipe
 
-    text = starter_recipe(args.task, get_plugin_manager().registry)
+    text = starter_recipe(args.task, get_plugin_manager().registry, data=getattr(args, "data", None))
     if args.output:
         from ..utils.atomic import atomic_write_text
 
         atomic_write_text(args.output, text)
-        print(f"wrote {args.output}; complete the data paths, then: fmkit validate {args.output}")
+        todo = "check the data section" if getattr(args, "data", None) else "complete the data paths"
+        print(f"wrote {args.output}; {todo}, then: fmkit validate {args.output}")
     else:
         print(text, end="")
     return 0

@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = new.add_parser("recipe", help="a commented starter recipe for an installed task")
     p.add_argument("task", help="an installed task's id (listed below)")
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
+    p.add_argument("--data", metavar="FILE",
+                   help="a training data file: its columns are looked at and filled in (default: placeholders)")
     p.set_defaults(func=core.new_recipe)
     _list_tasks_in_help(p)
 

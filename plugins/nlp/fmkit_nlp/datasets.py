@@ -75,6 +75,55 @@ class TextFiles:
                 ".txt": "lines"}.get(
             path.suffix.lower(), "csv")
 
+    #: column names that usually hold the label / the text, tried before looking at the values
+    LABEL_NAMES = ("label", "labels", "intent", "category", "class", "target", "sentiment", "y")
+    TEXT_NAMES = ("text", "sentence", "review", "message", "utterance", "content", "body", "query")
+
+    @staticmethod
+    def suggest_params(path: str) -> tuple[dict, list[str]]:
+        """For ``fmkit new recipe TASK --data FILE``: the parameters that read ``path`` (a CSV, TSV or
+        JSONL file; its first 500 rows are looked at) and notes saying why each column was chosen. The
+        label column: a usual label name, else the column with the fewest distinct values; the text
+        column: a usual text name, else the column with the longest values."""
+        import itertools
+        import json
+
+        file = Path(path)
+        fmt = {".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}.get(file.suffix.lower(), "csv")
+        if file.is_dir() or fmt not in ("csv", "tsv", "jsonl"):
+            return {"train": path}, [f"data.train is {path}; check the other data fields by hand"]
+        try:
+            with open(file, encoding="utf-8", newline="") as f:
+                if fmt == "jsonl":
+                    rows = [json.loads(line) for line in itertools.islice((ln for ln in f if ln.strip()), 500)]
+                else:
+                    rows = list(itertools.islice(csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",",
+                                                                quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL), 500))
+        except (OSError, UnicodeDecodeError, ValueError, csv.Error) as e:
+            raise DataError(f"cannot read {path} as {fmt}: {e}") from None
+        rows = [r for r in rows if isinstance(r, dict)]
+        columns = list(rows[0]) if rows else []
+        if len(columns) < 2:
+            raise DataError(f"{path} needs a text column and a label column; found {columns or 'no rows'}")
+        values = {c: [str(r.get(c) or "") for r in rows] for c in columns}
+        lower = {c.lower(): c for c in columns}
+        label = next((lower[n] for n in TextFiles.LABEL_NAMES if n in lower), None)
+        why_label = "its name"
+        if label is None:
+            label = min(columns, key=lambda c: len(set(values[c])))
+            why_label = "the fewest distinct values"
+        rest = [c for c in columns if c != label]
+        text = next((lower[n] for n in TextFiles.TEXT_NAMES if n in lower and lower[n] != label), None)
+        why_text = "its name"
+        if text is None:
+            text = max(rest, key=lambda c: sum(map(len, values[c])))
+            why_text = "the longest values"
+        classes = len(set(values[label]))
+        notes = [f"from {path}: columns {columns}",
+                 f"text_column: {text!r} (chosen by {why_text}); label_column: {label!r} (chosen by {why_label}; "
+                 f"{classes} distinct values in the first {len(rows)} rows)"]
+        return {"train": path, "text_column": text, "label_column": label}, notes
+
     def check(self) -> list[tuple[str, str]]:
         """For ``fmkit validate``: the split files exist, and the columns the parameters name are in
         their header (CSV/TSV) or first record (JSONL); nothing else is read."""

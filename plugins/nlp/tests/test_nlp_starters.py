@@ -38,3 +38,22 @@ def test_a_transformer_from_scratch_on_little_data_warns(caplog):
     with caplog.at_level(logging.WARNING, logger="fmkit"):  # a rebuilt trained model: no warning
         hf_classifier(HFModelParams(config=tiny), {"labels": ["a", "b"], "class_counts": [40, 60], "inference": True})
     assert "from scratch" not in caplog.text
+
+
+def _fmkit(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fmkit", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_new_recipe_with_data_fills_in_the_columns_and_validates(tmp_path):
+    (tmp_path / "tickets.csv").write_text(
+        "id,message,team\n" + "".join(f"{i},customer message number {i} about an order that went wrong,"
+                                      f"{'billing' if i % 2 else 'shipping'}\n" for i in range(40)))
+    r = _fmkit("new", "recipe", "text-classification", "--data", "tickets.csv", "-o", "r.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "r.yaml").read_text()
+    data = yaml.safe_load(text)["data"]
+    assert data["train"] == "tickets.csv" and data["text_column"] == "message" and data["label_column"] == "team"
+    assert "2 distinct values" in text  # the note says why the label column was chosen
+    assert _fmkit("validate", "r.yaml", cwd=tmp_path).returncode == 0  # the data check passes too
+    r = _fmkit("new", "recipe", "text-classification", "--data", "missing.csv", cwd=tmp_path)
+    assert r.returncode == 2 and "missing.csv" in r.stderr and str(tmp_path) in r.stderr
