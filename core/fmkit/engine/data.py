@@ -235,7 +235,9 @@ def load_splits(dataset, recipe, task, dropped: dict[str, int], make_clean) -> d
     from ..datasets import missing_split_files
 
     check_data_paths(recipe.data.dataset_params())
-    missing = missing_split_files(recipe.data.dataset_params(), ("train", "validation", "test", "path"))
+    check = getattr(dataset, "check", None)  # the dataset's own quick look (files, columns), else files only
+    missing = check() if callable(check) else missing_split_files(recipe.data.dataset_params(),
+                                                                  ("train", "validation", "test", "path"))
     if missing:  # one message for every modality, saying what relative paths are relative to
         raise DataError("; ".join(f"data.{field}: {msg}" for field, msg in missing)
                         + ". Fix the path in the recipe or with --set data.FIELD=PATH")
