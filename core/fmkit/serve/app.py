@@ -1,4 +1,5 @@
-"""``fmkit serve``: ``POST /v1/predict``, ``GET /v1/health``, ``GET /v1/metadata``, ``GET /metrics``.
+"""``fmkit serve``: ``POST /v1/predict``, ``GET /v1/health``, ``GET /v1/metadata``, ``GET /metrics``, and the
+Open Inference Protocol (KServe v2) in :mod:`fmkit.serve.open_inference`.
 
 Requests are validated (422 naming the field), bounded (413 for large bodies, too many items, or
 inputs past the character limits), and inputs that cannot be decoded or are not valid Unicode get
@@ -291,6 +292,9 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         """Prometheus text format: requests by path and status, latency and batch-size histograms."""
         return Response(served.exposition(), media_type=CONTENT_TYPE)
 
+    from .open_inference import add_routes
+
+    add_routes(app, who["name"], who["version"], task, meta, predict_list)
     paths.update(route.path for route in app.routes)
     app.state.batcher, app.state.metrics = batcher, served
     return app

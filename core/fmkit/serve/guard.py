@@ -34,7 +34,9 @@ class RequestGuard:
                  public_metrics: bool = False, public_docs: bool = False):
         self.app, self.max_body_bytes, self.body_timeout = app, max_body_bytes, body_timeout
         self.api_key = api_key.encode() if api_key else None
-        self.public = {HEALTH_PATH} | ({"/metrics"} if public_metrics else set()) | (DOC_PATHS if public_docs else set())
+        from .open_inference import HEALTH_PATHS
+
+        self.public = {HEALTH_PATH} | set(HEALTH_PATHS) | ({"/metrics"} if public_metrics else set()) | (DOC_PATHS if public_docs else set())
 
     @staticmethod
     async def _reply(send, status: int, detail: str, close: bool = False) -> None:

@@ -1,0 +1,230 @@
+"""The Open Inference Protocol (KServe v2 REST), so existing clients (tritonclient, KServe's own
+SDK, Seldon MLServer clients) can call an fmkit server unchanged.
+
+Endpoints: ``GET /v2`` (server metadata), ``GET /v2/health/live`` and ``/v2/health/ready``,
+``GET /v2/models/{name}`` (model metadata), ``GET /v2/models/{name}/ready``, and
+``POST /v2/models/{name}[/versions/{version}]/infer``. A request's first input tensor holds the
+batch: ``BYTES`` elements are raw inputs as ``/v1/predict`` takes them (texts, base64 images or
+audio); numeric tensors are split along their first dimension (one series per row). Each field of
+the predictions becomes an output tensor: strings as ``BYTES``, numbers as ``FP64``, equal-length
+number lists and per-label score mappings (in the model's label order) as ``[batch, n]`` tensors;
+fields that are none of these (entity lists, say) are left to ``/v1/predict``. Errors answer
+``{"error": message}`` with the same status codes as ``/v1``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Awaitable, Callable
+
+try:  # module level: FastAPI resolves the endpoints' (string) annotations from these globals
+    from fastapi import Request
+except ImportError:  # serving is optional: fmkit[serve]
+    Request = None  # type: ignore[assignment,misc]
+
+#: the protocol's health paths: public like /v1/health (probes carry no key)
+HEALTH_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+NUMERIC = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
+
+
+class ProtocolError(ValueError):
+    """A request the protocol cannot take: answered with ``status`` and ``{"error": ...}``."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def _reshape(flat: list, shape: list[int]) -> list:
+    """The row-major nested list of ``shape`` holding ``flat``."""
+    if len(shape) <= 1:
+        return list(flat)
+    step = math.prod(shape[1:])
+    return [_reshape(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def _flatten(data: Any) -> list:
+    if isinstance(data, list):
+        return [x for item in data for x in _flatten(item)]
+    return [data]
+
+
+def request_items(body: Any) -> list[Any]:
+    """The raw inputs of an inference request (its first input tensor, split along the batch)."""
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
+        raise ProtocolError('the body must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}', 422)
+    tensor = body["inputs"][0]
+    if not isinstance(tensor, dict) or not {"shape", "datatype", "data"} <= set(tensor):
+        raise ProtocolError("inputs[0] needs name, shape, datatype and data", 422)
+    shape, datatype = tensor["shape"], str(tensor["datatype"]).upper()
+    if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d >= 0 for d in shape)):
+        raise ProtocolError(f"inputs[0].shape must be a list of sizes; got {shape!r}", 422)
+    flat = _flatten(tensor["data"])
+    if len(flat) != math.prod(shape):
+        raise ProtocolError(f"inputs[0] has {len(flat)} elements but its shape {shape} holds {math.prod(shape)}")
+    if datatype == "BYTES":
+        if len(shape) != 1:
+            raise ProtocolError(f"a BYTES input is a list of raw inputs, shape [batch]; got {shape}")
+        return flat
+    if datatype not in NUMERIC:
+        raise ProtocolError(f"inputs[0].datatype {datatype!r} is not a datatype of the protocol")
+    return _reshape(flat, shape) if len(shape) > 1 else flat
+
+
+_DTYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1",
+           "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8"}
+
+
+def parse_body(raw: bytes, header_length: str | None) -> Any:
+    """The request as JSON; with the binary tensor extension (``Inference-Header-Content-Length``,
+    what tritonclient sends by default) the JSON header is followed by each input's raw bytes,
+    which become its ``data`` (BYTES: 4-byte little-endian lengths, each followed by the bytes)."""
+    import json
+
+    import numpy as np
+
+    if header_length is None:
+        return json.loads(raw)
+    try:
+        n = int(header_length)
+    except ValueError:
+        raise ProtocolError("Inference-Header-Content-Length must be a number of bytes", 422) from None
+    if not 0 <= n <= len(raw):
+        raise ProtocolError(f"Inference-Header-Content-Length {n} is past the body's {len(raw)} bytes", 422)
+    body, offset = json.loads(raw[:n]), n
+    for i, tensor in enumerate(body.get("inputs") or [] if isinstance(body, dict) else []):
+        size = ((tensor.get("parameters") or {}).get("binary_data_size")) if isinstance(tensor, dict) else None
+        if size is None:
+            continue
+        chunk, offset = raw[offset:offset + int(size)], offset + int(size)
+        if len(chunk) != int(size):
+            raise ProtocolError(f"inputs[{i}]: binary_data_size {size} is past the end of the body")
+        datatype = str(tensor.get("datatype", "")).upper()
+        if datatype == "BYTES":
+            items, pos = [], 0
+            while pos + 4 <= len(chunk):
+                length = int.from_bytes(chunk[pos:pos + 4], "little")
+                items.append(chunk[pos + 4:pos + 4 + length].decode("utf-8", errors="strict"))
+                pos += 4 + length
+            tensor["data"] = items
+        elif datatype in _DTYPES:
+            tensor["data"] = np.frombuffer(chunk, dtype=_DTYPES[datatype]).tolist()
+        else:
+            raise ProtocolError(f"inputs[{i}].datatype {datatype!r} is not a datatype of the protocol")
+    return body
+
+
+def _tensor(name: str, values: list, labels: list[str] | None) -> dict | None:
+    """One output tensor from one field's values across the batch, or None if it is no tensor."""
+    n = len(values)
+    if all(isinstance(v, str) for v in values):
+        return {"name": name, "datatype": "BYTES", "shape": [n], "data": values}
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return {"name": name, "datatype": "FP64", "shape": [n], "data": [float(v) for v in values]}
+    if all(isinstance(v, list) and all(isinstance(x, (int, float)) for x in v) for v in values) \
+            and len({len(v) for v in values}) == 1:
+        width = len(values[0]) if values else 0
+        return {"name": name, "datatype": "FP64", "shape": [n, width], "data": [float(x) for v in values for x in v]}
+    if labels and all(isinstance(v, dict) and set(v) <= set(labels) for v in values):
+        return {"name": name, "datatype": "FP64", "shape": [n, len(labels)],
+                "data": [float(v.get(label, 0.0)) for v in values for label in labels]}
+    return None
+
+
+def response_outputs(predictions: list[Any], labels: list[str] | None, wanted: list[str] | None) -> list[dict]:
+    """Output tensors of ``predictions`` (dicts, or plain values as output ``prediction``)."""
+    rows = [p if isinstance(p, dict) else {"prediction": p} for p in predictions]
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    outputs = []
+    for name in names:
+        if wanted is not None and name not in wanted:
+            continue
+        tensor = _tensor(name, [r.get(name) for r in rows], labels)
+        if tensor is not None:
+            outputs.append(tensor)
+    missing = [w for w in (wanted or []) if w not in {o["name"] for o in outputs}]
+    if missing:
+        raise ProtocolError(f"no output named {missing}; this model answers {[o['name'] for o in outputs]}")
+    return outputs
+
+
+def add_routes(app, name: str, version: str, task, meta: dict, predict: Callable[[list, str, Any], Awaitable[Any]]):
+    """Add the protocol's endpoints to ``app``; ``predict(items, what, request)`` answers raw inputs
+    (the /v1 path: same limits, batching and metrics) and returns a list or a Response."""
+    from fastapi import HTTPException
+    from fastapi.responses import JSONResponse, Response
+
+    from .. import __version__
+
+    example = ((meta.get("signature") or {}).get("example_inputs") or [None])[0]
+    input_type = "BYTES" if example is None or isinstance(example, str) else "FP32"
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    def check_model(model: str, model_version: str | None = None) -> JSONResponse | None:
+        if model != name:
+            return error(404, f"no model named {model!r}; this server serves {name!r}")
+        if model_version is not None and model_version != version:
+            return error(404, f"model {name!r} has no version {model_version!r}; it has {version!r}")
+        return None
+
+    @app.get("/v2", tags=["open inference protocol"])
+    async def server_metadata():
+        return {"name": "fmkit", "version": __version__, "extensions": []}
+
+    @app.get("/v2/health/live", tags=["open inference protocol"])
+    async def live():
+        return {"live": True}
+
+    @app.get("/v2/health/ready", tags=["open inference protocol"])
+    async def ready():
+        return {"ready": True}
+
+    @app.get("/v2/models/{model}", tags=["open inference protocol"])
+    async def model_metadata(model: str):
+        wrong = check_model(model)
+        if wrong:
+            return wrong
+        return {"name": name, "versions": [version], "platform": "fmkit",
+                "inputs": [{"name": "input", "datatype": input_type, "shape": [-1]}],
+                "outputs": [{"name": "label", "datatype": "BYTES", "shape": [-1]}] if task.labels else []}
+
+    @app.get("/v2/models/{model}/ready", tags=["open inference protocol"])
+    async def model_ready(model: str):
+        return check_model(model) or {"name": name, "ready": True}
+
+    async def infer(request: Request, model: str, model_version: str | None = None):
+        wrong = check_model(model, model_version)
+        if wrong:
+            return wrong
+        try:
+            body = parse_body(await request.body(), request.headers.get("inference-header-content-length"))
+        except ProtocolError as e:
+            return error(e.status, str(e))
+        except ValueError:  # JSON, or UTF-8 of a BYTES element
+            return error(422, "the body is not JSON (or a BYTES element is not UTF-8)")
+        try:
+            items = request_items(body)
+            wanted = [o.get("name") for o in body.get("outputs") or [] if isinstance(o, dict)] or None
+            answer = await predict(items, "inputs", request)
+            if isinstance(answer, Response):
+                return answer
+            outputs = response_outputs(answer, task.labels, wanted)
+        except ProtocolError as e:
+            return error(e.status, str(e))
+        except HTTPException as e:
+            return error(e.status_code, str(e.detail))
+        reply = {"model_name": name, "model_version": version, "outputs": outputs}
+        if isinstance(body, dict) and isinstance(body.get("id"), str):
+            reply["id"] = body["id"]
+        return JSONResponse(reply)
+
+    @app.post("/v2/models/{model}/infer", tags=["open inference protocol"])
+    async def infer_latest(request: Request, model: str):
+        """Open Inference Protocol inference: the first input tensor's batch of raw inputs."""
+        return await infer(request, model)
+
+    @app.post("/v2/models/{model}/versions/{model_version}/infer", tags=["open inference protocol"])
+    async def infer_version(request: Request, model: str, model_version: str):
+        """Inference on a named version (this server has one)."""
+        return await infer(request, model, model_version)
