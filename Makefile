@@ -21,7 +21,14 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/fmkit train examples/recipes/intents-minilm.yaml
 
-test: install
+# the serving page's test drives a real headless browser: Debian's chromium and its driver, installed
+# when missing and this is root on Debian (elsewhere that test skips, saying what to install)
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+		|| echo "note: no chromium/chromedriver; the browser test of the serving page will skip"; }
+
+test: install browser
 	$(PY) -m pytest -q -p no:cacheprovider tests $(addsuffix /tests,$(PLUGINS)) docs/examples/tabular/tests
 
-.PHONY: install demo test
+.PHONY: install demo test browser

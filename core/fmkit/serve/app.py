@@ -274,6 +274,21 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         return JSONResponse({"predictions": [{"input": echo(x), **(p if isinstance(p, dict) else {"prediction": p})}
                                              for x, p in zip(items, preds)]})
 
+    from fastapi.responses import HTMLResponse
+
+    from .page import render_page
+
+    try:  # a run directory has no export.json: its task knows example inputs of the right kind
+        page_examples = shipped or list(task.example_inputs())
+    except Exception:  # noqa: BLE001 - the page then asks for JSON
+        page_examples = []
+    page = render_page(who["name"], app.state.summary, page_examples)
+
+    @app.get("/", include_in_schema=False)
+    async def try_it():
+        """A page to try the model in a browser (public or keyed like /docs)."""
+        return HTMLResponse(page)
+
     @app.get("/v1/health")
     async def health():
         return {"status": "ok"}

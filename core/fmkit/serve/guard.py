@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 #: paths FastAPI serves its documentation on
-DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json"})
+DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/"})  # "/": the try-it page
 #: the documentation page's own JavaScript and CSS (Swagger UI's published files): always public
 ASSETS_PREFIX = "/docs-assets/"
 #: always public: load balancers and Kubernetes probe it without a key
