@@ -47,7 +47,6 @@ def _browser():
 
 
 def test_a_person_types_texts_and_sees_a_table_of_predictions(app):
-    import fmkit  # noqa: F401
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
