@@ -136,6 +136,17 @@ def test_export_verify_load_and_serve(tmp_path, recipe_factory):
     out = fmkit.export(str(run.run_dir), "onnx", quantize="int8", output=str(tmp_path / "int8"))
     meta = json.loads((out / "export.json").read_text())
     assert meta["int8"]["int8_bytes"] > 0 and meta["int8"]["prediction_agreement"] >= 0.9 and "metric_change" in meta["int8"]
+    # the int8 folder holds what serving the int8 model needs, not the float copy too
+    assert (out / "model.int8.onnx").is_file() and not (out / "model.onnx").exists()
+    assert meta["int8"]["float_model_kept"] is False and "model.onnx" not in meta["files"]
+    int8 = fmkit.load(str(out), backend="onnx")
+    assert int8.precision == "int8" and len(int8.predict(["good great film"])) == 1
+    from fmkit.errors import UsageError
+
+    with pytest.raises(UsageError, match="holds the int8 model only.*--keep-float"):
+        fmkit.load(str(out), backend="onnx", precision="float")
+    both = fmkit.export(str(run.run_dir), "onnx", quantize="int8", output=str(tmp_path / "both"), keep_float=True)
+    assert (both / "model.onnx").is_file() and (both / "model.int8.onnx").is_file()
     texts = ["good great film", "awful boring plot"]
     expected = fmkit.predict(str(run.run_dir), texts)
     got = fmkit.load(str(run.run_dir / "exports" / "onnx"), backend="onnx").predict(texts)

@@ -28,7 +28,7 @@ def int8_export(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve-claims")
     recipe = tiny_recipe(tmp, epochs=2)
     recipe["optimizer"]["lr"] = 0.02  # inputs mixing positive and negative words get scores spread between the classes
-    recipe["export"] = {"formats": ["onnx"], "quantize": "int8"}
+    recipe["export"] = {"formats": ["onnx"], "quantize": "int8", "keep_float": True}  # both, to compare them
     run = fmkit.train(recipe, run_dir=str(tmp / "run"))
     return run.exports["onnx"]
 

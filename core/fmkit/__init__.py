@@ -67,13 +67,15 @@ def predict(run_dir: str, inputs: list[_Any], trust_remote_code: bool = False) -
 
 
 def export(run_dir: str, format: str, output: str | None = None, quantize: str | None = None,
-           tolerance: float | None = None, min_agreement: float | None = None, trust_remote_code: bool = False) -> str:
-    """Export a run's best model; returns the export folder. ``tolerance`` and ``min_agreement``
-    default to the run recipe's ``export`` section (``trust_remote_code``: see :func:`load`)."""
+           tolerance: float | None = None, min_agreement: float | None = None, trust_remote_code: bool = False,
+           keep_float: bool | None = None) -> str:
+    """Export a run's best model; returns the export folder. ``tolerance``, ``min_agreement`` and
+    ``keep_float`` (an int8 ONNX folder also keeps the float model) default to the run recipe's
+    ``export`` section (``trust_remote_code``: see :func:`load`)."""
     from .exporting.api import export as _export
 
     return _export(run_dir, format, output=output, quantize=quantize, tolerance=tolerance,
-                   min_agreement=min_agreement, trust_remote_code=trust_remote_code)
+                   min_agreement=min_agreement, trust_remote_code=trust_remote_code, keep_float=keep_float)
 
 
 def load(path: str, backend: str = "torch", precision: str = "auto", trust_remote_code: bool = False):

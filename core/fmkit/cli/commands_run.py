@@ -96,7 +96,7 @@ def export(args) -> int:
 
     path = run_export(args.run_dir, args.format, output=args.output, quantize=args.quantize,
                       tolerance=args.tolerance, min_agreement=args.min_agreement,
-                      trust_remote_code=args.trust_remote_code)
+                      trust_remote_code=args.trust_remote_code, keep_float=args.keep_float or None)
     print(f"export: {path}")
     return 0
 

@@ -195,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, help="onnx, torchscript, safetensors, or one a plugin adds (fmkit components list --kind exporter)")
     p.add_argument("--quantize", choices=["int8"],
                    help="also write an int8 model, checked against the float one (default: float only)")
+    p.add_argument("--keep-float", action="store_true",
+                   help="with --quantize int8 and onnx, keep the float model.onnx too (default: the int8 model only)")
     p.add_argument("-o", "--output", help="folder to write (default: RUN_DIR/exports/FORMAT)")
     p.add_argument("--tolerance", type=_non_negative_float,
                    help="largest allowed |export - eager| on the validation inputs (default: the recipe's "

@@ -80,8 +80,13 @@ def _size(path: Path) -> int:
 
 def export(run_dir: str | Path, format: str, output: str | None = None, quantize: str | None = None,
            tolerance: float | None = None, trained=None, examples: list[dict] | None = None,
-           min_agreement: float | None = None, trust_remote_code: bool = False) -> Path:
+           min_agreement: float | None = None, trust_remote_code: bool = False,
+           keep_float: bool | None = None) -> Path:
     """Export ``run_dir``'s best model as ``format``; returns the (verified) export folder.
+
+    With ``quantize="int8"`` an ONNX export folder holds the int8 model only (what serving it
+    needs); ``keep_float`` (default: the recipe's ``export.keep_float``) keeps the float
+    ``model.onnx`` beside it, for serving both from one folder or comparing them.
 
     ``tolerance`` (largest absolute difference from the eager model) and ``min_agreement`` (least
     share of unchanged predictions, classification) default to the run recipe's ``export``
@@ -157,6 +162,14 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
             if quantize == "int8":
                 meta["quantize"] = "int8"
                 meta["int8"] = _quantize(trained, exporter, format, tmp, runner, batches)
+                keep = trained.recipe.export.keep_float if keep_float is None else keep_float
+                if format == "onnx" and not keep:  # verified against it; not needed to serve the int8 model
+                    for name in ("model.onnx", "model.onnx.data"):
+                        (tmp / name).unlink(missing_ok=True)
+                    meta["files"] = [f for f in meta.get("files", []) if f not in ("model.onnx", "model.onnx.data")]
+                meta["int8"]["float_model_kept"] = bool(keep) or format != "onnx"
+                if format == "onnx":
+                    meta["files"] = [*meta.get("files", []), "model.int8.onnx"]
             eval_path = run_dir / "eval.json"
             meta["metrics"] = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
             import yaml

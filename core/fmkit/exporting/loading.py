@@ -100,6 +100,9 @@ def load_predictor(path: str | Path, backend: str = "torch", precision: str = "a
             int8 = int8 and (path / "model.int8.onnx").is_file()
             name = "model.int8.onnx" if int8 else "model.onnx"
             if not (path / name).is_file():
+                if name == "model.onnx" and (path / "model.int8.onnx").is_file():
+                    raise UsageError(f"{path} holds the int8 model only: serve it with --precision auto or int8, or "
+                                     "export again with --keep-float (or serve the float export) for the float model")
                 raise UsageError(f"{path} has no ONNX model; export with --format onnx to serve with --backend onnx")
             return Predictor(task, onnx_runner(path / name, task), meta, "int8" if int8 else "float")
         model = load_torch_model(path, task, trust_remote_code)

@@ -195,6 +195,8 @@ class ExportSection(_Documented):
     formats: list[str] = []
     #: also write an int8 model (dynamic quantization), checked against the float one
     quantize: Literal["int8"] | None = None
+    #: with quantize: int8, also keep the float ONNX model in the export folder (default: the int8 one only)
+    keep_float: bool = False
     #: largest allowed absolute difference between exported and eager outputs (``--tolerance``)
     tolerance: float = Field(1e-3, ge=0, allow_inf_nan=False)
     #: classification: least share of verification inputs whose prediction a float export must
