@@ -107,10 +107,14 @@ def starter_recipe(task_name: str, registry, data: str | None = None) -> str:
     if model_name:
         m = registry.get("model", model_name)
         out += ["", "model:", f"  name: {m.name}    # {m.summary}"]
-        if pretrained:
+        if d.get("model_note"):  # the task's own word on its starter model
+            out.append(f"  # {d['model_note']}")
+        elif pretrained:
             out.append("  # fine-tunes a pretrained backbone installed with a pip package")
-        else:
+        elif "pretrained" in m.params_model().model_fields:
             out.append("  # a small model from scratch: give `pretrained:` to fine-tune one (learns far more from little data)")
+        else:
+            out.append("  # a small model trained from scratch")
         out += _commented(m.params_model(), "  ", dict(d.get("model_example", m.example)))
     ds = registry.get("dataset", d["dataset"]) if d.get("dataset") else None
     out += ["", "data:"]

@@ -7,6 +7,7 @@ fmkit_api = ">=1.2,<2"
 _T, _M, _B, _X = "fmkit_recsys.task", "fmkit_recsys.models", "fmkit_recsys.baselines", "fmkit_recsys.text_items"
 _SR = "sequential-recommendation"
 _TINY = {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "dropout": 0.1}
+_STARTER = {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "dropout": 0.2}
 
 
 @hookimpl
@@ -16,7 +17,12 @@ def fmkit_register_tasks():
                   "Rank every item for a user's history (next-item recommendation), full-ranking evaluation",
                   {"max_length": 50},
                   tags={"defaults": {"dataset": "interactions", "loss": "cross-entropy", "model": "sasrec",
-                                     "metrics": [{"name": "ranking", "ks": [5, 10, 20]}]}}),
+                                     "metrics": [{"name": "ranking", "ks": [5, 10, 20]}],
+                                     # the starter (fmkit new recipe): SASRec at the size the MovieLens benchmark uses
+                                     "task_example": {"max_length": 50}, "model_example": _STARTER,
+                                     "model_note": "trained from scratch on your interactions; `name: text-sasrec` "
+                                                   "starts item vectors from a pretrained text encoder (MiniLM) "
+                                                   "on data.items' titles and text columns"}}),
     ]
 
 
