@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .contract_checks import (check_datasets, check_hooks_and_commands, check_metrics_stream,
+                              check_task_batches_round_trip, check_transforms)
+
 
 def _components(plugin: str):
     from .plugins import get_plugin_manager
@@ -60,11 +63,17 @@ def _export_round_trip(registry, exporter_comp, model_comp, task_name: str, dire
 
 
 def contract_tests(plugin: str, export_formats: tuple[str, ...] = (),
-                   tolerance: float = 1e-3) -> dict[str, Callable[..., Any]]:
+                   tolerance: float = 1e-3, datasets: dict[str, dict] | None = None) -> dict[str, Callable[..., Any]]:
     """Return pytest test functions checking ``plugin`` against fmkit's contract.
 
     ``export_formats``: core exporters (``onnx``, ``torchscript``) the plugin's models must also
-    round-trip through; ``tolerance``: the largest output difference an export may show.
+    round-trip through; ``tolerance``: the largest output difference an export may show;
+    ``datasets``: ``{dataset name: parameters}`` reading the plugin's small fixture files, so the
+    suite checks what ``load()`` and ``load_file()`` return. Besides the components, the suite
+    checks that every ``fmkit_*`` hook the plugin implements is a hook of the contract, that CLI
+    commands it adds print their help, that transforms and metrics keep their contracts
+    (augmentations seeded, metrics streaming) and that a task's state round trip gives the same
+    batches (:mod:`fmkit.contract_checks`).
     """
 
     def test_plugin_loads_and_registers_components():
@@ -146,7 +155,7 @@ def contract_tests(plugin: str, export_formats: tuple[str, ...] = (),
             again.load_state_dict(task.state_dict())
             again.load_assets(str(tmp_path))
             assert again.labels == task.labels
-            again.encode_raw(task.example_inputs())
+            check_task_batches_round_trip(task, again, f"task {c.name}")
 
     def test_exporters_round_trip_the_plugins_models(tmp_path):
         import pytest
@@ -165,6 +174,28 @@ def contract_tests(plugin: str, export_formats: tuple[str, ...] = (),
                 diff = _export_round_trip(registry, exp, model_comp, task_name,
                                           tmp_path / f"{exp.name}-{model_comp.name}-{task_name}")
                 assert diff <= tolerance, f"{exp.name} export of {model_comp.name} ({task_name}) differs by {diff:.3g}"
+
+    def test_hooks_are_known_and_cli_commands_print_help():
+        from .plugins import get_plugin_manager
+
+        check_hooks_and_commands(get_plugin_manager(), plugin)
+
+    def test_transforms_keep_the_example_shape():
+        registry, comps = _components(plugin)
+        check_transforms(registry, comps, plugin)
+
+    def test_metrics_stream_over_batches():
+        _, comps = _components(plugin)
+        check_metrics_stream(comps)
+
+    def test_datasets_load_the_documented_shape():
+        import pytest
+
+        if not datasets:
+            pytest.skip("pass contract_tests(..., datasets={name: params reading small fixture files}) to check "
+                        "the plugin's datasets")
+        registry, _ = _components(plugin)
+        check_datasets(registry, plugin, datasets)
 
     return {f"test_{plugin}_{k[5:]}": v for k, v in locals().items() if k.startswith("test_")}
 

@@ -49,15 +49,19 @@ class ImageAugment:
         self.transform = Compose(steps)
 
     def __call__(self, features: dict[str, Any], rng) -> dict[str, Any]:
+        import numpy as np
+
         seed = int(rng.integers(2**31 - 1))
-        state = random.getstate()
+        state, np_state = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):  # seeded per example, without touching the run's RNG
             torch.manual_seed(seed)
             random.seed(seed)
+            np.random.seed(seed)  # timm's RandAugment draws magnitudes from numpy's global generator
             try:
                 pixels = self.transform(storage_to_pil(features["image"]))
             finally:
                 random.setstate(state)
+                np.random.set_state(np_state)
         out = {k: v for k, v in features.items() if k != "image"}
         out["pixel_values"] = pixels
         return out
