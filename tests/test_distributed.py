@@ -130,3 +130,44 @@ def test_uneven_and_empty_validation_shards_and_an_oom_on_one_rank(tmp_path):
         ref_evals = [r for r in ref.run_dir.joinpath("metrics.jsonl").read_text().splitlines() if '"validation"' in r]
         assert all(abs(json.loads(a)["loss"] - b["loss"]) < 1e-5 for a, b in zip(ref_evals, evals))
     assert torch.distributed.is_available()
+
+
+def test_fsdp_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
+    """A real torchrun FSDP run, SIGKILLed (whole process group) right after a mid-epoch step
+    checkpoint, resumes from it sharded and ends with the weights and eval.json of the run that was
+    never interrupted."""
+    import signal
+    import time
+
+    import torch
+    from safetensors.torch import load_file
+
+    recipe = tiny_recipe(tmp_path, epochs=2, batch_size=8, eval_batch_size=7)
+    recipe["model"]["config"].update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "tests")}
+    args = ["train", str(path), "--set", "train.batch_size=4", "--set", "train.strategy=fsdp",
+            "--set", "train.checkpoint_every=3"]
+    reference = _torchrun([*args, "--run-dir", str(tmp_path / "reference")], env, timeout=600)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           "-m", "fmkit", *args, "--run-dir", str(killed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.monotonic() + 600
+    mid_epoch = killed / "checkpoints" / "step-00000009"  # 12 steps per epoch: step 9 is inside epoch 1
+    while not (mid_epoch / "meta.json").is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed mid-epoch"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "eval.json").exists()
+
+    resumed = _torchrun([*args, "--resume", str(killed)], env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = "checkpoints/step-00000024/model.safetensors"
+    a, b = load_file(str(tmp_path / "reference" / final)), load_file(str(killed / final))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((killed / "eval.json").read_text()) == json.loads((tmp_path / "reference" / "eval.json").read_text())
