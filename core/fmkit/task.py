@@ -167,8 +167,7 @@ class Task:
         - ``None``: the task cannot be distilled (a ``distill:`` section is refused, naming the task).
 
         The default: ``"classes"`` for a task with :attr:`classification` on, else ``None``;
-        :class:`fmkit.ClassificationTask` says ``"labels"`` when multi-label, :class:`fmkit.RegressionTask`
-        ``"values"``. Override it (a class attribute will do) to distil a task of another kind.
+        ``ClassificationTask`` says ``"labels"`` when multi-label, ``RegressionTask`` ``"values"``. Override it (a class attribute will do) to distil a task of another kind.
         """
         return "classes" if self.classification else None
 
