@@ -12,10 +12,12 @@ __all__ = ["Predictor"]
 
 class Predictor:
     """Raw inputs in, JSON-able predictions out, with either backend; ``precision`` is the one of
-    the model it loaded (``float`` or ``int8``)."""
+    the model it loaded (``float`` or ``int8``); ``model`` the torch module behind it (``None`` with
+    the ONNX backend), for code that builds on a trained model (a student initialised from it)."""
 
-    def __init__(self, task, run_batch, metadata: dict[str, Any], precision: str = "float"):
+    def __init__(self, task, run_batch, metadata: dict[str, Any], precision: str = "float", model: Any = None):
         self.task, self.run_batch, self.metadata, self.precision = task, run_batch, metadata, precision
+        self.model = model
 
     def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict]:
         """Raw inputs (strings, image bytes, arrays...) in, one JSON-able answer each, in order."""

@@ -155,6 +155,27 @@ class Task:
         """``(predictions, targets)`` handed to every metric's ``update``."""
         return outputs.detach(), batch["targets"]
 
+    # ------------------------------------------------------------------ distillation
+    @property
+    def distill_kind(self) -> str | None:
+        """What knowledge distillation compares between teacher and student (since API 1.4):
+
+        - ``"classes"``: scores of mutually exclusive classes on the last axis (KL divergence of the
+          temperature-softened softmax, times the temperature squared);
+        - ``"labels"``: independent per-label scores (multi-label: binary KL of the softened sigmoid);
+        - ``"values"``: real values (regression, forecasting: mean squared difference);
+        - ``None``: the task cannot be distilled (a ``distill:`` section is refused, naming the task).
+
+        The default: ``"classes"`` for a task with :attr:`classification` on, else ``None``;
+        ``ClassificationTask`` says ``"labels"`` when multi-label, ``RegressionTask`` ``"values"``. Override it (a class attribute will do) to distil a task of another kind.
+        """
+        return "classes" if self.classification else None
+
+    def distill_outputs(self, outputs: Any, batch: dict[str, Any]) -> Any:
+        """The tensor distillation compares, one row per example (since API 1.4): ``[B, ...]`` with the
+        same shape for teacher and student. The default: the outputs of :meth:`forward` as they are."""
+        return outputs
+
     # ------------------------------------------------------------------ inference
     def encode_raw(self, inputs: list[Any]) -> dict[str, Any]:
         """Turn raw inputs (strings, image bytes, waveforms, arrays) into a batch without targets:

@@ -50,6 +50,19 @@ def train(args) -> int:
     return 0
 
 
+def distill(args) -> int:
+    """``fmkit distill TEACHER RECIPE``: ``fmkit train RECIPE`` with ``distill.teacher`` (and the
+    given ``--temperature`` / ``--alpha``) set; the recipe's other distill settings are kept."""
+    if not Path(args.teacher).is_dir():
+        raise UsageError(f"teacher {args.teacher}: no such folder; give a run directory (fmkit train printed it) or "
+                         "an export folder (fmkit export wrote it)")
+    # absolute (the run's recipe.yaml must still find it) and quoted (YAML reads the path as it is)
+    sets = [f"distill.teacher={json.dumps(str(Path(args.teacher).resolve()))}"]
+    sets += [f"distill.{k}={v}" for k in ("temperature", "alpha") if (v := getattr(args, k)) is not None]
+    args.overrides = sets + list(args.overrides)
+    return train(args)
+
+
 def runs(args) -> int:
     from ..engine.runs import format_runs, list_runs
 

@@ -161,6 +161,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the resolved recipe (defaults filled in, --set applied) as YAML and exit")
     p.set_defaults(func=run.train)
 
+    p = sub.add_parser("distill", help="train a student recipe to follow a trained teacher (fmkit train with "
+                                       "the recipe's distill.teacher set to TEACHER)")
+    p.add_argument("teacher", help="the teacher: a run directory or an export folder of the same task")
+    _recipe_args(p)
+    p.add_argument("--temperature", type=_positive_float, help="distill.temperature (default: the recipe's, else 2)")
+    p.add_argument("--alpha", type=_fraction, help="distill.alpha, the weight of the teacher term (default: the "
+                                                   "recipe's, else 0.5)")
+    p.add_argument("--run-dir", help="run directory (default: <tracking.runs_dir>/<name>-<time>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in an existing --run-dir (without it a non-empty --run-dir is refused)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object at the end (results, run directory, report, exports) and nothing "
+                        "else on stdout; progress goes to stderr")
+    p.add_argument("--print-recipe", action="store_true",
+                   help="print the resolved recipe (distill section filled in) as YAML and exit")
+    p.set_defaults(func=run.distill, resume=None)
+
     p = sub.add_parser("runs", help="list the runs under a runs folder (name, task, model, best, status, size)")
     p.add_argument("runs_dir", nargs="?", default="runs", help="the folder (default: runs, tracking.runs_dir's default)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: a table)")

@@ -33,7 +33,7 @@ class TrainedModel:
         task, model = self.task, self.model
         meta = {"task": self.recipe.task.as_dict() if self.recipe is not None else None, "labels": task.labels,
                 "source": str(self.source)}
-        return Predictor(task, lambda batch: task.forward(model, batch), meta)
+        return Predictor(task, lambda batch: task.forward(model, batch), meta, model=model)
 
     def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict]:
         """Raw inputs in, one answer each: :meth:`predictor`'s ``predict``."""

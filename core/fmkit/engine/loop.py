@@ -82,6 +82,8 @@ class Trainer:
         #: the current epoch's logged losses, summed and counted (its mean goes to the epoch hooks)
         self.epoch_loss_sum, self.epoch_loss_n = 0.0, 0
         self.stepper = MicroStepper(self)
+        #: the :class:`~.distill.Distiller` of a ``distill:`` recipe (set by the session), else None
+        self.distiller = None
         self.signals = StopSignals(announce=False)  # replaced by the active one during fit()
         if run.is_main:  # folders a killed write left half-written
             for name in ckpt.remove_stale(self.ckpt_dir):

@@ -97,6 +97,8 @@ class MicroStepper:
             with autocast(t.device, t.cfg.precision):
                 out = t.run.task.forward(model, part)
                 loss = t.run.task.loss(out, part, t.loss_fn)
+                if t.distiller is not None:  # distill: alpha * the teacher term + (1 - alpha) * the task's loss
+                    loss = t.distiller.combine(loss, out, part)
             self._phase = "backward"
             weighted = loss * weight
             (t.scaler.scale(weighted) if t.scaler else weighted).backward()

@@ -1,15 +1,16 @@
 """The stages of ``fmkit.train``, in the order they run, each a method of :class:`TrainingSession`:
 
 1. :meth:`~TrainingSession.start` — device, threads, the process group under ``torchrun``, seeds;
-2. :meth:`~TrainingSession.read_data` — the task, the data read, cleaned and checked, the task set up
-   (before any folder exists: bad data leaves nothing behind);
+2. :meth:`~TrainingSession.read_data` — the task, the data read, cleaned and checked, the task set up,
+   the teacher of ``distill:`` read and checked (before any folder exists: bad data leaves nothing behind);
 3. :meth:`~TrainingSession.open_run_dir` — the run directory (rank 0 makes it, the others are told),
    its recipe, environment and task artifacts;
-4. :meth:`~TrainingSession.prepare` — features (cached), model, loss, optimizer, scheduler, loaders,
-   the :class:`~fmkit.engine.loop.Trainer`;
+4. :meth:`~TrainingSession.prepare` — features (cached), the teacher (``distill:``), model, loss,
+   optimizer, scheduler, loaders, the :class:`~fmkit.engine.loop.Trainer`;
 5. :meth:`~TrainingSession.restore` — on ``--resume``, the checkpoint and any amended settings;
 6. :meth:`~TrainingSession.fit` — the training loop (``fmkit_on_run_start``, ``fmkit_on_exception``);
-7. :meth:`~TrainingSession.final_evaluation` — the best checkpoint on the test (or validation) split;
+7. :meth:`~TrainingSession.final_evaluation` — the best checkpoint on the test (or validation) split
+   (and the teacher beside it when distilling);
 8. :meth:`~TrainingSession.record` — ``eval.json``, exports, the report (rank 0), ``fmkit_on_run_end``.
 
 Plugins observe them through the lifecycle hooks named above; nothing here is a hook itself.
@@ -75,6 +76,12 @@ class TrainingSession:
                             f"{len(task.labels)} class(es) ({', '.join(map(repr, task.labels)) or 'none'}) in "
                             f"{len(self.splits['train'])} examples: a classifier needs at least two; check the label "
                             "column")
+        self.teacher = None
+        if recipe.distill is not None:  # a wrong teacher is refused before the run directory exists
+            from .distill import check_teacher, load_teacher
+
+            self.teacher = load_teacher(recipe.distill.teacher)
+            self.distill_kind = check_teacher(self.teacher, task)
 
     # 3 --------------------------------------------------------------------------------------------
     def open_run_dir(self, resume: str | None, run_dir: str | None, overwrite: bool) -> None:
@@ -118,6 +125,14 @@ class TrainingSession:
         self.feats = feats = {name: preprocess_cached(ex, task, cache_dir, name) for name, ex in self.splits.items()}
         self.run.data_summary = {"examples": {k: len(v) for k, v in self.splits.items()}, "dropped": self.dropped,
                                  "labels": task.labels}
+        self.eval_bs = cfg.eval_batch_size or cfg.batch_size * 2
+        self.distiller, train_feats = None, feats["train"]
+        if self.teacher is not None:
+            from .distill import setup_distillation
+
+            self.distiller, train_feats = setup_distillation(recipe, task, self.teacher, self.distill_kind,
+                                                             self.splits["train"], feats["train"], device, cache_dir,
+                                                             self.eval_bs)
         model = b.model(task).to(device)
         self.raw_model = model
         self.loss_fn = b.loss(task)
@@ -130,10 +145,14 @@ class TrainingSession:
         optimizer = b.optimizer(model) if trainable else None
         lengths = [task.length(f) for f in feats["train"]] if data.group_by_length else None
         plan = EpochBatchPlan(len(feats["train"]), cfg.batch_size, True, cfg.seed, lengths, rank, world)
-        dataset = PreparedDataset(feats["train"], b.transforms("augment", task), cfg.seed)
+        dataset = PreparedDataset(train_feats, b.transforms("augment", task), cfg.seed)
         self.pin = data.pin_memory if data.pin_memory is not None else device.type == "cuda"
-        train_loader = make_loader(dataset, plan, task.collate, data.num_workers, self.pin)
-        self.eval_bs = cfg.eval_batch_size or cfg.batch_size * 2
+        collate = task.collate
+        if self.distiller is not None and self.distiller.cached:
+            from .distill import TeacherCollate
+
+            collate = TeacherCollate(task.collate)
+        train_loader = make_loader(dataset, plan, collate, data.num_workers, self.pin)
         self.val_name = "validation" if feats.get("validation") else "train"
         val_plan = EpochBatchPlan(len(feats[self.val_name]), self.eval_bs, False, 0, None, rank, world)
         val_loader = make_loader(PreparedDataset(feats[self.val_name]), val_plan, task.collate, data.num_workers,
@@ -151,6 +170,7 @@ class TrainingSession:
         self.mlog = MetricsLog(self.rd, recipe.tracking.tensorboard, enabled=rank == 0, resume_step=resume_step)
         self.trainer = Trainer(self.run, model, self.raw_model, self.loss_fn, optimizer, scheduler, b.metrics(task),
                                train_loader, plan, dataset, val_loader, self.pm, self.mlog)
+        self.trainer.distiller = self.distiller
 
     # 5 --------------------------------------------------------------------------------------------
     def restore(self, latest: Path, amended: dict) -> None:
@@ -205,6 +225,11 @@ class TrainingSession:
             raise TrainingError(f"the run diverged: the best checkpoint ({self.rd / 'checkpoints' / 'best'}) gives "
                                 f"{', '.join(f'{k} = {v}' for k, v in bad.items())} on the {split} split. Lower "
                                 "optimizer.lr, use fp32, or check the data")
+        if self.distiller is not None:  # the teacher on the same examples, and how closely the student follows
+            from .distill_report import compare_with_teacher
+
+            results.update(compare_with_teacher(self.distiller, self.raw_model, self.feats[split], self.splits[split],
+                                                self.builder, self.device, self.cfg.precision, self.eval_bs))
         self.pm.dispatch("fmkit_on_evaluate_end", run=self.run, split=split, metrics=results)
         return split, results, artifacts
 

@@ -110,7 +110,7 @@ def load_predictor(path: str | Path, backend: str = "torch", precision: str = "a
             import torch
 
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        return Predictor(task, lambda b: task.forward(model, b), meta, "int8" if int8 else "float")
+        return Predictor(task, lambda b: task.forward(model, b), meta, "int8" if int8 else "float", model)
     if (path / "recipe.yaml").is_file():
         from ..engine.artifacts import load_trained
 

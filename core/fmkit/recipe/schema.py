@@ -252,6 +252,29 @@ class ServeSection(Section):
     access_log: bool = False
 
 
+class DistillSection(Section):
+    """Knowledge distillation: train the recipe's model (the student) to follow a trained teacher.
+
+    The loss is ``alpha * distillation + (1 - alpha) * the task's own loss``; the distillation term
+    is what the task declares (:attr:`fmkit.Task.distill_kind`): KL divergence on temperature-softened
+    class scores (times ``temperature**2``), per-label binary KL for multi-label tasks, or the mean
+    squared difference from the teacher's outputs for regression and forecasting.
+    """
+
+    #: a run directory (``fmkit train`` made it) or an export folder (``fmkit export``) of the same task and labels
+    teacher: str = Field(min_length=1)
+    temperature: float = Field(2.0, gt=0, allow_inf_nan=False)
+    #: weight of the distillation term (0: plain training, 1: the teacher's outputs alone)
+    alpha: float = Field(0.5, ge=0, le=1)
+    #: teacher outputs computed once before training and cached on disk (``on``), or computed for
+    #: every batch (``off``); ``auto``: cached unless the training data is augmented
+    cache: Literal["auto", "on", "off"] = "auto"
+
+    # YAML reads a bare on/off as a boolean
+    _c = field_validator("cache", mode="before")(
+        lambda cls, v: {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v)
+
+
 class TrackingSection(Section):
     """Where runs are written and what they record."""
 
@@ -280,6 +303,8 @@ class Recipe(BaseModel):
     export: ExportSection = ExportSection()
     serve: ServeSection = ServeSection()
     tracking: TrackingSection = TrackingSection()
+    #: knowledge distillation from a trained teacher (off when absent)
+    distill: DistillSection | None = None
     plugins: list[str] = []
     required_plugins: list[str] = []
 

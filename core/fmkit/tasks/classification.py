@@ -47,6 +47,11 @@ class ClassificationTask(Task):
         self._indexed: list[str] | None = None
 
     @property
+    def distill_kind(self) -> str | None:
+        """``"labels"`` (per-label binary) for multi-label tasks, else ``"classes"``; see :attr:`fmkit.Task.distill_kind`."""
+        return "labels" if self.multi_label else "classes"
+
+    @property
     def multi_label(self) -> bool:
         """Whether an example may carry several labels (the ``multi_label`` parameter; false without one)."""
         return bool(getattr(self.params, "multi_label", False))

@@ -26,6 +26,8 @@ class RegressionTask(Task):
 
     monitor, monitor_mode = "mse", "min"
     classification = False
+    #: distillation compares the teacher's and the student's values (see :attr:`fmkit.Task.distill_kind`)
+    distill_kind = "values"
     #: the example key that holds the target(s)
     target_key: str = "target"
     #: train on targets standardised with the training split's mean and standard deviation

@@ -10,6 +10,8 @@ import torch
 from fmkit.components import Params
 from fmkit.errors import UsageError
 
+from .init_from import InitFromParams, student_from_teacher
+
 log = logging.getLogger("fmkit")
 
 
@@ -36,6 +38,9 @@ class HFModelParams(Params):
     #: ``mean`` averages the last hidden states over real tokens, as sentence-transformers
     #: checkpoints (all-MiniLM-L6-v2) were trained to be used
     pooling: Literal["model", "mean"] = "model"
+    #: a student from a trained teacher: its architecture with the listed layers, and its embeddings,
+    #: those layers and head copied (``{run: TEACHER, layers: [0, 2, 4]}``; see :mod:`fmkit_nlp.init_from`)
+    init_from: InitFromParams | None = None
 
 
 #: what a hub download fetches: configuration, tokenizer and weights (safetensors preferred), not the
@@ -180,7 +185,7 @@ class HFClassifier(torch.nn.Module):
         cfg_dir = Path(directory) / "hf_config"
         model = self.merged() if self.lora else self.hf
         model.config.save_pretrained(str(cfg_dir))
-        return {"pretrained": str(cfg_dir), "config_only": True, "config": None, "lora": None}
+        return {"pretrained": str(cfg_dir), "config_only": True, "config": None, "lora": None, "init_from": None}
 
 
 def remote_code_allowed(params: HFModelParams, context: dict) -> bool:
@@ -256,8 +261,14 @@ def _build(params: HFModelParams, context: dict, task_type: str) -> HFClassifier
         kw["problem_type"] = "multi_label_classification"
     if params.dropout is not None:
         kw["hidden_dropout_prob"] = params.dropout
-    _warn_if_from_scratch(params, context)
-    model = _load(auto, params, context, **kw)
+    if params.init_from is not None:
+        if params.pretrained or params.config:
+            raise UsageError("model.init_from builds the student from the teacher's architecture and weights; "
+                             "leave model.pretrained and model.config out")
+        model = student_from_teacher(auto, params.init_from, context, kw)
+    else:
+        _warn_if_from_scratch(params, context)
+        model = _load(auto, params, context, **kw)
     if context.get("vocab_size") and model.get_input_embeddings().num_embeddings < context["vocab_size"]:
         model.resize_token_embeddings(context["vocab_size"])  # a tokenizer with added tokens
     if params.pooling == "mean":

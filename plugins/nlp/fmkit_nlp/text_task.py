@@ -30,8 +30,15 @@ class TokenizedTextTask(Task):
         self.tokenizer = None
 
     def fit_tokenizer(self, model_params: dict, texts: Iterable[str]) -> None:
-        """Load the tokenizer of ``tokenizer.path`` or the pretrained model, or train one on ``texts``."""
+        """Load the tokenizer of ``tokenizer.path``, the pretrained model or the teacher of
+        ``model.init_from`` (whose embeddings the student copies), or train one on ``texts``."""
         source = self.params.tokenizer.path or model_params.get("pretrained")
+        init_from = model_params.get("init_from")
+        if not source and isinstance(init_from, dict) and init_from.get("run"):
+            from .init_from import teacher_tokenizer
+
+            self.tokenizer = teacher_tokenizer(str(init_from["run"]))
+            return
         self.tokenizer = load_tokenizer(source) if source else train_tokenizer(texts, self.params.tokenizer)
 
     def inputs_from_record(self, record):

@@ -33,6 +33,8 @@ class Forecasting(Task):
     name = "time-series-forecasting"
     monitor, monitor_mode = "mse", "min"
     classification = False
+    #: distillation compares the teacher's and the student's forecasts (hook API 1.4)
+    distill_kind = "values"
     cacheable = False  # scaling windows is cheaper than reading them back
 
     def __init__(self, params: ForecastingParams, context: dict | None = None):

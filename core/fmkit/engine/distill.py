@@ -1,0 +1,293 @@
+"""Knowledge distillation (a recipe's ``distill:`` section): the teacher, its outputs, the loss.
+
+The student (the recipe's model) is trained on ``alpha * distillation + (1 - alpha) * task loss``.
+What the distillation term compares is the task's (:attr:`fmkit.Task.distill_kind`,
+:meth:`fmkit.Task.distill_outputs`), so every modality distils through the same code:
+
+- ``classes``: KL divergence between the temperature-softened softmax of teacher and student,
+  times ``temperature**2`` (Hinton et al. 2015), over the last axis;
+- ``labels``: the binary KL divergence of each label's softened sigmoid (multi-label), times ``temperature**2``;
+- ``values``: the mean squared difference from the teacher's outputs (regression, forecasting).
+
+Teacher outputs are either computed once, before training, from the teacher's own preprocessing
+of the training examples and cached on disk (``cache: on``; ``auto`` when the training data is not
+augmented), or computed for every training batch on the student's batch (``cache: off``; ``auto``
+with augmentation), which needs the teacher to preprocess exactly as the student does.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import DataError, TrainingError, UsageError
+from ..utils.atomic import atomic_write_bytes
+from .evaluation import to_device
+
+log = logging.getLogger("fmkit")
+
+#: the batch key that carries cached teacher outputs
+TEACHER_KEY = "distill_teacher"
+KINDS = ("classes", "labels", "values")
+
+
+@dataclass
+class Teacher:
+    """A trained model with its task, read from a run directory or an export folder."""
+
+    task: Any
+    model: Any
+    source: Path
+    weights: Path
+
+
+def load_teacher(path: str | Path) -> Teacher:
+    """The teacher in ``path`` (a run directory or an export folder), weights read with safetensors;
+    code shipped with it never runs (``trust_remote_code`` off, its recipe's plugins not imported).
+    The random number generators are left as they were, so the student's initialisation and data
+    order are the ones of the same recipe without ``distill:``."""
+    from . import checkpoint as ckpt
+
+    path = Path(path)
+    state = ckpt.rng_state()
+    try:
+        if (path / "export.json").is_file():
+            from ..exporting.loading import _task_from_export, load_torch_model
+
+            meta = json.loads((path / "export.json").read_text())
+            task = _task_from_export(meta, path)
+            return Teacher(task, load_torch_model(path, task), path, path / "model.safetensors")
+        if (path / "recipe.yaml").is_file():
+            from .artifacts import load_trained
+
+            try:
+                trained = load_trained(path)
+            except UsageError as e:
+                raise UsageError(f"distill.teacher: {e}") from None
+            return Teacher(trained.task, trained.model, path, path / "checkpoints" / "best" / "model.safetensors")
+    finally:
+        ckpt.set_rng_state(state)
+    raise UsageError(f"distill.teacher: {path} is neither a run directory (no recipe.yaml) nor an export folder (no "
+                     "export.json); give the folder `fmkit train` printed or one `fmkit export` wrote")
+
+
+def check_teacher(teacher: Teacher, task) -> str:
+    """The distillation kind, once the teacher is known to do the student's task with its labels."""
+    if teacher.task.name != task.name:
+        raise UsageError(f"distill.teacher: {teacher.source} was trained for the task {teacher.task.name!r}, but the "
+                         f"recipe's task is {task.name!r} (task.name); a teacher must do the student's task")
+    kind = task.distill_kind
+    if kind not in KINDS:
+        raise UsageError(f"distill: the task {task.name!r} declares no distillation outputs (Task.distill_kind is "
+                         f"{kind!r}; one of {', '.join(KINDS)} is needed), so it cannot be distilled")
+    if teacher.task.distill_kind != kind:
+        raise UsageError(f"distill.teacher: {teacher.source} gives {teacher.task.distill_kind!r} outputs, the student "
+                         f"{kind!r} (task.multi_label differs?); teacher and student must give the same kind")
+    t_labels, s_labels = teacher.task.labels, task.labels
+    if (t_labels is None) != (s_labels is None) or (s_labels is not None and list(t_labels) != list(s_labels)):
+        raise DataError(f"distill.teacher: {teacher.source} was trained with the labels {_show(t_labels)}, but the "
+                        f"student's training data gives {_show(s_labels)} (task.labels, from data.train); the class "
+                        "scores would not line up. Train the student on data with the teacher's labels")
+    if kind == "values":  # values are compared in the model's units: the scaling must be the teacher's
+        t_state, s_state = teacher.task.state_dict(), task.state_dict()
+        differ = sorted(k for k in set(t_state) | set(s_state) if t_state.get(k) != s_state.get(k))
+        if differ:
+            log.warning("distill: the teacher's task state differs from the student's in %s; values are compared "
+                        "as the models see them, so a different target scaling makes the teacher's outputs "
+                        "misleading", ", ".join(differ))
+    return kind
+
+
+def _show(labels) -> str:
+    if labels is None:
+        return "none"
+    shown = ", ".join(map(repr, list(labels)[:8]))
+    return f"[{shown}{' ...' if len(labels) > 8 else ''}] ({len(labels)})"
+
+
+# ---------------------------------------------------------------------------- the loss
+def distill_loss(kind: str, student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The distillation term of a batch (see the module docstring); ``student`` and ``teacher`` have one shape."""
+    s, t = student.float(), teacher.float().detach()
+    if kind == "values":
+        return F.mse_loss(s, t)
+    T = float(temperature)
+    if kind == "classes":
+        s, t = s.reshape(-1, s.shape[-1]), t.reshape(-1, t.shape[-1])
+        return F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), reduction="batchmean",
+                        log_target=True) * T * T
+    # labels: binary KL per label = BCE(student, p) - BCE(teacher, p), averaged over labels and rows
+    p = torch.sigmoid(t / T)
+    kl = (F.binary_cross_entropy_with_logits(s / T, p, reduction="none")
+          - F.binary_cross_entropy_with_logits(t / T, p, reduction="none"))
+    return kl.mean() * T * T
+
+
+class Distiller:
+    """Adds the distillation term to the task's loss of each training batch (the micro-stepper calls
+    :meth:`combine`); the teacher runs on the student's batch unless the batch carries cached outputs."""
+
+    def __init__(self, cfg, teacher: Teacher, task, kind: str, cached: bool):
+        self.cfg, self.teacher, self.task, self.kind, self.cached = cfg, teacher, task, kind, cached
+
+    def teacher_outputs(self, batch: dict) -> torch.Tensor:
+        if TEACHER_KEY in batch:
+            return batch[TEACHER_KEY]
+        t = self.teacher
+        with torch.no_grad():
+            return t.task.distill_outputs(t.task.forward(t.model, batch), batch)
+
+    def term(self, outputs: Any, batch: dict) -> torch.Tensor:
+        """The distillation term of a batch the student gave ``outputs`` for."""
+        student = self.task.distill_outputs(outputs, batch)
+        teacher = self.teacher_outputs(batch)
+        if tuple(student.shape) != tuple(teacher.shape):
+            raise TrainingError(f"distill: the student's outputs have the shape {tuple(student.shape)} but the "
+                                f"teacher's ({self.teacher.source}) {tuple(teacher.shape)}; the two models must "
+                                "answer the same task with the same output size")
+        return distill_loss(self.kind, student, teacher, self.cfg.temperature)
+
+    def combine(self, task_loss: torch.Tensor, outputs: Any, batch: dict) -> torch.Tensor:
+        """``alpha * distillation + (1 - alpha) * task_loss``."""
+        a = float(self.cfg.alpha)
+        return a * self.term(outputs, batch) + (1.0 - a) * task_loss
+
+
+class TeacherCollate:
+    """A task's collate that also stacks the cached teacher outputs of the examples (picklable for
+    loader workers); the task's own collate never sees them."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, features: list[dict]) -> dict:
+        if not features or TEACHER_KEY not in features[0]:
+            return self.collate(features)
+        teacher = torch.stack([f[TEACHER_KEY] for f in features])
+        batch = self.collate([{k: v for k, v in f.items() if k != TEACHER_KEY} for f in features])
+        batch[TEACHER_KEY] = teacher
+        return batch
+
+
+# ---------------------------------------------------------------------------- teacher outputs
+def model_outputs(model, task, features: list[dict], batch_size: int, device) -> list[torch.Tensor]:
+    """``task.distill_outputs`` of ``model`` for each batch of ``features`` (in order, on the CPU, float)."""
+    out = []
+    model.eval()
+    with torch.inference_mode():
+        for s in range(0, len(features), batch_size):
+            batch = to_device(task.collate(features[s:s + batch_size]), device)
+            out.append(task.distill_outputs(task.forward(model, batch), batch).float().cpu())
+    return out
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cached_teacher_outputs(teacher: Teacher, examples: list[dict], device, cache_dir: Path | None,
+                           batch_size: int) -> torch.Tensor:
+    """The teacher's outputs for every training example (``[N, ...]``), from its own preprocessing;
+    read from and written (atomically) to ``cache_dir`` when given, keyed by the teacher's weights,
+    its task and the examples."""
+    from .data import _fingerprint
+
+    task = teacher.task
+    path = None
+    if cache_dir is not None:
+        key = hashlib.sha256(f"{_file_digest(teacher.weights)}|{task.fingerprint()}|{_fingerprint(examples)}"
+                             .encode()).hexdigest()[:24]
+        path = Path(cache_dir) / f"distill-{task.name}-{key}.pt"
+        if path.is_file():
+            try:
+                cached = torch.load(path, weights_only=True)
+                if isinstance(cached, torch.Tensor) and len(cached) == len(examples):
+                    return cached
+                log.warning("ignoring cache %s: it does not hold one output per example", path)
+            except Exception as e:  # a damaged cache is rebuilt, never trusted
+                log.warning("ignoring unreadable cache %s: %s", path, e)
+    features = []
+    for s in range(0, len(examples), 4096):
+        features.extend(task.preprocess_many(examples[s:s + 4096]))
+    if len(features) != len(examples):
+        raise UsageError(f"distill: the teacher's task {task.name!r} made {len(features)} features from "
+                         f"{len(examples)} training examples, so its outputs cannot be matched to the student's "
+                         "examples; set distill.cache: off")
+    teacher.model.to(device)
+    parts = model_outputs(teacher.model, task, features, batch_size, device)
+    shapes = {tuple(p.shape[1:]) for p in parts}
+    if len(shapes) > 1:
+        raise UsageError(f"distill: the teacher's outputs change shape from batch to batch ({sorted(shapes)}: "
+                         "padded to each batch's longest input?), so they cannot be cached per example; set "
+                         "distill.cache: off")
+    outputs = torch.cat(parts)
+    if path is not None:
+        buf = io.BytesIO()
+        torch.save(outputs, buf)
+        atomic_write_bytes(path, buf.getvalue())
+    return outputs
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two preprocessed features are equal (tensors and arrays element-wise)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if hasattr(a, "shape") and hasattr(b, "shape"):
+        ta, tb = torch.as_tensor(a), torch.as_tensor(b)
+        return ta.shape == tb.shape and bool(torch.equal(ta, tb))
+    return bool(a == b)
+
+
+def augments_batches(task, features: list[dict]) -> bool:
+    """Whether the task's :meth:`~fmkit.Task.augment_batch` changes training batches (mixup, say),
+    found by trying it on a batch of the first training examples."""
+    from ..task import Task
+
+    if type(task).augment_batch is Task.augment_batch or len(features) < 2:
+        return False
+    batch = task.collate(features[:4] if len(features) >= 4 else features[:2])
+    out = task.augment_batch(dict(batch), 0)
+    return not _same({k: out.get(k) for k in batch}, batch) or set(out) != set(batch)
+
+
+# ---------------------------------------------------------------------------- setup
+def setup_distillation(recipe, task, teacher: Teacher, kind: str, examples: list[dict], features: list[dict], device,
+                       cache_dir: Path | None, batch_size: int) -> tuple[Distiller, list[dict]]:
+    """Decide caching for a checked teacher (:func:`load_teacher`, :func:`check_teacher`):
+    ``(distiller, training features)``, the features (new dicts) carrying the teacher's outputs under
+    :data:`TEACHER_KEY` when cached."""
+    cfg = recipe.distill
+    teacher.model.to(device).eval()
+    for p in teacher.model.parameters():
+        p.requires_grad_(False)
+    augmented = bool(recipe.data.augment) or augments_batches(task, features)
+    cached = cfg.cache == "on" or (cfg.cache == "auto" and not augmented)
+    if cached and augmented:
+        log.warning("distill.cache: on with augmented training data: the student sees augmented examples and the "
+                    "teacher's outputs for the unaugmented ones")
+    if cached:
+        outputs = cached_teacher_outputs(teacher, examples, device, cache_dir, batch_size)
+        features = [{**f, TEACHER_KEY: outputs[i]} for i, f in enumerate(features)]
+    else:
+        sample = examples[:4]
+        if not _same(teacher.task.preprocess_many(sample), features[:len(sample)]):
+            raise UsageError(f"distill.cache: off runs the teacher on the student's batches, but the teacher "
+                             f"({teacher.source}) preprocesses the training examples differently (another "
+                             "tokenizer, image size or window?); use the teacher's preprocessing settings in the "
+                             "student's recipe, or distill.cache: on without augmentation")
+    log.info("distilling from %s (%s, temperature %g, alpha %g, teacher outputs %s)", teacher.source, kind,
+             cfg.temperature, cfg.alpha, "cached" if cached else "computed for every batch")
+    return Distiller(cfg, teacher, task, kind, cached), features
