@@ -100,3 +100,16 @@ def test_a_run_resumed_mid_epoch_reports_the_whole_epochs_loss(tmp_path, recipe_
     assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, 13))
     (m,) = recorder.epoch_metrics
     assert m["epoch"] == 0 and m["train"]["loss"] == pytest.approx(_train_loss(records, 0), rel=1e-9)
+
+
+def test_the_epoch_loss_counts_every_step_even_with_fewer_steps_than_log_every(tmp_path, recipe_factory):
+    """12 steps an epoch with log_every 10: the epoch-end training loss is the mean over all 12
+    steps' losses (not NaN, not only the logged window)."""
+    recorder = EpochRecorder()
+    fmkit.register_plugin(recorder, name="epoch-recorder")
+    fmkit.train(recipe_factory(log_every=10, epochs=2), run_dir=str(tmp_path / "sparse"))
+    sparse = [m["train"]["loss"] for m in recorder.epoch_metrics]
+    assert all(loss == loss for loss in sparse), sparse  # finite, not NaN
+    fmkit.unregister_plugin("epoch-recorder")
+    dense_recorder, _ = _train(recipe_factory, tmp_path / "dense", epochs=2)  # log_every 1: every step logged
+    assert sparse == pytest.approx([m["train"]["loss"] for m in dense_recorder.epoch_metrics], rel=1e-6)

@@ -409,6 +409,11 @@ class Trainer:
                     break
             epoch_done = self.batch_in_epoch >= n_batches
             if epoch_done:
+                if loss_n:  # steps since the last log line count in this epoch's mean (a log window ends here)
+                    self.epoch_loss_sum += float(loss_acc)
+                    self.epoch_loss_n += loss_n
+                    loss_acc.zero_()
+                    loss_n = 0
                 train = {"loss": self.epoch_loss_sum / self.epoch_loss_n if self.epoch_loss_n else float("nan")}
                 self.pm.dispatch("fmkit_on_epoch_end", run=run, epoch=self.epoch, metrics=dict(train))
                 if self.scheduler and self.scheduler.interval == "epoch" and not self.scheduler.needs_metric:
