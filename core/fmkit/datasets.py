@@ -18,6 +18,12 @@ __all__ = ["Dataset", "carve_split", "missing_split_files"]
 class Dataset:
     """What the engine asks of a dataset.
 
+    ``__init__(params, context)`` keeps ``self.params`` (the validated ``data`` section's dataset
+    parameters), ``self.context`` (``{"task": task}``) and ``self.dropped`` (``{}``). The class
+    attribute ``split_params`` (default ``("train", "validation", "test")``) names the parameters
+    that hold each split's file; the default :meth:`load` reads those, plus ``test_fraction`` and
+    ``seed`` when the parameters have them.
+
     An *example* is a plain dict of raw values (``{"text": ..., "label": ...}``,
     ``{"image": "/path.png", "label": "cat"}``): whatever the task's :meth:`fmkit.Task.setup` and
     :meth:`fmkit.Task.preprocess` take. Keys the core itself reads: none; the task reads all of

@@ -73,7 +73,7 @@ def contract_tests(plugin: str, export_formats: tuple[str, ...] = (),
     checks that every ``fmkit_*`` hook the plugin implements is a hook of the contract, that CLI
     commands it adds print their help, that transforms and metrics keep their contracts
     (augmentations seeded, metrics streaming) and that a task's state round trip gives the same
-    batches (:mod:`fmkit.contract_checks`).
+    batches (the checks live in ``fmkit.contract_checks``).
     """
 
     def test_plugin_loads_and_registers_components():

@@ -27,7 +27,9 @@ class ClassificationTask(Task):
     - :attr:`state_attributes`: the names of what :meth:`setup_inputs` learns (saved with the labels
       and class counts by :meth:`state_dict`, restored by :meth:`load_state_dict`).
 
-    Multi-label is on when the task's parameters have ``multi_label: true``: targets are then
+    Multi-label is on when the task's parameters have ``multi_label: true`` (declare
+    ``multi_label: bool = False`` and ``threshold: float = 0.5`` on your task's ``Params`` to offer
+    it; a task whose parameters lack them is single-label): targets are then
     multi-hot float rows (for ``bce-with-logits``) and answers list every label whose sigmoid score
     reaches ``threshold`` (a parameter too, default 0.5).
     """

@@ -13,6 +13,12 @@ __all__ = ["RegressionTask"]
 class RegressionTask(Task):
     """Base of a task that predicts one or several real values per example.
 
+    ``target_key`` (default ``"target"``) and ``standardize_targets`` (default true) are class
+    attributes: override them in a subclass, they are not recipe parameters. Because
+    :meth:`metric_inputs` hands metrics values in the data's units already, a regression metric's
+    ``units: scaled`` reads those values as they are (``units: original`` is for tasks that pass
+    scaled values and supply :meth:`fmkit.Task.inverse_transform`).
+
     An example's target, under :attr:`target_key`, is a number, a list of numbers or a dict
     ``{name: number}``. :meth:`setup` learns the target names and, when
     :attr:`standardize_targets` is on, each target's mean and standard deviation on the training

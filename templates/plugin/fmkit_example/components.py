@@ -35,8 +35,12 @@ def focal(params: FocalParams, context: dict):
     import torch.nn.functional as F
 
     def loss(outputs, targets):
-        logp = F.log_softmax(outputs.float(), -1)
-        logp_t = logp.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
+        # -100 marks a target to ignore (a label unseen in training, padding): leave it out of the mean
+        keep = targets.long() != -100
+        logp = F.log_softmax(outputs.float()[keep], -1)
+        logp_t = logp.gather(-1, targets.long()[keep].unsqueeze(-1)).squeeze(-1)
+        if logp_t.numel() == 0:
+            return outputs.float().sum() * 0.0  # no target to learn from in this batch
         return (-(1 - logp_t.exp()) ** params.gamma * logp_t).mean()
 
     return loss
