@@ -44,14 +44,6 @@ def test_pretrained_minilm_loads_from_its_package():
     assert len(model.fmkit_layer_prefixes()) == 7
 
 
-def test_unknown_hub_id_explains_how_to_fix():
-    from fmkit.errors import UsageError
-    from fmkit_nlp.models import resolve_pretrained
-
-    with pytest.raises(UsageError, match="never downloads"):
-        resolve_pretrained("acme/not-a-cached-model")
-
-
 def test_json_split_files_limits_exact_split_sizes_and_plain_text(tmp_path):
     import json
 
