@@ -68,8 +68,9 @@ def _commented(params_model, indent: str, values: dict[str, Any]) -> list[str]:
     return lines
 
 
-def starter_recipe(task_name: str, registry) -> str:
-    """A commented recipe for ``task_name`` with the task's default components filled in."""
+def starter_recipe(task_name: str, registry, sections: dict | None = None) -> str:
+    """A commented recipe for ``task_name`` with the task's default components filled in, and each
+    installed plugin's own section (``sections``: name -> :class:`fmkit.RecipeSection`)."""
     from .recipe.schema import DataSection, EvaluateSection, ExportSection, TrainSection
 
     task = registry.get("task", task_name)
@@ -104,4 +105,7 @@ def starter_recipe(task_name: str, registry) -> str:
     out += _commented(TrainSection, "  ", {"epochs": 3, "batch_size": 32})
     out += ["", "evaluate:"] + _commented(EvaluateSection, "  ", {})
     out += ["", "export:"] + _commented(ExportSection, "  ", {"formats": ["safetensors"]})
+    for name, section in sorted((sections or {}).items()):
+        out += ["", f"{name}:    # {section.summary} (plugin {section.plugin})".replace(" ()", "")]
+        out += _commented(section.model, "  ", dict(section.example))
     return "\n".join(out) + "\n"
