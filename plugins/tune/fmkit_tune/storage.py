@@ -24,11 +24,29 @@ def _retry_failed(study: optuna.Study, trial) -> None:
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage; SQLite waits for its lock (several local workers), servers get heartbeats so
-    a trial of a machine that died is failed and tried again by the others."""
-    if url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 300}})
-    return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=180,
-                                      failed_trial_callback=_retry_failed)
+    a trial of a machine that died is failed and tried again by the others. A URL that cannot be
+    used (no driver, no server) is a :class:`fmkit.errors.UsageError` saying which."""
+    from fmkit.errors import UsageError
+
+    try:
+        if url.startswith("sqlite"):
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 300}})
+        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=180,
+                                          failed_trial_callback=_retry_failed)
+    except ImportError as e:
+        cause = e.__cause__ or e
+        hint = " (pip install 'fmkit-tune[postgres]')" if url.startswith("postgres") else ""
+        raise UsageError(f"--storage {_safe(url)}: the database driver is missing: {cause}{hint}") from None
+    except Exception as e:  # sqlalchemy.exc.ArgumentError, OperationalError: a bad URL, no server
+        raise UsageError(f"--storage {_safe(url)}: cannot open the study storage: "
+                         f"{str(e).strip().splitlines()[0][:300]}") from None
+
+
+def _safe(url: str) -> str:
+    """The URL without its password."""
+    import re
+
+    return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", url)
 
 
 def make_sampler(settings, space: dict, seed: int) -> optuna.samplers.BaseSampler:

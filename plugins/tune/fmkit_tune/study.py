@@ -177,8 +177,12 @@ def run_study(recipe: Any, overrides: list[str] | None = None, trials: int | Non
     if grid is not None and n > grid:
         print(f"note: the grid has {grid} points: the study stops at {grid} trials", file=sys.stderr)
         n = grid
+    url = storage or settings.storage
+    storage_obj = open_storage(url) if url else None  # a server that cannot be reached: nothing written
     study_dir.mkdir(parents=True, exist_ok=True)
-    url = storage or settings.storage or default_storage(study_dir)
+    if storage_obj is None:
+        url = default_storage(study_dir)
+        storage_obj = open_storage(url)
     plan = _plan(loaded, settings, name, study_dir, url, n, timeout or settings.timeout, workers)
     plan_path = study_dir / "plan.json"
     if plan_path.is_file():
@@ -189,7 +193,6 @@ def run_study(recipe: Any, overrides: list[str] | None = None, trials: int | Non
                              "with --study NAME")
     atomic_write_text(plan_path, json.dumps(plan, indent=2) + "\n")
 
-    storage_obj = open_storage(url)
     st = optuna.create_study(storage=storage_obj, study_name=name, direction=plan["direction"], load_if_exists=True)
     if st.direction.name.lower() != plan["direction"]:
         raise UsageError(f"study {name!r} in {url} {st.direction.name.lower()}s; this recipe asks to "

@@ -75,3 +75,12 @@ def test_fmkit_tune_refuses_a_bad_space_before_any_trial(tmp_path):
     path.write_text(yaml.safe_dump(plain))
     r = cli("tune", str(path), cwd=tmp_path)
     assert r.returncode == 2 and "no tune: section" in r.stderr
+
+
+def test_a_storage_that_cannot_be_opened_is_a_clear_error(tmp_path):
+    path = study_recipe(tmp_path, {"space": {"optimizer.lr": LR}})
+    r = cli("tune", str(path), "--storage", "postgresql://fmkit:secret@127.0.0.1:1/none", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "--storage postgresql://fmkit:***@127.0.0.1:1/none: cannot open the study storage" in r.stderr
+    assert "secret" not in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "runs" / "tune").exists()  # nothing half-written
