@@ -125,8 +125,9 @@ def render_table(rows: list[dict], plan: dict, live: dict | None = None, limit: 
     done = sum(r["state"] in ("complete", "pruned") for r in rows)
     t = Table(title=f"study {plan['study']}: {done}/{plan['trials']} trials, {plan['direction']} {plan['metric']}",
               title_justify="left")
-    for head in ["#", "state", plan["metric"], *keys, "steps", "s", "note"]:
-        t.add_column(head, overflow="fold")
+    for head in ["#", "state", plan["metric"], *keys, "steps", "s"]:
+        t.add_column(head, no_wrap=True)
+    t.add_column("note", overflow="ellipsis", no_wrap=True, max_width=60)
     for r in rows[-limit:]:
         note = r["note"]
         if r["state"] == "running" and live and r["trial"] in live:

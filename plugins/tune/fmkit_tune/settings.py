@@ -88,32 +88,25 @@ class TuneSettings(BaseModel):
     """The ``tune:`` section (fmkit-tune)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    #: the validation metric to optimise (default: evaluate.monitor, else the task's monitor)
-    metric: str | None = None
-    #: maximize or minimize (default: how the monitored metric improves)
-    direction: Literal["maximize", "minimize"] | None = None
+    metric: str | None = Field(None, description="the validation metric to optimise (default: evaluate.monitor, "
+                               "else the task's monitor)")
+    direction: Literal["maximize", "minimize"] | None = Field(
+        None, description="default: how the monitored metric improves")
     sampler: Literal["tpe", "random", "grid", "cmaes"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
-    #: trials the study holds when done (``--trials``); a grid search defaults to the grid's size
-    trials: int | None = Field(None, ge=1)
-    #: seconds this invocation may spend starting trials (``--timeout``)
-    timeout: float | None = Field(None, gt=0)
-    #: trials sampled at random (TPE) and completed before pruning starts
-    startup_trials: int = Field(5, ge=0)
-    #: evaluations a trial always gets before it may be pruned
-    warmup_evaluations: int = Field(1, ge=0)
-    #: sampler seed (each worker and each continuation of the study derives its own from it)
-    seed: int = 0
-    #: the study's name (``--study``; default: the recipe file's name)
-    study: str | None = None
-    #: an Optuna RDB URL (``--storage``; default: sqlite in the study folder)
-    storage: str | None = None
-    #: the study folder (default: <tracking.runs_dir>/tune/<study>)
-    dir: str | None = None
-    #: try the recipe's own values first (a baseline trial), on a new study
-    baseline: bool = False
-    #: recipe path -> range or choices
-    space: dict[str, Param] = {}
+    trials: int | None = Field(None, ge=1, description="trials the study holds when done (--trials; default 20, "
+                               "a grid: its size)")
+    timeout: float | None = Field(None, gt=0, description="seconds one run of fmkit tune may spend starting trials")
+    startup_trials: int = Field(5, ge=0, description="trials before the model-based search and pruning start")
+    warmup_evaluations: int = Field(1, ge=0, description="evaluations every trial gets before it may be pruned")
+    seed: int = Field(0, description="sampler seed (each worker and continuation derives its own)")
+    study: str | None = Field(None, description="the study's name (--study; default: the recipe file's name)")
+    storage: str | None = Field(None, description="an Optuna RDB URL (--storage; default: sqlite in the study "
+                                "folder)")
+    dir: str | None = Field(None, description="the study folder (default: <tracking.runs_dir>/tune/<study>)")
+    baseline: bool = Field(False, description="the recipe's own values are the first trial (a new study)")
+    space: dict[str, Param] = Field({}, description="recipe path (as --set takes it) -> {float: [lo, hi], log: "
+                                    "true}, {int: [lo, hi]} or {choice: [...]}")
 
 
 SUMMARY = "hyperparameter search with Optuna: metric, sampler, pruner and the space (fmkit tune RECIPE)"
