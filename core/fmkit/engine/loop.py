@@ -23,6 +23,7 @@ from .distributed import barrier
 from .evaluation import batch_rows, evaluate_loader, to_device
 from .interrupt import Interrupted, StopSignals
 from .loop_notes import header_lines, kept_checkpoint_note
+from .stop import honour_stop_request
 from .microstep import MicroStepper
 from .precision import accumulator, grad_scaler
 from .progress import TrainingBar
@@ -298,21 +299,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def _hook_stop(self, agreed: bool = False) -> bool:
-        """Whether a hook's ``run.request_stop`` ends the loop now: at once in one process; under
-        torchrun when the ranks agreed on it (``agreed``, from the step's all-reduce), so they stop
-        together. The first time, the stop is recorded (``metrics.jsonl``, :attr:`stopped`)."""
-        run = self.run
-        if self.stopped is None and (agreed or (run.stop_reason is not None and run.world_size == 1)):
-            reason = run.stop_reason or "stop requested by a plugin on another rank"
-            self.stopped = {"reason": reason, "step": run.global_step, "epoch": self.epoch}
-            self.stop = True
-            self.mlog.log({"split": "event", "event": "stop", "step": run.global_step, "epoch": self.epoch,
-                           "reason": reason})
-            log.info("stopping at step %d: %s", run.global_step, reason)
-            bar = getattr(self, "bar", None)
-            if bar is not None:
-                bar.note(f"stopping at step {run.global_step}: {reason}")
-        return self.stopped is not None
+        """Whether a hook's ``run.request_stop`` ends the loop now (see :mod:`.stop`)."""
+        return honour_stop_request(self, agreed)
 
     def fit(self) -> None:
         """Train to the end (or to early stopping); SIGINT/SIGTERM stop it at a step boundary with
