@@ -126,3 +126,13 @@ def test_a_plugin_may_not_take_a_core_section_or_another_plugins(recipe_factory)
     info = manager.infos["bad-sections"]
     assert info.status == "failed" and "one of the core's own sections" in info.error
     assert load_recipe(recipe_factory()).train.epochs == 2  # the core's section is untouched
+
+
+def test_a_plugin_section_may_change_on_resume_and_is_recorded(plugin, recipe_factory, tmp_path):
+    run_dir = tmp_path / "run"
+    fmkit.train({**recipe_factory(epochs=1), "audit": {"every": 3}}, run_dir=str(run_dir))
+    changed = {**recipe_factory(epochs=2), "audit": {"every": 5}}
+    fmkit.train(changed, resume=str(run_dir))
+    assert plugin.seen[-1] == Audit(every=5)
+    amendments = yaml.safe_load((run_dir / "recipe.amendments.yaml").read_text())
+    assert amendments[-1]["changes"]["audit.every"] == {"from": 3, "to": 5}
