@@ -20,7 +20,7 @@ Targets: best-trial test accuracy >= default + 1 point; pruning saves >= 30% of 
 without pruning; fmkit's best >= Trainer's best in no more wall time.
 
 Usage: python benchmarks/tune_sst2.py [--quick] [--trials N] [--validation N] [--skip-hf] [--shared DIR]
-  --quick   a smoke run of this script (800 training sentences, 200 validation, 4 trials): it checks the
+  --quick   a smoke run of this script (320 training sentences, 100 validation, 3 trials): it checks the
             script runs end to end; its figures are not the benchmark's.
 """
 from __future__ import annotations
@@ -178,7 +178,7 @@ def main() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    train_n, val_n, trials, eval_every = (800, 200, 4, 10) if a.quick else (8000, 1000, 8, 100)
+    train_n, val_n, trials, eval_every = (320, 100, 3, 5) if a.quick else (8000, 1000, 8, 100)
     val_n, trials = a.validation or val_n, a.trials or trials
     out = ROOT / "runs" / ("bench-tune-quick" if a.quick else "bench-tune")
     out.mkdir(parents=True, exist_ok=True)

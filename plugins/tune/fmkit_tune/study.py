@@ -203,7 +203,7 @@ def run_study(recipe: Any, overrides: list[str] | None = None, trials: int | Non
     console = Console(stderr=True)
     if again:
         console.print(f"continuing study {name}: trial(s) {', '.join(map(str, again))} run again "
-                      "(interrupted before they finished)")
+                      "(interrupted before they finished)", soft_wrap=True)
     live_values: dict[int, tuple] = {}
 
     def table():
@@ -229,7 +229,8 @@ def run_study(recipe: Any, overrides: list[str] | None = None, trials: int | Non
         show()
     _finish(result, st, plan, study_dir, score_test=not result.interrupted)
     if result.interrupted:
-        console.print(f"interrupted: the study is saved in {study_dir}; run the same command again to continue it")
+        console.print(f"interrupted: the study is saved in {study_dir}; run the same command again to continue it",
+                      soft_wrap=True)
     return result
 
 
