@@ -58,7 +58,7 @@ def make_sampler(settings, space: dict, seed: int) -> optuna.samplers.BaseSample
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=settings.startup_trials,
                                             warn_independent_sampling=False)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings.startup_trials, multivariate=True,
-                                      constant_liar=True, warn_independent_sampling=False)
+                                      constant_liar=True)
 
 
 def make_pruner(settings) -> optuna.pruners.BasePruner:

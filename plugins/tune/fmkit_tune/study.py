@@ -226,6 +226,12 @@ def run_study(recipe: Any, overrides: list[str] | None = None, trials: int | Non
                 _run_workers(plan, plan_path, workers, show)
         except KeyboardInterrupt:
             result.interrupted = True
+        except BaseException:  # a worker that failed: the trials so far are still written down
+            try:
+                _finish(result, st, plan, study_dir, score_test=False)
+            except Exception:
+                pass
+            raise
         show()
     _finish(result, st, plan, study_dir, score_test=not result.interrupted)
     if result.interrupted:
