@@ -83,3 +83,41 @@ def test_without_a_request_the_run_is_not_stopped(recipe_factory, tmp_path):
     run, records, details = _train(recipe_factory, tmp_path, Stopper(), epochs=1)
     assert run.stopped is None and details["stopped"] is None
     assert not [r for r in records if r.get("event") == "stop"]
+
+
+def test_ranks_stop_together_when_one_asks(tmp_path):
+    """Under torchrun a request on rank 1 alone stops both ranks at the next optimizer step."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import ROOT, tiny_recipe
+
+    recipe = tiny_recipe(tmp_path, epochs=2, batch_size=4, log_every=1)
+    recipe["plugins"] = ["helpers.stop_on_one_rank"]
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                             f"--master_port={port}", "-m", "fmkit", "train", str(path), "--run-dir",
+                             str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=400)
+    except subprocess.TimeoutExpired:
+        import signal
+
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("the ranks did not stop together (deadlock?)")
+    assert proc.returncode == 0, err[-3000:]
+    details = json.loads((tmp_path / "run" / "eval_details.json").read_text())
+    assert details["stopped"]["step"] == 3  # the window after the request was not applied
+    assert details["stopped"]["reason"] == "rank 1 asked at step 3 (rank 1)"  # rank 0 records rank 1's reason
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in records if r["split"] == "train") == 3
