@@ -131,7 +131,8 @@ def run_hf(recipe: dict, out: Path, trials: int) -> dict:
     def args(**kw):
         base = dict(output_dir=str(out / "hf"), num_train_epochs=1, per_device_eval_batch_size=128,
                     eval_strategy="no", save_strategy="no", logging_strategy="no", report_to=[], weight_decay=0.01,
-                    lr_scheduler_type="linear", use_cpu=True, seed=42, disable_tqdm=True)
+                    lr_scheduler_type="linear", use_cpu=True, seed=42, disable_tqdm=True,
+                    log_level="error")
         return TrainingArguments(**{**base, **kw})
 
     def hp_space(trial):
