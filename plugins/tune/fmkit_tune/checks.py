@@ -100,9 +100,6 @@ def check_section(settings: TuneSettings, recipe) -> list[tuple[tuple, str]]:
     return issues
 
 
-_MISSING = object()
-
-
 def recipe_value(data: dict, path: str) -> Any:
     """The value at a dotted recipe path (list items by index), or None when it is not there."""
     node: Any = data

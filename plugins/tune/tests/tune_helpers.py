@@ -24,16 +24,16 @@ def study_recipe(tmp: Path, tune: dict, **train) -> Path:
     return path
 
 
-def cli(*args: str, cwd: Path, timeout: int = 600, **popen) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "core"), str(ROOT / "plugins" / "tune"),
-                                                                      os.environ.get("PYTHONPATH", "")]))}
-    return subprocess.run([sys.executable, "-m", "fmkit", *args], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=timeout, **popen)
-
-
 def cli_env() -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "core"), str(ROOT / "plugins" / "tune"),
-                                                                       os.environ.get("PYTHONPATH", "")]))}
+    """This checkout's core and plugin first on the path (the installed entry point finds the plugin)."""
+    paths = [str(ROOT / "core"), str(ROOT / "plugins" / "tune"), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+
+
+def cli(*args: str, cwd: Path, timeout: int = 600, **popen) -> subprocess.CompletedProcess:
+    """``fmkit ARGS`` in a real subprocess."""
+    return subprocess.run([sys.executable, "-m", "fmkit", *args], capture_output=True, text=True, env=cli_env(),
+                          cwd=cwd, timeout=timeout, **popen)
 
 
 def trials(study_dir: Path) -> list:
