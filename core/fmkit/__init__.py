@@ -4,7 +4,8 @@ Public API (everything a plugin or a script needs):
 
 - contract: :data:`hookimpl`, :data:`HOOK_API_VERSION`, :class:`Component`, :class:`Params`,
   :class:`Task`, :class:`Dataset`, :class:`Transform`, :class:`Metric`, :class:`ScheduleHandle`,
-  :class:`Exporter`, :class:`RunContext` (what lifecycle hooks receive)
+  :class:`Exporter`, :class:`RunContext` (what lifecycle hooks receive; ``run.request_stop``),
+  :class:`RecipeSection` (a plugin's own top-level recipe section)
 - bases that carry the shared parts: :class:`ClassificationTask`, :class:`RegressionTask`
   (:mod:`fmkit.tasks`), :func:`carve_split`, :func:`missing_split_files`; raw-input decoding in :mod:`fmkit.io`
 - plugins: :func:`register_plugin`, :func:`get_plugin_manager`, :func:`get_registry`
@@ -25,6 +26,7 @@ from .errors import DataError, FmkitError
 from .hookspecs import HOOK_API_VERSION, hookimpl, hookspec
 from .interfaces import Exporter, Metric, ScheduleHandle, Transform
 from .plugins import get_plugin_manager, register_plugin, unregister_plugin
+from .recipe.sections import RecipeSection
 from .task import Task
 from .tasks import ClassificationTask, RegressionTask
 
@@ -92,7 +94,7 @@ def load(path: str, backend: str = "torch", precision: str = "auto", trust_remot
 
 __all__ = [
     "HOOK_API_VERSION", "KINDS", "ClassificationTask", "Component", "DataError", "Dataset", "Exporter", "FmkitError",
-    "Metric", "NoParams", "Params", "RegressionTask", "RunContext", "ScheduleHandle", "Task", "Transform",
+    "Metric", "NoParams", "Params", "RecipeSection", "RegressionTask", "RunContext", "ScheduleHandle", "Task", "Transform",
     "carve_split", "missing_split_files", "io", "evaluate", "export", "get_plugin_manager", "get_registry",
     "hookimpl", "hookspec", "load", "load_recipe", "predict", "register_plugin", "train", "unregister_plugin",
 ]

@@ -27,6 +27,12 @@ and the engine raises :class:`fmkit.errors.PluginHookError` naming the plugin an
 ``fmkit train`` exits with code 1. Raised inside the training loop (the epoch, step, evaluation
 and checkpoint hooks), the error is first passed to :func:`fmkit_on_exception`.
 ``KeyboardInterrupt`` passes through unchanged.
+
+A lifecycle hook never has to raise to end training early: ``run.request_stop(reason)`` (since
+API 1.4; :meth:`fmkit.RunContext.request_stop`) asks the loop to stop at the next step boundary,
+as early stopping does: the run then finishes normally (last validation, checkpoint, final
+evaluation, report, export, :func:`fmkit_on_run_end`) and records the reason (``metrics.jsonl``,
+``eval_details.json``'s ``stopped``).
 """
 from __future__ import annotations
 
@@ -130,6 +136,22 @@ def fmkit_register_exporters() -> list[Component]:
     """Return the exporters this plugin provides (kind ``exporter``).
 
     Called as ``factory(params, context)``; returns a :class:`fmkit.Exporter`.
+    """
+
+
+@hookspec
+def fmkit_register_recipe_sections() -> list:
+    """Return the top-level recipe sections this plugin declares (since API 1.4): a list of
+    :class:`fmkit.RecipeSection` (a name such as ``"tune"`` and the pydantic model that validates it).
+
+    Called once when the sections are first needed (validating a recipe, ``fmkit schema``,
+    ``fmkit new recipe``). A declared section is validated with the rest of the recipe (every
+    problem at once, with its path and line, did-you-mean for misspelt keys), appears in
+    ``fmkit schema`` and ``fmkit new recipe``; a top-level key no installed plugin declares is
+    still an error. The validated value is ``recipe.section(name)`` (``run.recipe.section(name)``
+    in lifecycle hooks): the model instance, or ``None`` when the recipe has no such section.
+    A hook that raises, returns something else, or declares a name the core or another plugin
+    uses marks its plugin failed, as a failing registration hook does.
     """
 
 

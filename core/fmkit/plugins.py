@@ -87,6 +87,7 @@ class PluginManager:
         self.autoload = (not _env_flag("FMKIT_DISABLE_PLUGIN_AUTOLOAD")) if autoload is None else autoload
         self.infos: dict[str, PluginInfo] = {}
         self._registry = None
+        self._sections = None
         #: seconds spent per hook, over every call (pluggy's call monitoring)
         self.hook_timings: dict[str, float] = {}
         self._call_starts = threading.local()
@@ -129,7 +130,7 @@ class PluginManager:
         info.location = info.location or getattr(obj, "__file__", None) or type(obj).__module__
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(obj) or [])
         self.infos[name] = info
-        self._registry = None
+        self._registry = self._sections = None
         return True
 
     def load_entry_points(self) -> None:
@@ -162,7 +163,7 @@ class PluginManager:
         if self.pm.has_plugin(name):
             self.pm.unregister(name=name)
         self.infos.pop(name, None)
-        self._registry = None
+        self._registry = self._sections = None
 
     def load_modules(self, paths: list[str], source: str = "recipe") -> None:
         """Import and register modules by dotted path (a recipe's ``plugins:`` list)."""
@@ -215,6 +216,16 @@ class PluginManager:
 
             self._registry = Registry.from_plugins(self)
         return self._registry
+
+    @property
+    def recipe_sections(self) -> dict:
+        """Top-level recipe sections declared by plugins (``fmkit_register_recipe_sections``), by
+        name: :class:`fmkit.RecipeSection` objects, rebuilt whenever the set of plugins changes."""
+        if self._sections is None:
+            from .recipe.sections import collect_sections
+
+            self._sections = collect_sections(self)
+        return self._sections
 
     def impls(self, hook_name: str) -> list[tuple[str, Any]]:
         """``(plugin name, function)`` for every implementation of a hook, in call order."""

@@ -38,7 +38,8 @@ class Registry:
     def from_plugins(cls, manager: PluginManager) -> Registry:
         reg = cls()
         per_plugin: dict[str, list[Component]] = {}
-        broken: set[str] = set()
+        # a plugin already marked failed (its recipe sections were refused) brings no components
+        broken: set[str] = {n for n, i in manager.infos.items() if i.status == "failed"}
         for kind, hook_name in REGISTRATION_HOOKS.items():
             for plugin, fn in manager.impls(hook_name):
                 if plugin in broken:

@@ -89,8 +89,9 @@ def _suggested_data(ds, data: str) -> tuple[dict[str, Any], list[str]]:
     return dict(values), [f"# {n}" for n in notes]
 
 
-def starter_recipe(task_name: str, registry, data: str | None = None) -> str:
-    """A commented recipe for ``task_name`` with the task's default components filled in; with
+def starter_recipe(task_name: str, registry, sections: dict | None = None, data: str | None = None) -> str:
+    """A commented recipe for ``task_name`` with the task's default components filled in, and each
+    installed plugin's own section (``sections``: name -> :class:`fmkit.RecipeSection`); with
     ``data`` (a training file), the dataset's parameters suggested from that file's columns."""
     from .recipe.schema import DataSection, EvaluateSection, ExportSection, TrainSection
 
@@ -137,4 +138,7 @@ def starter_recipe(task_name: str, registry, data: str | None = None) -> str:
     out += _commented(TrainSection, "  ", {"epochs": 3, "batch_size": 32})
     out += ["", "evaluate:"] + _commented(EvaluateSection, "  ", {})
     out += ["", "export:"] + _commented(ExportSection, "  ", {"formats": ["safetensors"]})
+    for name, section in sorted((sections or {}).items()):
+        out += ["", f"{name}:    # {section.summary} (plugin {section.plugin})".replace(" ()", "")]
+        out += _commented(section.model, "  ", dict(section.example))
     return "\n".join(out) + "\n"

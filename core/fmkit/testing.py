@@ -1,6 +1,7 @@
 """The plugin contract suite: ``globals().update(contract_tests("my_plugin"))`` in a test module.
 
-It checks every component the plugin registers: parameters validate from the component's example
+It checks every component and recipe section the plugin registers (a section's example and its
+defaults validate, and it gives a JSON Schema): parameters validate from the component's example
 and produce a JSON Schema; losses and metrics run; each model runs forward and backward on a tiny
 batch of each installed task it declares (``tags={"tasks": [...]}``); each task round-trips its
 state; each exporter the plugin registers writes an export of each of the plugin's models whose
@@ -77,8 +78,25 @@ def contract_tests(plugin: str, export_formats: tuple[str, ...] = (),
     """
 
     def test_plugin_loads_and_registers_components():
+        from .plugins import get_plugin_manager
+
         _, comps = _components(plugin)
-        assert comps, f"plugin {plugin!r} registers no components"
+        sections = [s for s in get_plugin_manager().recipe_sections.values() if s.plugin == plugin]
+        # a workflow plugin (a search, a tracker) may bring a recipe section instead of components
+        assert comps or sections, f"plugin {plugin!r} registers no components and no recipe section"
+
+    def test_recipe_sections_validate_and_have_json_schema():
+        from .plugins import get_plugin_manager
+        from .recipe.sections import CORE_SECTIONS
+
+        _components(plugin)
+        for s in get_plugin_manager().recipe_sections.values():
+            if s.plugin != plugin:
+                continue
+            assert s.name not in CORE_SECTIONS and s.summary, f"recipe section {s.name!r}: a summary is required"
+            s.model.model_validate(s.example)  # what `fmkit new recipe` writes must be valid
+            s.model.model_validate({})  # `name:` alone (an empty section) means the defaults
+            assert isinstance(s.model.model_json_schema(), dict)
 
     def test_parameters_validate_and_have_json_schema():
         _, comps = _components(plugin)

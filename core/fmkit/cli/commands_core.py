@@ -163,7 +163,8 @@ def validate(args) -> int:
 def schema(args) -> int:
     from ..recipe.jsonschema import recipe_json_schema
 
-    text = json.dumps(recipe_json_schema(get_plugin_manager().registry), indent=2)
+    manager = get_plugin_manager()
+    text = json.dumps(recipe_json_schema(manager.registry, manager.recipe_sections), indent=2)
     if args.output:
         from ..utils.atomic import atomic_write_text
 
@@ -185,7 +186,8 @@ def new_plugin(args) -> int:
 def new_recipe(args) -> int:
     from ..scaffold import starter_recipe
 
-    text = starter_recipe(args.task, get_plugin_manager().registry, data=getattr(args, "data", None))
+    manager = get_plugin_manager()
+    text = starter_recipe(args.task, manager.registry, manager.recipe_sections, data=getattr(args, "data", None))
     if args.output:
         from ..utils.atomic import atomic_write_text
 

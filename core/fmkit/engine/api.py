@@ -30,7 +30,9 @@ def _resolve(recipe: Any, overrides, resume: str | None):
     own = recipe is None or (isinstance(recipe, (str, os.PathLike))
                              and Path(recipe).resolve() == (rd / "recipe.yaml").resolve())
     new = load_recipe(effective if own else recipe, overrides)
-    return new, check_resume(rd, load_recipe(effective).to_dict(), new.to_dict())
+    old = load_recipe(effective)
+    sections = tuple(old.plugin_sections) + tuple(new.plugin_sections)
+    return new, check_resume(rd, old.to_dict(), new.to_dict(), sections)
 
 
 def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None = None, resume: str | None = None,

@@ -23,6 +23,7 @@ from .distributed import barrier
 from .evaluation import batch_rows, evaluate_loader, to_device
 from .interrupt import Interrupted, StopSignals
 from .loop_notes import header_lines, kept_checkpoint_note
+from .stop import honour_stop_request
 from .microstep import MicroStepper
 from .precision import accumulator, grad_scaler
 from .progress import TrainingBar
@@ -78,6 +79,8 @@ class Trainer:
         # loop position and counters (all saved in checkpoints)
         self.epoch, self.batch_in_epoch, self.bad_steps = 0, 0, 0
         self.best, self.evals_without_improvement, self.stop = None, 0, False
+        #: ``{"reason", "step", "epoch"}`` once a hook's ``run.request_stop`` was honoured
+        self.stopped: dict | None = None
         self.best_loss: float | None = None  # the validation loss of the best checkpoint (breaks ties)
         #: the current epoch's logged losses, summed and counted (its mean goes to the epoch hooks)
         self.epoch_loss_sum, self.epoch_loss_n = 0.0, 0
@@ -131,7 +134,7 @@ class Trainer:
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "global_step": self.run.global_step,
             "bad_steps": self.bad_steps, "chunks": self.chunks, "best": self.best, "best_loss": self.best_loss,
             "evals_without_improvement": self.evals_without_improvement, "history": self.run.history,
-            "stop": self.stop, "epoch_loss": [self.epoch_loss_sum, self.epoch_loss_n],
+            "stop": self.stop, "stopped": self.stopped, "epoch_loss": [self.epoch_loss_sum, self.epoch_loss_n],
             "plugins": plugin_states,
         }
 
@@ -162,6 +165,9 @@ class Trainer:
         self.best_loss = s.get("best_loss")
         self.evals_without_improvement, self.run.history = s["evals_without_improvement"], s["history"]
         self.stop = bool(s.get("stop", False))
+        self.stopped = s.get("stopped")  # absent before API 1.4
+        if self.stopped and self.run.stop_reason is None:
+            self.run.stop_reason = self.stopped["reason"]
         self.epoch_loss_sum, self.epoch_loss_n = s.get("epoch_loss", (0.0, 0))  # absent before API 1.3
         for plugin, state in (s.get("plugins") or {}).items():
             if self.pm.pm.has_plugin(plugin):
@@ -294,6 +300,10 @@ class Trainer:
             self.scheduler.step()
 
     # ------------------------------------------------------------------ loop
+    def _hook_stop(self, agreed: bool = False) -> bool:
+        """Whether a hook's ``run.request_stop`` ends the loop now (see :mod:`.stop`)."""
+        return honour_stop_request(self, agreed)
+
     def fit(self) -> None:
         """Train to the end (or to early stopping); SIGINT/SIGTERM stop it at a step boundary with
         an "interrupted" checkpoint and :class:`~.interrupt.Interrupted` (see :mod:`.interrupt`)."""
@@ -337,7 +347,8 @@ class Trainer:
         t_log, samples = time.perf_counter(), 0
         # running sums stay on the training device: adding a step's loss never syncs or crosses devices
         loss_acc, loss_n = accumulator(self.device), 0
-        while self.epoch < cfg.epochs and run.global_step < self.total_steps and not self.stop:
+        while self.epoch < cfg.epochs and run.global_step < self.total_steps and not self.stop \
+                and not self._hook_stop():
             run.epoch = self.epoch
             if cfg.freeze_backbone_epochs:  # otherwise leave a model's own freezing alone
                 self._set_frozen(self.epoch < cfg.freeze_backbone_epochs)
@@ -361,9 +372,15 @@ class Trainer:
                 if not ends_window:
                     continue
                 # every rank takes the same decisions: skip the step, stop for a signal
-                bad, stop_signal = distributed.any_rank(not bool(torch.isfinite(window_loss)), self.signals.requested)
+                bad, stop_signal, hook_stop = distributed.any_rank(not bool(torch.isfinite(window_loss)),
+                                                                   self.signals.requested,
+                                                                   run.stop_reason is not None)
                 self.stepper.end_window()
                 distributed.sync_buffers(self.model)
+                if hook_stop and run.world_size > 1 and not stop_signal:  # a rank's hook asked: all stop here
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self._hook_stop(agreed=True)
+                    break
                 if bad:
                     self.bad_steps += 1
                     self.optimizer.zero_grad(set_to_none=True)
@@ -405,7 +422,7 @@ class Trainer:
                     self.save("interval")
                 if stop_signal:  # after the step's evaluation and checkpoint, as the uninterrupted run has them
                     self._stop_for_signal(bar)
-                if step >= self.total_steps or self.stop:
+                if step >= self.total_steps or self.stop or self._hook_stop():
                     break
             epoch_done = self.batch_in_epoch >= n_batches
             if epoch_done:

@@ -74,14 +74,16 @@ def apply_amendments(recipe: dict, amendments: list[dict]) -> dict:
     return recipe
 
 
-def check_resume(run_dir: Path, effective: dict, new: dict) -> dict[str, dict]:
+def check_resume(run_dir: Path, effective: dict, new: dict, sections: tuple[str, ...] = ()) -> dict[str, dict]:
     """Compare the recipe a resume asks for with the run's effective recipe.
 
     Returns the allowed changes (``{path: {"from", "to"}}``, empty when none); raises
     :class:`UsageError` listing every difference that would change the model or the data.
+    ``sections``: plugin sections (``tune``...), which may change too: they configure a plugin's
+    workflow, not the model or the data.
     """
     diffs = differences(effective, new)
-    refused = [d for d in diffs if not may_change(d[0])]
+    refused = [d for d in diffs if not may_change(d[0]) and d[0].split(".")[0] not in sections]
     if refused:
         lines = "\n".join(f"  - {p}: {old!r} in the run, {now!r} now" for p, old, now in refused)
         raise UsageError(

@@ -45,6 +45,7 @@ class RunContext:
             "labels": [...]}`` once the data is loaded.
         history: every validation record so far, oldest first: ``{"split": "validation",
             "step", "epoch", <flat metric names>: value}``.
+        stop_reason: why a hook asked the run to stop (:meth:`request_stop`), else ``None``.
     """
 
     recipe: Any
@@ -59,6 +60,22 @@ class RunContext:
     epoch: int = 0
     data_summary: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+    stop_reason: str | None = None
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the training loop to stop at the next step boundary (since hook API 1.4), so a hook
+        never has to raise to end training: a pruner, a time budget, a target reached.
+
+        The run then ends as early stopping ends it: the step's evaluation and checkpoint, a last
+        validation when the last step was not evaluated, the final evaluation of the best
+        checkpoint, ``eval.json``, the report, the export and ``fmkit_on_run_end``. ``reason`` is
+        recorded in ``metrics.jsonl`` (``{"event": "stop", "reason", "step"}``) and in
+        ``eval_details.json`` (``stopped``). The first request wins; later ones are ignored. Called
+        from ``fmkit_on_run_start`` the run stops before its first step. Under ``torchrun`` the
+        ranks stop together: a request on any rank stops every rank at the next optimizer step.
+        """
+        if self.stop_reason is None:
+            self.stop_reason = str(reason) or "stop requested by a plugin"
 
     @property
     def is_main(self) -> bool:
@@ -77,6 +94,8 @@ class Run:
     best_checkpoint: Path | None = None
     #: seconds spent in the training loop (with its evaluations), without data loading or export
     train_seconds: float | None = None
+    #: ``{"reason", "step", "epoch"}`` when a hook stopped the run (``run.request_stop``), else None
+    stopped: dict | None = None
 
 
 def new_run_dir(recipe, explicit: str | None, overwrite: bool = False) -> Path:

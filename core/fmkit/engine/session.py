@@ -239,14 +239,15 @@ class TrainingSession:
         ranks leave together."""
         recipe, rd, trainer = self.recipe, self.rd, self.trainer
         out = Run(run_dir=rd, results=results, best_checkpoint=rd / "checkpoints" / "best",
-                  train_seconds=round(self.train_seconds, 2))
+                  train_seconds=round(self.train_seconds, 2), stopped=trainer.stopped)
         if self.rank == 0:
             self.mlog.log({"split": split, "step": self.run.global_step, "final": True, **results})
             write_json(rd / "eval.json", results)
             write_json(rd / "eval_details.json", {"split": split, "artifacts": artifacts,
                                                    "data": self.run.data_summary, "oom_events": trainer.oom_events,
                                                    "skipped_steps": trainer.bad_steps, "monitor": trainer.monitor,
-                                                   "best": trainer.best, "hook_seconds": self.pm.hook_timings,
+                                                   "best": trainer.best, "stopped": trainer.stopped,
+                                                   "hook_seconds": self.pm.hook_timings,
                                                    "train_seconds": round(self.train_seconds, 2)})
             self.mlog.close()
             self._export(out)

@@ -54,8 +54,21 @@ def _component_schema(registry, kind: str, root_defs: dict[str, Any], extra: dic
     return {"anyOf": variants + [{"type": "string", "enum": sorted({c.name for c in registry.components(kind)})}]}
 
 
-def recipe_json_schema(registry) -> dict[str, Any]:
-    """The recipe schema (draft 2020-12) with every registered component's parameters."""
+def _section_schema(section, root_defs: dict[str, Any]) -> dict[str, Any]:
+    """A plugin section's schema (its model's), definitions hoisted as for components."""
+    params = section.model.model_json_schema()
+    defs = params.pop("$defs", {})
+    rename = {name: f"section.{section.plugin}.{section.name}.{name}" for name in defs}
+    for name, definition in defs.items():
+        root_defs[rename[name]] = _rewrite_refs(definition, rename)
+    params = _rewrite_refs(params, rename)
+    params["description"] = f"{section.summary} (plugin {section.plugin})".strip()
+    return {"anyOf": [params, {"type": "null"}]}
+
+
+def recipe_json_schema(registry, sections: dict | None = None) -> dict[str, Any]:
+    """The recipe schema (draft 2020-12) with every registered component's parameters and every
+    plugin section (``sections``: :attr:`fmkit.plugins.PluginManager.recipe_sections`)."""
     schema = Recipe.model_json_schema()
     defs, props = schema["$defs"], schema["properties"]
     for section, kind in SECTION_KINDS.items():
@@ -70,6 +83,8 @@ def recipe_json_schema(registry) -> dict[str, Any]:
     props["data"] = {"anyOf": [v for v in data["anyOf"] if v.get("type") == "object"] + [unnamed]}
     defs["EvaluateSection"]["properties"]["metrics"] = {
         "anyOf": [{"type": "array", "items": _component_schema(registry, "metric", defs)}, {"type": "null"}]}
+    for name, section in sorted((sections or {}).items()):
+        props[name] = _section_schema(section, defs)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "fmkit recipe"
     return schema

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 
 class _Documented(BaseModel):
@@ -289,7 +289,11 @@ class TrackingSection(Section):
 
 
 class Recipe(BaseModel):
-    """A whole recipe. Sections other than task, model and data have defaults."""
+    """A whole recipe. Sections other than task, model and data have defaults.
+
+    Sections declared by plugins (``tune:``...) are validated by their own models and kept apart
+    from the core's fields: :meth:`section` returns one, :meth:`to_dict` includes them.
+    """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
     task: ComponentRef
@@ -319,5 +323,23 @@ class Recipe(BaseModel):
             data = {k: v for k, v in data.items() if v is not None or k in keep}
         return data
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=False)
+    #: plugin sections by name: the validated model instances
+    _sections: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
+
+    def section(self, name: str) -> Any:
+        """The validated value of a plugin's top-level section (its pydantic model instance), or
+        ``None`` when the recipe has no such section."""
+        return self._sections.get(name)
+
+    @property
+    def plugin_sections(self) -> dict[str, Any]:
+        """Every plugin section the recipe has, by name (a copy)."""
+        return dict(self._sections)
+
+    def to_dict(self, sections: bool = True) -> dict[str, Any]:
+        """The resolved recipe as plain data; ``sections=False`` leaves out plugin sections."""
+        out = self.model_dump(mode="json", exclude_none=False)
+        if sections:
+            for name, value in self._sections.items():
+                out[name] = value.model_dump(mode="json", exclude_none=False)
+        return out

@@ -55,15 +55,22 @@ def _model_fields(model: type[BaseModel], loc: tuple) -> list[str]:
 
 
 def _pydantic_issues(err: ValidationError, prefix: tuple, lines: Lines, source: str,
-                     model: type[BaseModel]) -> list[RecipeIssue]:
+                     model: type[BaseModel], top_level: list[str] | None = None) -> list[RecipeIssue]:
+    """``top_level``: for the whole recipe, the plugin sections also allowed at the top (suggested
+    for a misspelt section)."""
     issues = []
     for e in err.errors():
         loc = prefix + tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             key = str(e["loc"][-1])
-            close = difflib.get_close_matches(key, _model_fields(model, tuple(e["loc"][:-1])), n=3, cutoff=0.5)
+            root = top_level is not None and len(e["loc"]) == 1
+            names = _model_fields(model, tuple(e["loc"][:-1])) + (list(top_level or []) if root else [])
+            close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
             msg = f"unknown key {key!r}" + (f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "")
+            if root and not close:
+                msg = (f"unknown section {key!r}: no installed plugin declares it (see `fmkit plugins list`; "
+                       f"sections: {', '.join(names)})")
         elif e["type"] == "missing":
             msg = "this field is required"
         elif "input" in e and not isinstance(e["input"], (dict, list)):
@@ -224,12 +231,16 @@ def validate_recipe(data: dict, manager: PluginManager | None = None, lines: Lin
     c = _Checker(manager, lines, source)
     c.issues.extend(issues or [])
     c.issues.extend(plugin_issues)
+    declared = manager.recipe_sections
+    extra = {k: data[k] for k in declared if k in data}
+    data = {k: v for k, v in data.items() if k not in declared}
     try:
         recipe = Recipe.model_validate(data)
         out = recipe.to_dict()
     except ValidationError as e:  # keep going: report component problems in the same pass
-        c.issues.extend(_pydantic_issues(e, (), lines, source, Recipe))
+        c.issues.extend(_pydantic_issues(e, (), lines, source, Recipe, sorted(declared)))
         recipe, out = None, {}
+    sections = _plugin_sections(c, declared, extra)
 
     def raw(section: str):
         v = data.get(section)
@@ -295,7 +306,31 @@ def validate_recipe(data: dict, manager: PluginManager | None = None, lines: Lin
         c.issue(("train", "precision"), "fp16 needs a CUDA device; use bf16 or fp32 on CPU")
     if c.issues:
         raise RecipeError(c.issues, source)
-    return Recipe.model_validate(out)
+    resolved = Recipe.model_validate(out)
+    for name, value in sections.items():
+        check = declared[name].check
+        try:
+            found = list(check(value, resolved) or []) if check else []
+        except Exception as e:  # a plugin's check that breaks is a problem with that plugin, said as one
+            found = [((), f"plugin {declared[name].plugin!r} could not check this section: {type(e).__name__}: {e}")]
+        for loc, message in found:
+            c.issue((name, *loc), message)
+    if c.issues:
+        raise RecipeError(c.issues, source)
+    resolved._sections.update(sections)
+    return resolved
+
+
+def _plugin_sections(c: _Checker, declared: dict, values: dict) -> dict[str, BaseModel]:
+    """Each plugin section of the recipe validated by its plugin's model (problems go to ``c``)."""
+    out = {}
+    for name, value in values.items():
+        model = declared[name].model
+        try:
+            out[name] = model.model_validate({} if value is None else value)
+        except ValidationError as e:
+            c.issues.extend(_pydantic_issues(e, (name,), c.lines, c.source, model))
+    return out
 
 
 def _as_ref(v: Any) -> dict:
