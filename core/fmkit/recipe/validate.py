@@ -68,9 +68,10 @@ def _pydantic_issues(err: ValidationError, prefix: tuple, lines: Lines, source: 
             names = _model_fields(model, tuple(e["loc"][:-1])) + (list(top_level or []) if root else [])
             close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
             msg = f"unknown key {key!r}" + (f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "")
-            if root and not close:
-                msg = (f"unknown section {key!r}: no installed plugin declares it (see `fmkit plugins list`; "
-                       f"sections: {', '.join(names)})")
+            if root:  # a misspelt section, or the section of a plugin that is not installed
+                msg = (f"unknown section {key!r}" + (f"; did you mean {', '.join(repr(c) for c in close)}?" if close
+                                                      else "") +
+                       f"; no installed plugin declares it (see `fmkit plugins list`; sections: {', '.join(names)})")
         elif e["type"] == "missing":
             msg = "this field is required"
         elif "input" in e and not isinstance(e["input"], (dict, list)):

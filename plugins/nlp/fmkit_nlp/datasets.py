@@ -139,7 +139,7 @@ class TextFiles:
                 continue
             path = Path(value)
             columns = self._columns(path, self._format(path))
-            if columns is None:
+            if not columns:  # another format, or an empty file: loading says so in its own words
                 continue
             wanted = [("text_column", p.text_column)] + ([("text_pair_column", p.text_pair_column)]
                                                           if p.text_pair_column else [])

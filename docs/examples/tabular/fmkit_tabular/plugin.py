@@ -52,7 +52,7 @@ def fmkit_on_evaluate_end(run, split, metrics):
 @hookimpl
 def fmkit_add_cli_commands(subparsers):
     p = subparsers.add_parser("tabular-profile", help="the column types csv-table infers for a CSV file")
-    p.add_argument("csv")
+    p.add_argument("csv", help="the CSV file to profile")
     p.set_defaults(func=_profile)
 
 
