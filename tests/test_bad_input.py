@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,8 +143,10 @@ def test_a_recipe_path_that_is_not_a_regular_file_is_an_error(tmp_path, capsys, 
     assert code == 2 and "is not a regular file" in err, err
     if hasattr(os, "mkfifo"):
         os.mkfifo(tmp_path / "fifo.yaml")
+        started = time.monotonic()
         code, out, err = cli(capsys, "validate", str(tmp_path / "fifo.yaml"))
         assert code == 2 and "is not a regular file" in err, err
+        assert time.monotonic() - started < 30, "validate blocked on the FIFO until the alarm"
 
 
 def test_every_problem_is_reported_with_a_structural_one(tmp_path, capsys):

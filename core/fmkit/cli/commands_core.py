@@ -94,6 +94,8 @@ def _listed_plugins(recipe_path: str) -> list:
     try:
         import yaml
 
+        if not Path(recipe_path).is_file():  # a FIFO would block the read forever
+            return []
         data = yaml.safe_load(Path(recipe_path).read_text(encoding="utf-8"))
         listed = data.get("plugins") if isinstance(data, dict) else None
         return listed if isinstance(listed, list) else []
