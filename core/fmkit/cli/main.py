@@ -74,6 +74,18 @@ def _recipe_args(p: argparse.ArgumentParser) -> None:
                    help="override a recipe field, e.g. --set train.epochs=3 (repeatable)")
 
 
+def _run_output_args(p: argparse.ArgumentParser, resolved: str) -> None:
+    """Where a training run writes and what it prints: shared by ``train`` and ``distill``."""
+    p.add_argument("--run-dir", help="run directory (default: <tracking.runs_dir>/<name>-<time>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in an existing --run-dir (without it a non-empty --run-dir is refused)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object at the end (results, run directory, report, exports) and nothing "
+                        "else on stdout; progress goes to stderr")
+    p.add_argument("--print-recipe", action="store_true",
+                   help=f"print the resolved recipe ({resolved}) as YAML and exit")
+
+
 def _list_tasks_in_help(p: argparse.ArgumentParser) -> None:
     """``--help`` ends with the installed tasks (looked up only when help is shown)."""
     plain = p.format_help
@@ -150,15 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train, evaluate and export from a recipe")
     _recipe_args(p)
-    p.add_argument("--run-dir", help="run directory (default: <tracking.runs_dir>/<name>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the run in an existing --run-dir (without it a non-empty --run-dir is refused)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object at the end (results, run directory, report, exports) and nothing "
-                        "else on stdout; progress goes to stderr")
-    p.add_argument("--print-recipe", action="store_true",
-                   help="print the resolved recipe (defaults filled in, --set applied) as YAML and exit")
+    _run_output_args(p, "defaults filled in, --set applied")
     p.set_defaults(func=run.train)
 
     p = sub.add_parser("distill", help="train a student recipe to follow a trained teacher (fmkit train with "
@@ -168,14 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=_positive_float, help="distill.temperature (default: the recipe's, else 2)")
     p.add_argument("--alpha", type=_fraction, help="distill.alpha, the weight of the teacher term (default: the "
                                                    "recipe's, else 0.5)")
-    p.add_argument("--run-dir", help="run directory (default: <tracking.runs_dir>/<name>-<time>)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the run in an existing --run-dir (without it a non-empty --run-dir is refused)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object at the end (results, run directory, report, exports) and nothing "
-                        "else on stdout; progress goes to stderr")
-    p.add_argument("--print-recipe", action="store_true",
-                   help="print the resolved recipe (distill section filled in) as YAML and exit")
+    _run_output_args(p, "distill section filled in")
     p.set_defaults(func=run.distill, resume=None)
 
     p = sub.add_parser("runs", help="list the runs under a runs folder (name, task, model, best, status, size)")
