@@ -1,31 +1,39 @@
 """timm models behind fmkit's model contract: ``forward(pixel_values)`` returns class scores."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from contextlib import nullcontext
 from typing import Any, Literal
 
 import torch
 from fmkit.components import Params
 from fmkit.errors import UsageError
 
+from .hub import cache_only, is_hub_architecture
+
 
 class TimmModelParams(Params):
-    #: any timm architecture name (``timm.list_models()``)
+    #: any timm architecture name (``timm.list_models()``), or ``hf-hub:ORG/NAME`` for a timm model in a
+    #: Hugging Face hub repository already in the local cache (its config.json names the architecture;
+    #: read from the cache at inference too, never downloaded at run time)
     architecture: str = "resnet18"
     #: a weights file or folder (safetensors, or a state dict that loads with weights_only=True),
-    #: ``package://pkg/path`` inside an installed package, or ``timm-cache`` for timm's own weights
-    #: already in the local Hugging Face cache (never downloaded at run time)
+    #: ``package://pkg/path`` inside an installed package, or ``timm-cache`` for the weights timm reads
+    #: from the Hugging Face hub (the architecture's tag, or its hf-hub repository), already in the local
+    #: Hugging Face cache (never downloaded at run time); null: random weights
     pretrained: str | None = None
     #: how checkpoint tensors find model tensors: by name, by order (foreign naming), or names then order
     pretrained_mapping: Literal["auto", "name", "order"] = "auto"
     #: every backbone tensor must come from the checkpoint
     pretrained_strict: bool = True
+    #: channels of the input images (3: RGB, 1: greyscale); images are converted to this many
     in_chans: int = 3
     #: finetune: train everything (see train.freeze_backbone_epochs); feature-extractor: the backbone
     #: stays frozen in eval mode and only the new head learns
     mode: Literal["finetune", "feature-extractor"] = "finetune"
+    #: dropout probability before the classifier head (0: none)
     drop_rate: float = 0.0
+    #: stochastic depth: probability of skipping a residual block during training, for architectures
+    #: that support it (null: the architecture's default)
     drop_path_rate: float | None = None
     #: further keyword arguments for ``timm.create_model`` (``img_size`` for ViTs...)
     kwargs: dict[str, Any] = {}
@@ -63,31 +71,13 @@ class TimmClassifier(torch.nn.Module):
         return self.net.forward_head(self.net.forward_features(pixel_values), pre_logits=True)
 
 
-def _timm_cache_model(params: TimmModelParams, kw: dict) -> torch.nn.Module:
-    import timm
-
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"  # fmkit never downloads at run time
-    try:
-        return timm.create_model(params.architecture, pretrained=True, **kw)
-    except Exception as e:
-        raise UsageError(
-            f"model.pretrained: timm-cache: weights of {params.architecture!r} are not in the local cache ({e}). "
-            f"On a connected machine run python -c \"import timm; timm.create_model('{params.architecture}', "
-            "pretrained=True)\", or set model.pretrained to a weights file") from None
-    finally:
-        if old is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old
-
-
 def timm_classifier(params: TimmModelParams, context: dict) -> TimmClassifier:
     import timm
 
     from .checkpoints import find_weights_file, load_foreign_state, read_state_dict
 
-    if params.architecture not in timm.list_models() and not timm.is_model(params.architecture):
+    hub = is_hub_architecture(params.architecture)
+    if not hub and params.architecture not in timm.list_models() and not timm.is_model(params.architecture):
         close = timm.list_models(f"*{params.architecture.split('.')[0][:6]}*")[:8]
         raise UsageError(f"model.architecture {params.architecture!r} is not a timm model; similar: {close}")
     kw = dict(num_classes=len(context.get("labels") or [0, 1]), in_chans=params.in_chans, drop_rate=params.drop_rate,
@@ -96,9 +86,11 @@ def timm_classifier(params: TimmModelParams, context: dict) -> TimmClassifier:
         kw["drop_path_rate"] = params.drop_path_rate
     load = params.pretrained and not context.get("inference")  # trained weights follow at inference
     if load and params.pretrained == "timm-cache":
-        net = _timm_cache_model(params, kw)  # timm re-creates the head when num_classes differs
+        with cache_only(params.architecture, "model.pretrained"):  # timm re-creates the head when num_classes differs
+            net = timm.create_model(params.architecture, pretrained=True, **kw)
         return TimmClassifier(net, params.mode == "feature-extractor")
-    net = timm.create_model(params.architecture, pretrained=False, **kw)
+    with cache_only(params.architecture, "model.architecture") if hub else nullcontext():  # config.json
+        net = timm.create_model(params.architecture, pretrained=False, **kw)
     model = TimmClassifier(net, params.mode == "feature-extractor")
     if load:
         from fmkit.utils.paths import resolve_package_path

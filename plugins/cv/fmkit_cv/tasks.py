@@ -9,6 +9,7 @@ from fmkit import ClassificationTask
 from fmkit.components import Params
 from fmkit.errors import DataError
 
+from .hub import HF_HUB_PREFIX, cache_only, is_hub_architecture
 from .images import decode_image, encode_png_base64, to_storage
 
 
@@ -127,7 +128,12 @@ def resolve_data_config(params: ImageClassificationParams, model_params: dict) -
     configuration in timm, overridden by the task's parameters."""
     cfg: dict[str, Any] = {}
     arch = model_params.get("architecture")
-    if arch:
+    if arch and is_hub_architecture(arch):  # its pretrained configuration is in the repository's config.json
+        from timm.models import load_model_config_from_hf
+
+        with cache_only(arch, "model.architecture"):
+            cfg = dict(load_model_config_from_hf(arch[len(HF_HUB_PREFIX):])[0])
+    elif arch:
         try:
             from timm.models import get_pretrained_cfg
 
