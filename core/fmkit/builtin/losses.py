@@ -7,17 +7,21 @@ from ..components import Params
 
 
 class CrossEntropyParams(Params):
+    #: share of the target spread evenly over all classes (0: hard targets; 0.1 is common)
     label_smoothing: float = 0.0
     #: one weight per class, or "balanced" (inverse class frequency from the training data)
     class_weights: list[float] | Literal["balanced"] | None = None
+    #: target value whose positions add nothing to the loss (padding and sub-word tokens use -100)
     ignore_index: int = -100
 
 
 class BCEParams(Params):
+    #: one weight per label for its positive examples (above 1: missing a positive costs more; null: 1 for all)
     pos_weight: list[float] | None = None
 
 
 class HuberParams(Params):
+    #: error size where the loss turns from squared (below) to linear (above), in the target's units
     delta: float = 1.0
 
 

@@ -30,10 +30,13 @@ class ClassParams(Params):
 
 
 class AveragedParams(ClassParams):
+    #: macro: the plain mean over classes; micro: from counts pooled over all classes;
+    #: weighted: the mean over classes weighted by how many true examples each has
     average: Literal["macro", "micro", "weighted"] = "macro"
 
 
 class TopKParams(ClassParams):
+    #: a prediction counts as correct when the true class is among this many highest scores
     k: int = 5
 
 

@@ -15,19 +15,24 @@ from ..model_parts import head_prefixes, is_head_parameter, layer_prefixes, requ
 
 
 class OptimizerParams(Params):
+    #: learning rate: how far each step moves the weights (the peak value when a schedule warms up or decays it)
     lr: float = Field(1e-3, gt=0)
+    #: weight decay: how strongly weights are pulled toward zero each step (0: none)
     weight_decay: float = Field(0.01, ge=0)
     #: learning rate of the task head; the backbone uses ``lr``
     head_lr: float | None = Field(None, gt=0)
     #: layer-wise learning-rate decay factor (1.0: off)
     layer_decay: float = Field(1.0, gt=0)
+    #: exempt biases and normalisation weights (and every 1-D parameter) from weight decay
     no_decay_bias_and_norm: bool = True
     #: use torch's fused kernels where this device supports them ("auto"), always, or never
     fused: bool | None = None
 
 
 class AdamParams(OptimizerParams):
+    #: decay rates of the running averages of the gradient and of its square
     betas: tuple[float, float] = (0.9, 0.999)
+    #: small number added to the denominator so a step never divides by zero
     eps: float = 1e-8
 
 
@@ -36,9 +41,13 @@ class AdamWParams(AdamParams):
 
 
 class SGDParams(OptimizerParams):
+    #: learning rate: how far each step moves the weights (the peak value when a schedule warms up or decays it)
     lr: float = Field(0.01, gt=0)
+    #: share of the previous step's update carried into the next one (0: plain SGD)
     momentum: float = Field(0.9, ge=0)
+    #: use Nesterov momentum (the gradient is taken at the look-ahead point)
     nesterov: bool = False
+    #: weight decay: how strongly weights are pulled toward zero each step (0: none)
     weight_decay: float = Field(0.0, ge=0)
 
 

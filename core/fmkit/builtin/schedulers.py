@@ -13,6 +13,7 @@ from ..interfaces import ScheduleHandle
 class WarmupParams(Params):
     #: warmup length as a fraction of all steps (ignored when warmup_steps is set)
     warmup_ratio: float = Field(0.0, ge=0, le=1)
+    #: warmup length in optimizer steps; the learning rate rises linearly from near zero to lr (null: use warmup_ratio)
     warmup_steps: int | None = Field(None, ge=0)
 
 
@@ -22,15 +23,23 @@ class CosineParams(WarmupParams):
 
 
 class StepParams(Params):
+    #: epochs (or steps, see interval) between two reductions of the learning rate
     step_size: int = 1
+    #: factor the learning rate is multiplied by at each reduction
     gamma: float = 0.1
+    #: whether step_size counts epochs or optimizer steps
     interval: Literal["epoch", "step"] = "epoch"
 
 
 class PlateauParams(Params):
+    #: factor the learning rate is multiplied by when the monitored metric stops improving
     factor: float = 0.1
+    #: validations without improvement that are tolerated; the next one without improvement reduces the learning rate
     patience: int = 2
+    #: min: the monitored metric should go down (a loss); max: it should go up (accuracy, F1). Set it
+    #: to match evaluate.monitor: it is not taken from the metric
     mode: Literal["min", "max"] = "min"
+    #: the learning rate is never reduced below this
     min_lr: float = 0.0
 
 

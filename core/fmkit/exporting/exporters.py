@@ -14,6 +14,7 @@ class ExporterParams(Params):
 
 
 class OnnxParams(Params):
+    #: ONNX operator set version written into model.onnx (older runtimes may need a lower one)
     opset: int = 17
 
 
