@@ -14,9 +14,14 @@ from .images import storage_to_pil
 class ImageAugmentParams(Params):
     #: crop area range of random resized crop (1.0, 1.0 keeps the whole image)
     scale: tuple[float, float] = (0.08, 1.0)
+    #: aspect-ratio range (width / height) of random resized crop
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    #: probability of a horizontal flip
     hflip: float = 0.5
+    #: probability of a vertical flip
     vflip: float = 0.0
+    #: strength of random brightness, contrast and saturation changes (null: none; timm leaves it out
+    #: when a timm auto_augment string is set)
     color_jitter: float | None = 0.4
     #: a timm auto-augment string ("rand-m9-mstd0.5-inc1" is RandAugment), or "trivialaugment"
     auto_augment: str | None = None

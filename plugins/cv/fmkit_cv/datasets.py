@@ -28,6 +28,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 class _Splits(Params):
     #: carve a seeded test split out of train when the data has none
     test_fraction: float = 0.0
+    #: seed of the shuffle that carves the test split (the same seed carves the same images)
     seed: int = 0
 
 
@@ -55,7 +56,9 @@ class _FileChecker:
 class ImageFolderParams(_Splits):
     #: a folder of class sub-folders (``train/ants/*.jpg``)
     train: str
+    #: a folder of class sub-folders for the validation split (null: data.validation_split of train is held out)
     validation: str | None = None
+    #: a folder of class sub-folders for the test split (null: test_fraction of train is carved out, or none)
     test: str | None = None
     #: how hard to check files before training: header (verify), full decode, or not at all
     check: Literal["verify", "decode", "none"] = "verify"
@@ -88,12 +91,17 @@ class ImageFolder:
 class ManifestParams(_Splits):
     #: CSV or JSONL files of (path, label) rows; relative paths are relative to the manifest
     train: str
+    #: a manifest for the validation split (null: data.validation_split of train is held out)
     validation: str | None = None
+    #: a manifest for the test split (null: test_fraction of train is carved out, or none)
     test: str | None = None
+    #: the column (CSV) or key (JSONL) holding each image's path
     path_column: str = "path"
+    #: the column (CSV) or key (JSONL) holding each image's label
     label_column: str = "label"
     #: multi-label: labels separated by this string in the label column
     label_separator: str | None = None
+    #: how hard to check files before training: header (verify), full decode, or not at all
     check: Literal["verify", "decode", "none"] = "verify"
 
 
@@ -153,8 +161,11 @@ def read_idx(path: str | Path) -> np.ndarray:
 class IdxParams(_Splits):
     #: image and label IDX files (``t10k-images-idx3-ubyte.gz``...)
     images: str
+    #: the IDX file of the labels, one per image of ``images``
     labels: str
+    #: an IDX file of test images (with test_labels; null: test_fraction of train is carved out, or none)
     test_images: str | None = None
+    #: the IDX file of the test images' labels
     test_labels: str | None = None
 
 
@@ -180,9 +191,13 @@ class IdxImages:
 class NumpyParams(_Splits):
     #: a .npz with arrays ``x`` (N x H x W [x C]) and ``y`` (N), or two .npy files
     path: str | None = None
+    #: instead of path: a .npy file of images (N x H x W [x C])
     images: str | None = None
+    #: with images: a .npy file of labels (N), one per image
     labels: str | None = None
+    #: the array in the .npz that holds the images
     x_key: str = "x"
+    #: the array in the .npz that holds the labels
     y_key: str = "y"
 
 

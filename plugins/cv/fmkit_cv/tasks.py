@@ -18,8 +18,9 @@ class MixupParams(Params):
     mixup_alpha: float = 0.0
     #: Beta(alpha, alpha) for cutmix; 0 turns cutmix off
     cutmix_alpha: float = 0.0
-    #: probability of mixing a batch at all, and of cutmix rather than mixup when both are on
+    #: probability of mixing a batch at all
     prob: float = 1.0
+    #: when both are on: probability of cutmix rather than mixup for a mixed batch
     switch_prob: float = 0.5
     #: label smoothing folded into the mixed (soft) targets
     label_smoothing: float = 0.1
@@ -30,9 +31,14 @@ class ImageClassificationParams(Params):
     input_size: int | None = None
     #: eval crop: resize the short side to input_size / crop_pct, then centre-crop input_size
     crop_pct: float | None = None
+    #: per-channel mean subtracted from pixels scaled to [0, 1]; default: the architecture's pretrained
+    #: configuration (or ImageNet's)
     mean: list[float] | None = None
+    #: per-channel standard deviation pixels are divided by after the mean; default as for mean
     std: list[float] | None = None
+    #: resampling used when resizing images; default: the architecture's pretrained configuration (or bilinear)
     interpolation: Literal["bilinear", "bicubic", "nearest"] | None = None
+    #: each image may have several labels (a list per example, sigmoid scores) instead of exactly one
     multi_label: bool = False
     #: batch-level mixup / cutmix for training (soft targets; the cross-entropy loss accepts them)
     mixup: MixupParams | None = None
