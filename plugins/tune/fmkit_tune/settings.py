@@ -20,13 +20,15 @@ class Param(BaseModel):
     """One dimension of the search space: exactly one of ``float``, ``int`` or ``choice``."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, serialize_by_alias=True)
-    float_: tuple[float, float] | None = Field(None, alias="float")
-    int_: tuple[int, int] | None = Field(None, alias="int")
-    choice: list[Scalar] | None = None
-    #: sample on a log scale (ranges only; both ends above 0)
-    log: bool = False
-    #: spacing of the values a range may take (``int`` default 1); not with ``log``
-    step: float | None = Field(None, gt=0)
+    float_: tuple[float, float] | None = Field(
+        None, alias="float", description="a range of numbers [low, high], both ends included")
+    int_: tuple[int, int] | None = Field(
+        None, alias="int", description="a range of whole numbers [low, high], both ends included")
+    choice: list[Scalar] | None = Field(
+        None, description="the values to choose from (text, numbers, true/false, null)")
+    log: bool = Field(False, description="sample on a log scale (ranges only; both ends above 0)")
+    step: float | None = Field(None, gt=0, description="spacing of the values a range may take (int default 1); "
+                               "not with log")
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Param":
@@ -92,8 +94,13 @@ class TuneSettings(BaseModel):
                                "else the task's monitor)")
     direction: Literal["maximize", "minimize"] | None = Field(
         None, description="default: how the monitored metric improves")
-    sampler: Literal["tpe", "random", "grid", "cmaes"] = "tpe"
-    pruner: Literal["median", "hyperband", "none"] = "median"
+    sampler: Literal["tpe", "random", "grid", "cmaes"] = Field(
+        "tpe", description="how trials pick values: tpe (learns from earlier trials, after startup_trials random "
+        "ones), random, grid (every combination; choices, int ranges and stepped float ranges only) or cmaes "
+        "(CMA-ES, for number ranges)")
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="stopping unpromising trials early: median (stop a trial whose evaluation is worse "
+        "than the median of earlier trials at the same evaluation), hyperband, or none")
     trials: int | None = Field(None, ge=1, description="trials the study holds when done (--trials; default 20, "
                                "a grid: its size)")
     timeout: float | None = Field(None, gt=0, description="seconds one run of fmkit tune may spend starting trials")
