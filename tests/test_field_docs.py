@@ -79,3 +79,61 @@ def test_every_command_line_option_has_help_that_says_its_default():
                 and "default" not in text and "%(default)" not in text:
             missing.append(f"{path} {name}: its default {action.default!r} is not said")
     assert not missing, "\n".join(missing)
+
+
+def _models_in(annotation):
+    """The pydantic models an annotation holds: itself, or inside lists, mappings, unions, Annotated."""
+    import typing
+
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in typing.get_args(annotation):
+        yield from _models_in(arg)
+
+
+def _undocumented(model, path: str, seen: set) -> list[str]:
+    """``path.field`` for each field of ``model`` (and of the models its fields hold) without a description."""
+    if model in seen:
+        return []
+    seen.add(model)
+    out = []
+    for name, field in model.model_fields.items():
+        shown = field.alias or name
+        if not (field.description or "").strip():
+            out.append(f"{path}.{shown}  ({model.__module__}.{model.__qualname__})")
+        for inner in _models_in(field.annotation):
+            out += _undocumented(inner, f"{path}.{shown}", seen)
+    return out
+
+
+def test_every_parameter_of_every_component_and_plugin_section_is_described():
+    """Each field of every registered component (the core's and every installed plugin's), of the
+    models nested in them, and of the recipe sections plugins declare, says in words what it does:
+    starters, ``fmkit components show`` and ``fmkit schema`` print that text."""
+    from fmkit.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    broken = {n: i.error for n, i in manager.infos.items() if i.status in ("failed", "refused")}
+    assert not broken, broken  # a plugin that failed to load would go unchecked
+    missing: list[str] = []
+    for component in manager.registry:
+        missing += _undocumented(component.params_model(), f"{component.kind} {component.name}", set())
+    for name, section in manager.recipe_sections.items():
+        missing += _undocumented(section.model, f"section {name}:", set())
+    kinds = {c.kind for c in manager.registry}
+    assert {"task", "model", "dataset", "optimizer", "loss", "metric"} <= kinds, kinds
+    assert "tune" in manager.recipe_sections or not _installed("fmkit-tune")
+    assert not missing, f"{len(missing)} parameter(s) without a description (write a #: comment above the " \
+        "field, in plain words: what it does, its units, what null means):\n" + "\n".join(missing)
+
+
+def _installed(distribution: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(distribution)
+    except PackageNotFoundError:
+        return False
+    return True

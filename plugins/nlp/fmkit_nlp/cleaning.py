@@ -12,15 +12,20 @@ _WS = re.compile(r"\s+")
 
 
 class TextFieldParams(Params):
+    #: the example fields to clean (a field that is missing or not text is left alone); drop-empty-text
+    #: looks at the text field only
     fields: list[str] = ["text", "text_pair"]
 
 
 class NormalizeParams(TextFieldParams):
+    #: Unicode normal form: NFKC (also folds look-alikes such as full-width letters and ligatures), NFC, NFKD or NFD
     form: str = "NFKC"
+    #: also lowercase the text
     lowercase: bool = False
 
 
 class KnownLabelsParams(Params):
+    #: the labels to keep; an example with any other label (or, multi-label, any label outside this list) is dropped
     labels: list[str]
 
 

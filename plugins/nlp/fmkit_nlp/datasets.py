@@ -15,16 +15,24 @@ log = logging.getLogger("fmkit")
 
 
 class TextFilesParams(Params):
+    #: the training file, or a folder of class sub-folders of text files (``train/pos/1.txt``)
     train: str | None = None
+    #: the same for the validation split (null: data.validation_split of train is held out)
     validation: str | None = None
+    #: the same for the test split (null: test_fraction or split_sizes of train, or none)
     test: str | None = None
     #: one file per label with one text per line (rt_polarity): {label: path}; used for train
     label_files: dict[str, str] | None = None
+    #: how files are read; auto: by the file's ending (.csv, .tsv, .jsonl/.json, .parquet, .txt: one text per line),
+    #: a folder as class sub-folders, anything else as CSV
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "folder", "lines"] = "auto"
+    #: the column (or JSON key) holding the text
     text_column: str = "text"
     #: second text column for sentence-pair tasks
     text_pair_column: str | None = None
+    #: the column (or JSON key) holding the label (a row with a blank label is dropped and counted)
     label_column: str = "label"
+    #: text encoding of the files (latin-1 for older corpora)
     encoding: str = "utf-8"
     #: multi-label targets: labels separated by this string in the label column
     label_separator: str | None = None
@@ -40,6 +48,7 @@ class TextFilesParams(Params):
     json_keys: dict[Literal["train", "validation", "test"], str] = {}
     #: column names for rows stored as lists ([text, label]) in JSON files
     list_columns: list[str] = ["text", "label"]
+    #: seed of the shuffles that carve test_fraction and split_sizes and sample limits (same seed, same rows)
     seed: int = 0
 
 

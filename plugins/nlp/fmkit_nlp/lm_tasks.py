@@ -20,6 +20,7 @@ class CausalLMParams(Params):
     overflow: Literal["truncate", "split"] = "split"
     #: next tokens listed in each prediction
     top_k: int = 5
+    #: the tokenizer: a saved one (its path), else the pretrained model's, else one trained on the training texts
     tokenizer: TokenizerParams = TokenizerParams(algorithm="bpe")
 
 

@@ -16,8 +16,11 @@ log = logging.getLogger("fmkit")
 
 
 class LoraParams(Params):
+    #: rank of the low-rank update matrices (higher: more trainable parameters)
     r: int = 8
+    #: scale of the update: it is multiplied by alpha / r
     alpha: int = 16
+    #: dropout probability on the adapters' input during training
     dropout: float = 0.05
     #: module names to adapt (None: peft's default for the architecture)
     target_modules: list[str] | None = None
@@ -30,9 +33,12 @@ class HFModelParams(Params):
     config: dict[str, Any] | None = None
     #: build from the config in ``pretrained`` without loading its weights (exports do this)
     config_only: bool = False
+    #: allow running Python code shipped with the model (its config's auto_map); only for models you trust
     trust_remote_code: bool = False
     #: LoRA adapters through peft; merged into the weights on export
     lora: LoraParams | None = None
+    #: dropout probability: the configuration's hidden_dropout_prob (BERT-style architectures) for the hf-*
+    #: task models, before the head for hf-encoder (null: the pretrained configuration's; hf-encoder 0.1)
     dropout: float | None = None
     #: sequence classification: ``model`` uses the architecture's own head (BERT: the [CLS] pooler);
     #: ``mean`` averages the last hidden states over real tokens, as sentence-transformers

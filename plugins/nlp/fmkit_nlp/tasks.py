@@ -13,8 +13,11 @@ from .tokenization import TokenizerParams
 
 
 class TextClassificationParams(Params):
+    #: longest input in tokens (a pair counts together); longer texts are cut, see keep and truncation
     max_length: int = Field(128, ge=1)
+    #: for text pairs that are too long: cut the longer text first, only the first, or only the second
     truncation: Literal["longest_first", "only_first", "only_second"] = "longest_first"
+    #: each text may have several labels (a list per example, sigmoid scores) instead of exactly one
     multi_label: bool = False
     #: which part of a long text to keep: its ``head``, or ``head_tail`` (the first quarter and the
     #: last three quarters of ``max_length``; better for reviews, whose verdict is often at the end)

@@ -10,16 +10,23 @@ from fmkit.errors import DataError
 
 
 class TokenFilesParams(Params):
+    #: the training file (CoNLL or JSONL)
     train: str | None = None
+    #: the validation file (null: data.validation_split of train is held out)
     validation: str | None = None
+    #: the test file (null: no test split)
     test: str | None = None
+    #: how files are read; auto: .jsonl and .json as JSONL, anything else as CoNLL
     format: Literal["auto", "conll", "jsonl"] = "auto"
-    #: CoNLL: column of the word and of the tag (0-based; -1 is the last column)
+    #: CoNLL: the column of the word (0-based)
     word_column: int = 0
+    #: CoNLL: the column of the tag (0-based; -1 is the last column)
     tag_column: int = -1
-    #: JSONL: field names of the word and tag lists
+    #: JSONL: the field holding each sentence's list of words
     tokens_field: str = "tokens"
+    #: JSONL: the field holding each sentence's list of tags, one per word
     tags_field: str = "tags"
+    #: text encoding of the files
     encoding: str = "utf-8"
 
 

@@ -13,9 +13,11 @@ from .tokenization import TokenizerParams
 
 
 class TokenClassificationParams(Params):
+    #: longest sentence in sub-word tokens; words past it are cut off (not tagged; predictions report how many)
     max_length: int = Field(128, ge=1)
     #: tag every sub-word of a word (default: only its first; the others are not scored)
     label_all_subwords: bool = False
+    #: the tokenizer: a saved one (its path), else the pretrained model's, else one trained on the training texts
     tokenizer: TokenizerParams = TokenizerParams()
 
 

@@ -11,7 +11,9 @@ class TokenizerParams(Params):
     path: str | None = None
     #: algorithm when training one on the data (from-scratch models)
     algorithm: Literal["wordpiece", "bpe"] = "wordpiece"
+    #: size of the vocabulary of a tokenizer trained on the data (special tokens included)
     vocab_size: int = 8000
+    #: lowercase text before a tokenizer trained on the data splits it
     lowercase: bool = True
 
 
