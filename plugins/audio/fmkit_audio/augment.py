@@ -11,6 +11,7 @@ from fmkit.components import Params
 class AudioAugmentParams(Params):
     #: additive Gaussian noise at an SNR drawn from this range (dB), with probability noise_prob
     snr_db: tuple[float, float] = (10.0, 30.0)
+    #: probability of adding noise to a training clip
     noise_prob: float = 0.5
     #: circular-free time shift of up to this many seconds (zeros fill in)
     max_shift: float = 0.1
@@ -18,6 +19,7 @@ class AudioAugmentParams(Params):
     gain_db: tuple[float, float] = (-6.0, 6.0)
     #: speed factors drawn from this range (changes pitch too), with probability speed_prob
     speed: tuple[float, float] = (0.9, 1.1)
+    #: probability of changing a training clip's speed
     speed_prob: float = 0.5
 
 

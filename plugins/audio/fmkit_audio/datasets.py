@@ -22,21 +22,30 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif"}
 class AudioFilesParams(Params):
     #: a folder of audio files (class sub-folders, or flat with label_pattern) or a CSV/JSONL manifest
     train: str
+    #: the same for the validation split (null: data.validation_split of train is held out, by group
+    #: when task.group_validation)
     validation: str | None = None
+    #: the same for the test split (null: carved out of train, see test_index)
     test: str | None = None
     #: where labels come from: sub-folder names, a manifest column, or a file-name pattern
     label_from: Literal["folder", "column", "pattern"] = "folder"
     #: regex on the file name with named groups: label, and optionally group (speaker) and index
     #: (FSDD: ``(?P<label>\\d+)_(?P<group>[a-z]+)_(?P<index>\\d+)\\.wav``)
     label_pattern: str | None = None
+    #: manifests: the column holding each audio file's path (relative paths are read from the manifest's folder)
     path_column: str = "path"
+    #: manifests with label_from: column: the column holding the label
     label_column: str = "label"
+    #: manifests: a column naming each file's group (speaker), kept on one side of a split (null: no groups)
     group_column: str | None = None
     #: carve the test split out of train: files whose index lies in test_index (inclusive range),
     #: files of the test_groups, or a seeded stratified fraction
     test_index: tuple[int, int] | None = None
+    #: the groups (speakers) whose files form the test split
     test_groups: list[str] | None = None
+    #: share of each label's files carved out of train as the test split (when test_index and test_groups are unset)
     test_fraction: float = 0.0
+    #: seed of that carve (the same seed carves the same files)
     seed: int = 0
 
 

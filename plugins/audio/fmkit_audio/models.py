@@ -14,19 +14,31 @@ from torch import nn
 
 
 class SpecAugmentParams(Params):
+    #: frequency masks per training clip (bands of feature bins set to zero)
     freq_masks: int = 2
+    #: largest width of a frequency mask, in feature bins (each mask's width is drawn at random up to it)
     freq_width: int = 8
+    #: time masks per training clip
     time_masks: int = 2
+    #: largest width of a time mask, in frames (hop_length samples each)
     time_width: int = 10
 
 
 class FrontendParams(Params):
+    #: the features: log-mel (log of the mel spectrogram), mel (its power, no log) or mfcc (cepstral
+    #: coefficients); each clip's features are then standardised
     kind: Literal["log-mel", "mel", "mfcc"] = "log-mel"
+    #: mel frequency bands
     n_mels: int = 64
+    #: FFT window length in samples (512 at 16 kHz: 32 ms)
     n_fft: int = 512
+    #: samples between two frames (160 at 16 kHz: 10 ms)
     hop_length: int = 160
+    #: coefficients kept when kind is mfcc
     n_mfcc: int = 40
+    #: lowest frequency of the mel bands, in Hz
     f_min: float = 0.0
+    #: highest frequency of the mel bands, in Hz (null: half the sample rate)
     f_max: float | None = None
     #: time and frequency masking on the features, in training only
     spec_augment: SpecAugmentParams | None = None
@@ -94,10 +106,13 @@ class FeatureFrontend(nn.Module):
 
 
 class AudioCNNParams(Params):
+    #: how waveforms become features (computed inside the model, so exports take waveforms)
     frontend: FrontendParams = FrontendParams()
+    #: output channels of each convolution block; each block halves time and frequency resolution
     channels: list[int] = [16, 32, 64, 128]
     #: convolutions per block (each block ends with 2x2 max pooling)
     convs_per_block: int = 1
+    #: dropout probability before the classifier head
     dropout: float = 0.2
 
 
@@ -177,6 +192,7 @@ class HFAudioParams(Params):
     pretrained: str | None = None
     #: or an architecture config: model_type (wav2vec2, hubert, audio-spectrogram-transformer) plus sizes
     config: dict[str, Any] | None = None
+    #: allow running Python code shipped with the model (its config's auto_map); only for models you trust
     trust_remote_code: bool = False
 
 

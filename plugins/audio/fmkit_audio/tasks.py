@@ -21,6 +21,7 @@ class AudioClassificationParams(Params):
     crop: Literal["center", "start"] = "center"
     #: loudness normalisation: peak or RMS level in dBFS, or none
     loudness: Literal["peak", "rms", "none"] = "peak"
+    #: the level loudness normalisation brings each clip to, in dBFS (0: full scale; ignored with none)
     target_db: float = -1.0
     #: keep groups (speakers) on one side of the validation split
     group_validation: bool = True
