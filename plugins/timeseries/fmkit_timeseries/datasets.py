@@ -22,6 +22,7 @@ log = logging.getLogger("fmkit.timeseries")
 class TableParams(Params):
     #: a CSV or Parquet file
     path: str
+    #: the column holding each row's date and time
     time_column: str = "date"
     #: columns to forecast (default: every numeric column that is not a covariate)
     target_columns: list[str] | None = None
@@ -35,7 +36,10 @@ class TableParams(Params):
     missing: Literal["ffill", "interpolate", "drop", "error"] = "ffill"
     #: chronological split: ratios of rows, end dates of train and validation, or row borders
     split_ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    #: instead of split_ratios: up to three dates ("2017-06-26"): rows before the first are train, then
+    #: validation up to the second, then test up to the third; a part whose date is left out runs to the end
     split_dates: list[str] | None = None
+    #: instead of split_ratios and split_dates: three increasing row counts where train, validation and test end
     split_borders: list[int] | None = None
 
 
@@ -179,8 +183,11 @@ class TimeSeriesTable:
 class SeriesClassificationParams(Params):
     #: wide CSV/TSV/Parquet (one series per row: a label column and value columns) or .npz (x: N x T [x C], y: N)
     train: str
+    #: the same for the validation split (null: data.validation_split of train is held out)
     validation: str | None = None
+    #: the same for the test split (null: no test split)
     test: str | None = None
+    #: the column holding each series' label (wide tables)
     label_column: str = "label"
     #: value columns of a wide table (default: every numeric column but the label)
     value_columns: list[str] | None = None

@@ -94,8 +94,11 @@ class _Head(nn.Module):
 
 
 class RNNParams(Params):
+    #: size of the recurrent state (features per time step inside the network)
     hidden_size: int = 64
+    #: stacked recurrent layers
     num_layers: int = 2
+    #: dropout probability between stacked layers (no effect with one layer)
     dropout: float = 0.1
 
 
@@ -124,10 +127,13 @@ def gru(params: RNNParams, context: dict) -> RecurrentModel:
 
 
 class TCNParams(Params):
+    #: channels of every convolution
     channels: int = 32
     #: residual blocks; block i dilates by 2**i
     levels: int = 4
+    #: width of each causal convolution, in time steps (before dilation)
     kernel_size: int = 3
+    #: dropout probability after each convolution
     dropout: float = 0.1
 
 
@@ -165,13 +171,21 @@ class TCN(nn.Module):
 
 
 class PatchTSTParams(Params):
+    #: time steps per patch (the context is cut into patches, each one a transformer token)
     patch_length: int = 16
+    #: time steps between the starts of two patches (below patch_length: patches overlap)
     patch_stride: int = 8
+    #: size of each patch's embedding inside the transformer
     d_model: int = 128
+    #: attention heads per layer (d_model must divide by it)
     num_attention_heads: int = 16
+    #: transformer layers
     num_hidden_layers: int = 3
+    #: hidden size of each layer's feed-forward block
     ffn_dim: int = 256
+    #: dropout probability inside the transformer
     dropout: float = 0.2
+    #: dropout probability before the forecasting head
     head_dropout: float = 0.0
     #: PatchTST's own per-window scaling (RevIN-like): std, mean or none
     scaling: Literal["std", "mean", "none"] = "std"

@@ -16,12 +16,18 @@ _SEASONS = {"h": 24, "H": 24, "D": 7, "B": 5, "W": 52, "M": 12, "MS": 12, "Q": 4
 
 
 class ForecastingParams(Params):
+    #: past time steps the model sees to make one forecast
     context_length: int = 96
+    #: future time steps forecast at once
     horizon: int = 24
     #: step between training windows; evaluation windows use eval_stride (1: every window, as papers do)
     stride: int = 1
+    #: step between validation and test windows (above 1: faster evaluation on fewer windows)
     eval_stride: int = 1
+    #: how values are scaled before the model sees them, with statistics of the training part only: standard
+    #: (minus the mean, over the standard deviation), minmax (to 0..1) or none; forecasts are scaled back
     scaler: Literal["standard", "minmax", "none"] = "standard"
+    #: per-series: statistics of each column on its own; global: one set for all columns
     scale_scope: Literal["per-series", "global"] = "per-series"
     #: season length for seasonal naive and MASE (default: from the data's frequency: hourly 24, daily 7...)
     seasonality: int | None = None
