@@ -20,8 +20,11 @@ class InteractionsParams(Params):
     sep: str | None = None
     #: whether CSV/TSV files have a header row (u.data has none)
     header: bool = True
+    #: text encoding of CSV/TSV files
     encoding: str = "utf-8"
+    #: the column naming the user of each interaction
     user_column: str = "user"
+    #: the column naming the item of each interaction
     item_column: str = "item"
     #: numbers or dates; null keeps the file's row order
     time_column: str | None = "timestamp"
@@ -31,7 +34,10 @@ class InteractionsParams(Params):
     min_rating: float | None = None
     #: k-core filtering, repeated until both hold
     min_user_interactions: int = 0
+    #: drop items with fewer interactions than this (repeated with min_user_interactions until both hold)
     min_item_interactions: int = 0
+    #: leave-one-out: each user's last item is the test target, the one before it the validation target;
+    #: temporal: cut by time stamps (temporal_ratios), so no training interaction comes after a test one
     split: Literal["leave-one-out", "temporal"] = "leave-one-out"
     #: temporal split: train share and train+validation share of all time stamps
     temporal_ratios: tuple[float, float] = (0.8, 0.9)
@@ -42,9 +48,13 @@ class InteractionsParams(Params):
     train_window: int | None = None
     #: item metadata (titles, text): CSV/TSV/Parquet, or MovieLens' u.item
     items: str | None = None
+    #: how the item file is read; auto: u.item is MovieLens, else by suffix (.parquet; .tsv, .data, .tab: TSV; else CSV)
     items_format: Literal["auto", "movielens", "csv", "tsv", "parquet"] = "auto"
+    #: the item file's column of item ids (the ids of the interaction log)
     item_id_column: str = "item"
+    #: the item file's column of titles, shown in answers and the start of each item's text (null: none)
     item_title_column: str | None = "title"
+    #: further item-file columns added to each item's text ("column: value"), which text-aware models read
     item_text_columns: list[str] = []
 
 

@@ -18,16 +18,22 @@ from torch import nn
 
 
 class SeqModelParams(Params):
+    #: size of each item's vector and of the transformer's states (must divide by num_heads)
     hidden_size: int = 64
+    #: transformer layers
     num_layers: int = 2
+    #: attention heads per layer
     num_heads: int = 2
     #: feed-forward width (default 4 x hidden_size)
     intermediate_size: int | None = None
+    #: dropout probability on the embeddings and inside the transformer layers
     dropout: float = 0.2
+    #: dropout probability on the attention weights (null: the same as dropout)
     attention_dropout: float | None = None
     #: transformers' attention kernel ("eager" or "sdpa"; exports always trace eager, which was also
     #: faster on CPU with this model's masks)
     attention: str = "eager"
+    #: standard deviation of the random initial weights (item and position embeddings, transformer layers)
     init_range: float = 0.02
 
 
