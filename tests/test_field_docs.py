@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from conftest import run_cli
+from pydantic import Field
 
 from fmkit import Params
 from fmkit.fielddocs import describe_type
@@ -33,6 +34,12 @@ def test_types_read_as_words():
     assert describe_type(Literal["fast", "slow"] | None) == "one of: fast, slow or null"
     assert describe_type(list[str]) == "list of text"
     assert describe_type(dict[str, float]) == "mapping (text to number)"
+
+    class Aliased(Params):  # a model's keys as a recipe spells them: the alias, not the Python name
+        float_: float = Field(0.0, alias="float")
+        step: int = 1
+
+    assert describe_type(Aliased) == "mapping (float, step)"
 
 
 def test_starters_and_components_show_speak_plain_words():

@@ -75,5 +75,5 @@ def describe_type(annotation: Any) -> str:
     if origin is typing.Annotated:
         return describe_type(args[0])
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return "mapping (" + ", ".join(annotation.model_fields) + ")"
+        return "mapping (" + ", ".join(f.alias or n for n, f in annotation.model_fields.items()) + ")"
     return _NAMES.get(annotation, getattr(annotation, "__name__", str(annotation).replace("typing.", "")))

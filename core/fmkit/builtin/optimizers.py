@@ -25,7 +25,7 @@ class OptimizerParams(Params):
     layer_decay: float = Field(1.0, gt=0)
     #: exempt biases and normalisation weights (and every 1-D parameter) from weight decay
     no_decay_bias_and_norm: bool = True
-    #: use torch's fused kernels where this device supports them ("auto"), always, or never
+    #: use torch's fused kernels: null where this device supports them, true always, false never
     fused: bool | None = None
 
 

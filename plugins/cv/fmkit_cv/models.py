@@ -12,14 +12,12 @@ from .hub import cache_only, is_hub_architecture
 
 
 class TimmModelParams(Params):
-    #: any timm architecture name (``timm.list_models()``), or ``hf-hub:ORG/NAME`` for a timm model in a
-    #: Hugging Face hub repository already in the local cache (its config.json names the architecture;
-    #: read from the cache at inference too, never downloaded at run time)
+    #: any timm architecture name (``timm.list_models()``), or ``hf-hub:ORG/NAME``: a timm model in a
+    #: Hugging Face hub repository in the local cache (never downloaded; its config.json names the architecture)
     architecture: str = "resnet18"
     #: a weights file or folder (safetensors, or a state dict that loads with weights_only=True),
-    #: ``package://pkg/path`` inside an installed package, or ``timm-cache`` for the weights timm reads
-    #: from the Hugging Face hub (the architecture's tag, or its hf-hub repository), already in the local
-    #: Hugging Face cache (never downloaded at run time); null: random weights
+    #: ``package://pkg/path`` inside an installed package, or ``timm-cache``: the weights timm reads from
+    #: the Hugging Face hub for this architecture, taken from the local cache (never downloaded); null: random weights
     pretrained: str | None = None
     #: how checkpoint tensors find model tensors: by name, by order (foreign naming), or names then order
     pretrained_mapping: Literal["auto", "name", "order"] = "auto"
