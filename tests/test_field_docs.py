@@ -53,6 +53,27 @@ def test_starters_and_components_show_speak_plain_words():
     assert "<class" not in r.stdout
 
 
+class _Inner(Params):
+    #: how big the inner part is
+    size: int = 4
+
+
+class _Outer(Params):
+    #: the inner part
+    inner: _Inner = _Inner()
+    #: an optional inner part
+    maybe: _Inner | None = None
+
+
+def test_components_show_lists_nested_fields_with_defaults_as_a_recipe_writes_them():
+    from fmkit.cli.commands_core import _parameters
+
+    rows = {r["name"]: r for r in _parameters(_Outer)}
+    assert list(rows) == ["inner", "inner.size", "maybe", "maybe.size"]
+    assert rows["inner"]["default"] == {"size": 4}  # not the model's repr, "size=4"
+    assert rows["inner.size"]["description"] == "how big the inner part is" and rows["maybe.size"]["default"] == 4
+
+
 def test_an_unknown_component_points_at_a_listing_that_exists():
     r = run_cli("components", "show", "adamx")
     assert r.returncode == 2 and "'adamw'" in r.stderr and "did you mean" in r.stderr

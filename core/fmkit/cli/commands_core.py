@@ -53,8 +53,6 @@ def components_list(args) -> int:
 def components_show(args) -> int:
     from ..errors import ComponentNotFoundError
 
-    from ..fielddocs import describe_type
-
     reg = get_plugin_manager().registry
     found = [reg.get(args.kind, args.id)] if args.kind else reg.find(args.id)
     if not found:
@@ -66,13 +64,8 @@ def components_show(args) -> int:
     for c in found:
         model = c.params_model()
         schema = model.model_json_schema()
-        params = []
-        for fname, field in model.model_fields.items():
-            params.append({"name": fname, "type": describe_type(field.annotation),
-                           "default": None if field.is_required() else field.get_default(call_default_factory=True),
-                           "required": field.is_required(), "description": field.description})
         out.append({"kind": c.kind, "id": c.name, "qualified_id": c.qualified_id, "plugin": c.plugin,
-                    "summary": c.summary, "parameters": params, "example": {"name": c.name, **c.example},
+                    "summary": c.summary, "parameters": _parameters(model), "example": {"name": c.name, **c.example},
                     "schema": schema})
     if args.json:
         print(json.dumps(out, indent=2, default=str))
@@ -87,6 +80,32 @@ def components_show(args) -> int:
         section = {"data": c["example"]} if c["kind"] == "dataset" else {c["kind"]: c["example"]}
         print("\nexample:\n" + "\n".join("  " + x for x in yaml.safe_dump(section, sort_keys=False).splitlines()) + "\n")
     return 0
+
+
+def _parameters(model, prefix: str = "") -> list[dict]:
+    """Each field of a parameter model as ``components show`` lists it, followed by the fields of
+    a model it holds (``frontend.n_mels``); defaults as a recipe writes them."""
+    import types
+    import typing
+
+    from pydantic import BaseModel
+
+    from ..fielddocs import describe_type
+
+    out = []
+    for fname, field in model.model_fields.items():
+        name = prefix + (field.alias or fname)
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            default = default.model_dump(mode="json", by_alias=True)
+        out.append({"name": name, "type": describe_type(field.annotation), "default": default,
+                    "required": field.is_required(), "description": field.description})
+        optional = typing.get_origin(field.annotation) in (typing.Union, types.UnionType)  # a model or null
+        inner = [a for a in (field.annotation, *(typing.get_args(field.annotation) if optional else ()))
+                 if isinstance(a, type) and issubclass(a, BaseModel)]
+        if inner and inner[0] is not model:
+            out += _parameters(inner[0], name + ".")
+    return out
 
 
 def _listed_plugins(recipe_path: str) -> list:
