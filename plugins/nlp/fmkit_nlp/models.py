@@ -77,7 +77,7 @@ def resolve_pretrained(name: str) -> str:
         return snapshot_download(name, local_files_only=True)
     except Exception:
         pass  # not in the cache
-    fix = (f"on a connected machine run `huggingface-cli download {name}` (the cache is then used), or save the "
+    fix = (f"on a connected machine run `hf download {name}` (the cache is then used), or save the "
            "model with save_pretrained and set model.pretrained to that folder")
     if constants.HF_HUB_OFFLINE:
         raise UsageError(f"model.pretrained {name!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) "

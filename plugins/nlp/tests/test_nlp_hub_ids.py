@@ -44,14 +44,14 @@ def test_a_cached_hub_id_comes_from_the_cache_even_offline(tmp_path):
 def test_offline_and_not_cached_is_an_error_naming_the_fix(tmp_path):
     out = _resolve({"HF_HUB_CACHE": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"})
     assert "ERROR UsageError" in out and "HF_HUB_OFFLINE is set" in out
-    assert "huggingface-cli download acme/tiny-bert" in out
+    assert "hf download acme/tiny-bert" in out
 
 
 def test_an_unreachable_hub_is_tried_then_an_error_naming_the_fix(tmp_path):
     out = _resolve({"HF_HUB_CACHE": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "0",
                     "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2"})
     assert "ERROR UsageError" in out and "downloading it failed" in out, out
-    assert "huggingface-cli download acme/tiny-bert" in out
+    assert "hf download acme/tiny-bert" in out
 
 
 def test_a_missing_local_path_is_not_mistaken_for_a_hub_id(tmp_path):
