@@ -121,3 +121,51 @@ def test_ranks_stop_together_when_one_asks(tmp_path):
     assert details["stopped"]["reason"] == "rank 1 asked at step 3 (rank 1)"  # rank 0 records rank 1's reason
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert max(r["step"] for r in records if r["split"] == "train") == 3
+
+
+def test_started_at_is_taken_before_the_data_is_read(recipe_factory, tmp_path, monkeypatch):
+    import time
+
+    from fmkit.engine import data
+
+    seen, read = {}, {}
+    real = data.load_splits
+
+    def timed(*a, **k):
+        read["at"] = time.time()
+        return real(*a, **k)
+
+    monkeypatch.setattr(data, "load_splits", timed)
+
+    class Clock:
+        @fmkit.hookimpl
+        def fmkit_on_run_start(self, run):
+            seen["started_at"] = run.started_at
+
+    before = time.time()
+    _train(recipe_factory, tmp_path, Clock(), epochs=1)
+    assert before <= seen["started_at"] <= read["at"]
+
+
+def test_a_stopped_run_says_so_in_train_runs_and_the_report(tmp_path):
+    """``fmkit train`` prints why, ``fmkit runs`` does not call it a plain finished run, report.html
+    names the reason (a hook spending a time budget measured from ``run.started_at``)."""
+    import yaml
+    from conftest import run_cli, tiny_recipe
+
+    recipe = tiny_recipe(tmp_path, epochs=2)
+    recipe["plugins"] = ["helpers.time_budget"]
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    done = run_cli("train", str(path), "--run-dir", str(tmp_path / "runs" / "budget"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "stopped: time budget of 0 s spent (" in done.stdout and "(at step 1, epoch 1)" in done.stdout
+    recipe.pop("plugins")  # the same recipe, not stopped: a plain finished run beside it
+    path.write_text(yaml.safe_dump(recipe))
+    assert run_cli("train", str(path), "--run-dir", str(tmp_path / "runs" / "full")).returncode == 0
+    rows = {r["name"]: r["status"] for r in json.loads(run_cli("runs", str(tmp_path / "runs"), "--json").stdout)}
+    assert rows["budget"].startswith("finished (stopped early: time budget of 0 s spent")
+    assert rows["full"] == "finished"
+    report = (tmp_path / "runs" / "budget" / "report.html").read_text()
+    assert "Stopped early</b> by a plugin at step 1 (epoch 1): time budget of 0 s spent" in report
+    assert "Stopped early" not in (tmp_path / "runs" / "full" / "report.html").read_text()

@@ -91,7 +91,8 @@ def _suggested_data(ds, data: str) -> tuple[dict[str, Any], list[str]]:
 
 def starter_recipe(task_name: str, registry, sections: dict | None = None, data: str | None = None) -> str:
     """A commented recipe for ``task_name`` with the task's default components filled in, and each
-    installed plugin's own section (``sections``: name -> :class:`fmkit.RecipeSection`); with
+    installed plugin's own section (``sections``: name -> :class:`fmkit.RecipeSection`) written
+    commented out, so a starter turns on no plugin's workflow by itself; with
     ``data`` (a training file), the dataset's parameters suggested from that file's columns."""
     from .recipe.schema import DataSection, EvaluateSection, ExportSection, TrainSection
 
@@ -138,7 +139,9 @@ def starter_recipe(task_name: str, registry, sections: dict | None = None, data:
     out += _commented(TrainSection, "  ", {"epochs": 3, "batch_size": 32})
     out += ["", "evaluate:"] + _commented(EvaluateSection, "  ", {})
     out += ["", "export:"] + _commented(ExportSection, "  ", {"formats": ["safetensors"]})
-    for name, section in sorted((sections or {}).items()):
-        out += ["", f"{name}:    # {section.summary} (plugin {section.plugin})".replace(" ()", "")]
-        out += _commented(section.model, "  ", dict(section.example))
+    for name, section in sorted((sections or {}).items()):  # commented out: each turns on a plugin's workflow
+        summary = f"{section.summary} " if section.summary else ""
+        out += ["", f"# {name}: {summary}(provided by plugin {section.plugin}); off in this starter.",
+                "# To use it, uncomment the lines below (remove one leading '# ').", f"# {name}:"]
+        out += [f"# {line}" for line in _commented(section.model, "  ", dict(section.example))]
     return "\n".join(out) + "\n"

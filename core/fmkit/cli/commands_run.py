@@ -39,9 +39,11 @@ def train(args) -> int:
     if args.json:
         print(json.dumps({"results": run.results, "run_dir": str(run.run_dir),
                           "report": str(run.report_path) if run.report_path else None,
-                          "exports": {k: str(v) for k, v in run.exports.items()}}))
+                          "exports": {k: str(v) for k, v in run.exports.items()}, "stopped": run.stopped}))
         return 0
     print(json.dumps(run.results, indent=2))
+    if run.stopped:  # a hook ended the run early (run.request_stop): say so, it is not a full run
+        print(f"stopped: {run.stopped['reason']} (at step {run.stopped['step']}, epoch {run.stopped['epoch'] + 1})")
     print(f"run directory: {run.run_dir}")
     if run.report_path:
         print(f"report: {run.report_path}")

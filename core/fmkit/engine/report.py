@@ -112,11 +112,16 @@ def _table(rows: list[dict]) -> str:
 
 
 def _provenance(run_dir: Path, split: str) -> str:
-    """Which checkpoint the final numbers come from, and how long training took."""
+    """Which checkpoint the final numbers come from, how long training took, and why a hook stopped
+    it early (``run.request_stop``)."""
     best, details = run_dir / "checkpoints" / "best" / "meta.json", run_dir / "eval_details.json"
     meta = json.loads(best.read_text()) if best.is_file() else {}
-    seconds = (json.loads(details.read_text()) if details.is_file() else {}).get("train_seconds")
+    info = json.loads(details.read_text()) if details.is_file() else {}
+    seconds, stopped = info.get("train_seconds"), info.get("stopped")
     parts = []
+    if isinstance(stopped, dict):
+        parts.append(f"<b>Stopped early</b> by a plugin at step {stopped.get('step')} (epoch "
+                     f"{int(stopped.get('epoch') or 0) + 1}): {html.escape(str(stopped.get('reason')))}.")
     if meta:
         value = meta.get("value")
         shown = f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))

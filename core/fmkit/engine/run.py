@@ -46,6 +46,14 @@ class RunContext:
         history: every validation record so far, oldest first: ``{"split": "validation",
             "step", "epoch", <flat metric names>: value}``.
         stop_reason: why a hook asked the run to stop (:meth:`request_stop`), else ``None``.
+        started_at: wall-clock time (``time.time()``, seconds since the epoch) when ``fmkit.train``
+            began, before the data was read (since hook API 1.4): a time budget is
+            ``time.time() - run.started_at``. A resumed run starts its clock again.
+
+    Per-run state of a hook: a plugin module lives for the whole process, which may train several
+    runs (a sweep, the tests), so keep a hook's state in a dict keyed by ``run.run_dir``, set it up
+    in ``fmkit_on_run_start`` and drop it in ``fmkit_on_run_end`` and ``fmkit_on_exception``
+    (the run context itself is not the place: it is rebuilt for every run).
     """
 
     recipe: Any
@@ -61,6 +69,7 @@ class RunContext:
     data_summary: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     stop_reason: str | None = None
+    started_at: float = field(default_factory=time.time)
 
     def request_stop(self, reason: str) -> None:
         """Ask the training loop to stop at the next step boundary (since hook API 1.4), so a hook
@@ -69,8 +78,11 @@ class RunContext:
         The run then ends as early stopping ends it: the step's evaluation and checkpoint, a last
         validation when the last step was not evaluated, the final evaluation of the best
         checkpoint, ``eval.json``, the report, the export and ``fmkit_on_run_end``. ``reason`` is
-        recorded in ``metrics.jsonl`` (``{"event": "stop", "reason", "step"}``) and in
-        ``eval_details.json`` (``stopped``). The first request wins; later ones are ignored. Called
+        recorded in ``metrics.jsonl`` as one line
+        ``{"split": "event", "event": "stop", "step", "epoch", "reason"}`` and in
+        ``eval_details.json`` as ``"stopped": {"reason", "step", "epoch"}``; ``fmkit train`` prints
+        ``stopped: REASON``, ``fmkit runs`` shows ``finished (stopped early: REASON)`` and
+        the report names the reason. The first request wins; later ones are ignored. Called
         from ``fmkit_on_run_start`` the run stops before its first step. Under ``torchrun`` the
         ranks stop together: a request on any rank stops every rank at the next optimizer step.
         """

@@ -45,7 +45,8 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     section = lambda k: (recipe.get(k) or {}) if isinstance(recipe.get(k), dict) else {"name": recipe.get(k)}  # noqa: E731
     best = _json(run_dir / "checkpoints" / "best" / "meta.json")
     if (run_dir / "eval.json").is_file():
-        status = "finished"
+        stopped = _json(run_dir / "eval_details.json").get("stopped")  # a hook's run.request_stop
+        status = f"finished (stopped early: {stopped.get('reason')})" if isinstance(stopped, dict) else "finished"
     elif any((run_dir / "checkpoints").glob("step-*/meta.json")):
         status = "stopped (resume with --resume)"
     else:

@@ -40,6 +40,7 @@ class TrainingSession:
 
     def __init__(self, recipe, manager):
         self.recipe, self.pm, self.cfg = recipe, manager, recipe.train
+        self.started_at = time.time()  # RunContext.started_at: before the data is read
 
     # 1 --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -103,7 +104,8 @@ class TrainingSession:
             torch.distributed.broadcast_object_list(obj, src=0)
             rd = Path(obj[0])
         self.rd = rd
-        self.run = RunContext(recipe=recipe, run_dir=rd, device=self.device, rank=rank, world_size=self.world)
+        self.run = RunContext(recipe=recipe, run_dir=rd, device=self.device, rank=rank, world_size=self.world,
+                              started_at=self.started_at)
         self.run.task = task
         if rank == 0 and not resume:  # a resumed run keeps its records; changes go to recipe.amendments.yaml
             atomic_write_text(rd / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))

@@ -86,7 +86,7 @@ class DataSection(_Documented):
     stratify: bool = True
     #: cache preprocessed examples on disk, keyed by data content and preprocessing parameters
     cache: bool = True
-    #: where the preprocessing cache lives (default: a folder in the user's cache)
+    #: where the preprocessing cache lives (default: `<tracking.runs_dir>/.cache`)
     cache_dir: str | None = None
     #: data-loader worker processes (0: load in the training process)
     num_workers: int = Field(0, ge=0)

@@ -30,10 +30,15 @@ class RecipeSection:
             core's sections, and unique among installed plugins.
         model: the pydantic model that validates the section (use ``extra="forbid"`` so a
             misspelt key is reported with a did-you-mean). An empty section (``tune:`` with
-            nothing under it) is validated as ``{}``.
+            nothing under it) is validated as ``{}``. Document each field as for
+            :class:`fmkit.Params`: a ``#:`` comment line right above it (or ``Field(description=)``)
+            becomes its description (in nested models too), shown by ``fmkit new recipe``,
+            ``fmkit components show NAME`` and ``fmkit schema``.
         summary: one line, shown by ``fmkit new recipe`` and as the schema's description.
-        example: the values ``fmkit new recipe`` writes uncommented (other fields are written
-            commented out, with their defaults).
+        example: the values ``fmkit new recipe`` fills in (other fields are written with their
+            defaults, commented out once more). The starter writes the whole section commented
+            out, under a header naming the plugin: a starter never turns on another plugin's
+            workflow by itself.
         check: optional cross-check against the rest of the recipe, called only when everything
             else is valid, as ``check(value, recipe)`` with the validated section and the resolved
             :class:`fmkit.recipe.Recipe` (without plugin sections); it returns ``(path, message)``
@@ -76,6 +81,7 @@ def collect_sections(manager: PluginManager) -> dict[str, RecipeSection]:
                     other = out[s.name].plugin if s.name in out else plugin
                     raise PluginLoadError(f"recipe section {s.name!r} is already declared by plugin {other!r}")
                 s.plugin = plugin
+                _document(s.model)
                 mine[s.name] = s
         except Exception as e:
             manager._fail(manager.infos[plugin], e)
@@ -83,6 +89,35 @@ def collect_sections(manager: PluginManager) -> dict[str, RecipeSection]:
             continue
         out.update(mine)
     return out
+
+
+def _document(model: type[BaseModel], seen: set | None = None) -> bool:
+    """Give the fields of a section's model, and of the models nested in it, their ``#:`` comments
+    as descriptions (:func:`fmkit.fielddocs.fill_descriptions`, as :class:`fmkit.Params` does);
+    True when any changed. Nested models first, so the rebuilt outer schema holds their texts."""
+    import typing
+
+    from ..fielddocs import fill_descriptions
+
+    seen = set() if seen is None else seen
+    if model in seen:
+        return False
+    seen.add(model)
+    nested = False
+
+    def walk(annotation) -> None:
+        nonlocal nested
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            nested = _document(annotation, seen) or nested
+        for arg in typing.get_args(annotation):
+            walk(arg)
+
+    for f in model.model_fields.values():
+        walk(f.annotation)
+    changed = fill_descriptions(model)
+    if changed or nested:
+        model.model_rebuild(force=True)
+    return changed or nested
 
 
 __all__ = ["CORE_SECTIONS", "RecipeSection", "collect_sections"]
