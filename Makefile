@@ -28,7 +28,16 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
 		|| echo "note: no chromium/chromedriver; the browser test of the serving page will skip"; }
 
+# the documentation site, with the API reference generated from the docstrings in core/fmkit
+# (strict: a broken link or reference fails); then open site/index.html
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
+
+# the same site, rebuilt on every change, at http://127.0.0.1:8000
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
 test: install browser
 	$(PY) -m pytest -q -p no:cacheprovider tests $(addsuffix /tests,$(PLUGINS)) docs/examples/tabular/tests
 
-.PHONY: install demo test browser
+.PHONY: install demo test browser docs docs-serve

@@ -162,3 +162,26 @@ def test_fmkit_distill_cli_end_to_end(tmp_path, teacher):
     assert saved["distill"]["teacher"] == str(teacher.resolve())
     bad = run_cli("distill", str(tmp_path / "nowhere"), str(path), "--run-dir", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "no such folder" in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_validate_reports_a_missing_teacher_with_its_field_line_and_folder(tmp_path):
+    """`fmkit validate` checks distill.teacher with the data (not only `fmkit train`), naming the
+    field, its line and the folder a relative path is read from; --skip-data skips it."""
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    recipe["distill"] = {"teacher": "runs/no-such-teacher"}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    line = next(i for i, x in enumerate(path.read_text().splitlines(), 1) if "no-such-teacher" in x)
+    r = run_cli("validate", str(path), cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"r.yaml:{line}: distill.teacher: " in r.stderr, r.stderr
+    assert f"runs/no-such-teacher does not exist (relative paths are read from the current folder, {tmp_path})" \
+        in r.stderr
+    assert "`fmkit export` wrote" in r.stderr
+    assert run_cli("validate", str(path), "--skip-data", cwd=tmp_path).returncode == 0
+    (tmp_path / "runs" / "no-such-teacher").mkdir(parents=True)  # there, but neither a run nor an export
+    r = run_cli("validate", str(path), cwd=tmp_path)
+    assert r.returncode == 2 and "is neither a run directory (no recipe.yaml) nor an export folder" in r.stderr
+    r = run_cli("train", str(path), cwd=tmp_path)  # train says the same, and writes nothing
+    assert r.returncode == 2 and "distill.teacher: runs/no-such-teacher is neither" in r.stderr
+    assert not (tmp_path / "runs" / "latest").exists()

@@ -47,3 +47,23 @@ def test_a_broken_reference_fails_the_build(tmp_path, page, builds):
     (tmp_path / "mkdocs.yml").write_text(config.replace("docs/_ext/", str(ROOT / "docs" / "_ext") + "/"))
     done = _build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert (done.returncode == 0) == builds, done.stdout + done.stderr
+
+
+def test_make_docs_builds_the_site_strictly_into_an_ignored_folder(tmp_path):
+    """`make docs` (named in README and docs/index.md) runs the strict build into site/, which git ignores."""
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".installed").write_text("")  # installed already: make -n shows only the docs commands
+    for target in ("docs", "docs-serve"):
+        done = subprocess.run(["make", "-n", "-o", f"{venv}/.installed", target, f"VENV={venv}"], cwd=ROOT,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        expected = f"{venv}/bin/mkdocs build --strict -d site" if target == "docs" else f"{venv}/bin/mkdocs serve"
+        assert expected in done.stdout, done.stdout
+    ignored = subprocess.run(["git", "check-ignore", "-q", "site/index.html"], cwd=ROOT)
+    assert ignored.returncode == 0, "site/ must be git-ignored"
+    assert "make docs" in (ROOT / "README.md").read_text() and "make docs" in (ROOT / "docs" / "index.md").read_text()

@@ -165,3 +165,19 @@ def _installed(distribution: str) -> bool:
     except PackageNotFoundError:
         return False
     return True
+
+
+def test_the_cache_dir_default_is_described_as_the_engine_uses_it(tmp_path):
+    """data.cache_dir unset: the engine caches under <tracking.runs_dir>/.cache, and the field's text
+    (in starters, components show, the schema) says so, not "a folder in the user's cache"."""
+    import fmkit
+    from conftest import tiny_recipe
+    from fmkit.recipe.schema import DataSection
+
+    assert DataSection.model_fields["cache_dir"].description == \
+        "where the preprocessing cache lives (default: `<tracking.runs_dir>/.cache`)"
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    del recipe["data"]["cache_dir"]
+    recipe["tracking"]["report"] = False
+    fmkit.train(recipe, run_dir=str(tmp_path / "run"))
+    assert list((tmp_path / "runs" / ".cache").glob("*.pt"))

@@ -146,3 +146,22 @@ def test_a_plugin_section_may_change_on_resume_and_is_recorded(plugin, recipe_fa
     assert plugin.seen[-1] == Audit(every=5)
     amendments = yaml.safe_load((run_dir / "recipe.amendments.yaml").read_text())
     assert amendments[-1]["changes"]["audit.every"] == {"from": 3, "to": 5}
+
+
+def test_plugins_list_names_the_sections_and_components_show_falls_back_to_one(plugin, capsys):
+    from fmkit.cli.main import main
+
+    assert main(["plugins", "list"]) == 0
+    row = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("audit-sections "))
+    assert row.rstrip().endswith("audit")
+    assert main(["plugins", "list", "--json"]) == 0
+    listed = {p["name"]: p["recipe_sections"] for p in json.loads(capsys.readouterr().out)}
+    assert listed["audit-sections"] == ["audit"] and listed["fmkit"] == []
+    assert main(["components", "show", "audit"]) == 0  # no component is called audit: the section is shown
+    out = capsys.readouterr().out
+    assert out.startswith("recipe section audit (a top-level key of the recipe; plugin audit-sections)")
+    assert "  every  (whole number; default: 1)\n      evaluations between two audit records" in out
+    assert "example:\n  audit:\n    level: high" in out
+    assert main(["components", "show", "audit", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)[0]
+    assert shown["kind"] == "recipe-section" and [p["name"] for p in shown["parameters"]] == ["level", "every", "keys"]

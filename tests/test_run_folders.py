@@ -111,7 +111,8 @@ def test_train_json_prints_one_object_and_nothing_else(recipe, tmp_path):
     r = run_cli("train", str(recipe), "--json", "--set", "train.progress=on", "--set", "train.log_every=1")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)  # the whole of stdout is one JSON document
-    assert set(out) == {"results", "run_dir", "report", "exports"} and "accuracy" in out["results"]
+    assert set(out) == {"results", "run_dir", "report", "exports", "stopped"} and "accuracy" in out["results"]
+    assert out["stopped"] is None  # no hook stopped it (else {"reason", "step", "epoch"})
     assert Path(out["run_dir"]).is_dir()
 
 

@@ -30,6 +30,23 @@ def test_scaffolded_plugin_installs_lists_and_validates(tmp_path):
     t = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],
                        capture_output=True, text=True, env={**__import__("os").environ, **env}, cwd=tmp_path)
     assert t.returncode == 0, t.stdout[-3000:]
+    assert "2 skipped" in t.stdout, t.stdout[-3000:]  # export and datasets, as its README says, until turned on
     r = run_cli("new", "plugin", "acme-vision", "-o", str(tmp_path))
     assert r.returncode == 2 and "already exists" in r.stderr
 
+
+
+def test_the_scaffold_says_contract_tests_takes_the_entry_point_name_and_what_skips(tmp_path):
+    import re
+    import tomllib
+
+    assert run_cli("new", "plugin", "fmkit-sensors", "-o", str(tmp_path)).returncode == 0
+    pkg = tmp_path / "fmkit-sensors"
+    entry_points = tomllib.loads((pkg / "pyproject.toml").read_text())["project"]["entry-points"]["fmkit.plugins"]
+    test = (pkg / "tests" / "test_contract.py").read_text()
+    called = re.search(r'contract_tests\(\s*"([^"]+)"', test).group(1)
+    assert list(entry_points) == [called] == ["fmkit_sensors"]  # the test names the entry point
+    assert "ENTRY-POINT name" in test and "# export_formats=(" in test and "# datasets={" in test
+    readme = (pkg / "README.md").read_text()
+    assert "`contract_tests(\"fmkit_sensors\")`" in readme and "**entry-point name**" in readme
+    assert "the export check, until you pass `export_formats=" in readme and "the dataset check, until" in readme

@@ -29,7 +29,12 @@ KINDS: dict[str, str] = {
 
 class Params(BaseModel):
     """Base class for component parameter models: unknown keys are errors, and so are NaN and
-    infinite numbers (``lr: .nan`` would train into nonsense)."""
+    infinite numbers (``lr: .nan`` would train into nonsense).
+
+    Document a field with a ``#:`` comment line (or several) right above it; the text becomes
+    the field's description, shown by ``fmkit new recipe``, ``fmkit components show`` and
+    ``fmkit schema`` (an explicit ``Field(description=...)`` wins). Plugin recipe sections
+    (:class:`fmkit.RecipeSection`) follow the same convention."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
@@ -45,7 +50,10 @@ class Params(BaseModel):
 
 
 class NoParams(Params):
-    """For components that take no parameters."""
+    """The parameter model of a component that takes no parameters: any key given to it is an
+    error. It is :class:`Component`'s default ``params``, so such a component need not name it;
+    a test that builds a task or model by hand without parameters passes an instance
+    (``MyTask(fmkit.NoParams())``, as the plugin guide's test does)."""
 
 
 def load_object(ref: Any) -> Any:

@@ -32,6 +32,17 @@ class Task:
         monitor / monitor_mode: the validation metric that selects the best checkpoint.
         classification: whether outputs are class scores (enables the per-class report and
             confusion matrix).
+        cacheable: whether :meth:`preprocess`'s features may be cached on disk (default
+            ``True``): ``fmkit train`` then stores each split's features under ``data.cache_dir``
+            (default ``<tracking.runs_dir>/.cache``), keyed by the data and :meth:`fingerprint`,
+            and reuses them while neither changes. Set it to ``False`` when features are large
+            (decoded images, waveforms) or cheap to recompute.
+        state_attributes: the names of what :meth:`setup` learns (JSON-able), saved with every
+            run and export by :meth:`state_dict` and restored by :meth:`load_state_dict`.
+
+    Give every attribute that :meth:`model_context` (or :meth:`example_inputs`) reads a
+    class-level default: the builder calls :meth:`model_context` before :meth:`setup` too (to
+    build the cleaning transforms), when nothing learnt from the data is set yet.
     """
 
     name: str = ""
@@ -235,11 +246,20 @@ class Task:
         raise NotImplementedError
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
-        """Dynamic axes of each export input (the batch axis at least)."""
+        """Dynamic axes of each export input, ``{input name: {axis: name}}``. The default makes
+        axis 0 of every input in :meth:`export_input_names` the batch axis (``{0: "batch"}``);
+        override it to add others (a sequence length: ``{0: "batch", 1: "sequence"}``). Every
+        other axis of an exported model keeps the size it was traced with."""
         return {n: {0: "batch"} for n in self.export_input_names()}
 
     def example_inputs(self) -> list[Any]:
-        """A few raw inputs that :meth:`encode_raw` accepts (for docs, tests and verification)."""
+        """A few raw inputs that :meth:`encode_raw` accepts (for docs, tests and verification).
+
+        Called on the *trained* task: export writes them into ``export.json``'s
+        ``signature.example_inputs``, the serving page offers them as examples (a run directory
+        served directly asks the task), and an export with no held-out examples verifies on
+        them. So they must follow what :meth:`setup` learnt and the state restored (the trained
+        sequence length, channel count or column set), not a fixed shape."""
         raise NotImplementedError
 
     def sample_examples(self) -> list[dict]:

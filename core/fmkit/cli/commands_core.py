@@ -20,11 +20,17 @@ def plugins_list(args) -> int:
     pm = get_plugin_manager()
     pm.registry  # noqa: B018 - registration errors are load errors too
     infos = list(pm.infos.values())
+    sections: dict[str, list[str]] = {}  # the top-level recipe sections each plugin declares
+    for s in pm.recipe_sections.values():
+        sections.setdefault(s.plugin, []).append(s.name)
     if args.json:
-        print(json.dumps([i.to_json() for i in infos], indent=2))
+        print(json.dumps([{**i.to_json(), "recipe_sections": sections.get(i.name, [])} for i in infos], indent=2))
         return 0
-    rows = [[i.name, i.status, i.distribution or "-", i.version or "-", i.source, len(i.hooks)] for i in infos]
-    print(_table(rows, ["plugin", "status", "distribution", "version", "source", "hooks"]))
+    rows = [[i.name, i.status, i.distribution or "-", i.version or "-", i.source, len(i.hooks),
+             ", ".join(sections.get(i.name, [])) or "-"] for i in infos]
+    print(_table(rows, ["plugin", "status", "distribution", "version", "source", "hooks", "recipe sections"]))
+    if sections:
+        print("\na recipe section's fields: fmkit components show SECTION")
     for i in infos:
         if i.error:
             print(f"\n{i.name}: {i.status}: {i.error}\n  location: {i.location}", file=sys.stderr)
@@ -53,12 +59,15 @@ def components_list(args) -> int:
 def components_show(args) -> int:
     from ..errors import ComponentNotFoundError
 
-    reg = get_plugin_manager().registry
+    manager = get_plugin_manager()
+    reg = manager.registry
     found = [reg.get(args.kind, args.id)] if args.kind else reg.find(args.id)
+    if not found and args.id in manager.recipe_sections:  # a plugin's top-level recipe section (tune:)
+        return _show_section(manager.recipe_sections[args.id], args.json)
     if not found:
         import difflib
 
-        names = sorted({c.name for c in reg})
+        names = sorted({c.name for c in reg} | set(manager.recipe_sections))
         raise ComponentNotFoundError("component", args.id, difflib.get_close_matches(args.id, names, n=3))
     out = []
     for c in found:
@@ -79,6 +88,25 @@ def components_show(args) -> int:
             print(f"  {p['name']}  ({p['type']}; {extra})" + (f"\n      {p['description']}" if p.get("description") else ""))
         section = {"data": c["example"]} if c["kind"] == "dataset" else {c["kind"]: c["example"]}
         print("\nexample:\n" + "\n".join("  " + x for x in yaml.safe_dump(section, sort_keys=False).splitlines()) + "\n")
+    return 0
+
+
+def _show_section(section, as_json: bool) -> int:
+    """``components show NAME`` for a plugin's recipe section: its fields with their descriptions."""
+    import yaml
+
+    fields = _parameters(section.model)
+    if as_json:
+        print(json.dumps([{"kind": "recipe-section", "id": section.name, "plugin": section.plugin,
+                           "summary": section.summary, "parameters": fields, "example": {section.name: section.example},
+                           "schema": section.model.model_json_schema()}], indent=2, default=str))
+        return 0
+    print(f"recipe section {section.name} (a top-level key of the recipe; plugin {section.plugin})\n  {section.summary}\n\nfields:")
+    for p in fields or [{"name": "(none)", "type": "", "default": "", "required": False}]:
+        extra = "required" if p["required"] else f"default: {json.dumps(p['default'], default=str)}"
+        print(f"  {p['name']}  ({p['type']}; {extra})" + (f"\n      {p['description']}" if p.get("description") else ""))
+    example = yaml.safe_dump({section.name: section.example or None}, sort_keys=False).splitlines()
+    print("\nexample:\n" + "\n".join("  " + x for x in example) + "\n")
     return 0
 
 
@@ -124,7 +152,8 @@ def _listed_plugins(recipe_path: str) -> list:
 
 def _check_data(recipe, source: str) -> None:
     """Raise :class:`RecipeError` for data files that do not exist or lack the columns the recipe
-    names (the dataset's :meth:`fmkit.Dataset.check`: headers only, never whole data sets)."""
+    names (the dataset's :meth:`fmkit.Dataset.check`: headers only, never whole data sets), and
+    for a ``distill.teacher`` that is not there (a missing path, a folder neither a run nor an export)."""
     from ..datasets import missing_split_files
     from ..engine.builder import Builder
     from ..errors import FmkitError, RecipeError, RecipeIssue
@@ -137,6 +166,13 @@ def _check_data(recipe, source: str) -> None:
         problems = check() if callable(check) else missing_split_files(recipe.data.dataset_params())
     except FmkitError as e:
         problems = [("", f"the data cannot be checked: {e}")]
+    problems = [(("data", *field.split(".")) if field else ("data",), message) for field, message in problems]
+    if recipe.distill is not None:  # the teacher is read like the data: it must be there
+        from ..utils.paths import teacher_problem
+
+        wrong = teacher_problem(recipe.distill.teacher)
+        if wrong:
+            problems.append((("distill", "teacher"), wrong))
     if not problems:
         return
     lines: dict = {}
@@ -145,8 +181,7 @@ def _check_data(recipe, source: str) -> None:
     except (OSError, FmkitError):
         pass
     issues = []
-    for field, message in problems:
-        loc = ("data", *field.split(".")) if field else ("data",)
+    for loc, message in problems:
         line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
         issues.append(RecipeIssue(".".join(loc), message + " (fmkit validate --skip-data checks the recipe alone)",
                                   line, source))

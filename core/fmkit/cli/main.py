@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     plugins = sub.add_parser("plugins", help="installed plugins").add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
-    p = plugins.add_parser("list", help="list plugins with distribution, version, hooks and load errors")
+    p = plugins.add_parser("list", help="list plugins with distribution, version, hooks, recipe sections and load errors")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: a table)")
     p.set_defaults(func=core.plugins_list)
 
@@ -122,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", help=f"only this kind of component: {', '.join(KINDS)}")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: a table)")
     p.set_defaults(func=core.components_list)
-    p = comps.add_parser("show", help="a component's summary, parameters and an example")
-    p.add_argument("id", help="short or qualified id (plugin:name)")
+    p = comps.add_parser("show", help="a component's summary, parameters and an example (or a plugin recipe section's fields)")
+    p.add_argument("id", help="short or qualified id (plugin:name), or a plugin's recipe section (tune)")
     p.add_argument("--kind", help=f"the kind, when several kinds share the id: {', '.join(KINDS)}")
     p.add_argument("--json", action="store_true", help="print JSON instead of text (default: text)")
     p.set_defaults(func=core.components_show)
@@ -133,11 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "plugins: modules are not imported (importing runs their code) unless "
                                    "--import-plugins is given; components they register are then unknown. "
                                    "The data files the recipe names must exist and hold the columns it names "
-                                   "(only their headers are read) unless --skip-data is given.")
+                                   "(only their headers are read), and a distill.teacher must exist, unless --skip-data is given.")
     _recipe_args(p)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object (default: text)")
     p.add_argument("--skip-data", action="store_true",
-                   help="check the recipe alone, not its data files (a recipe written for another machine)")
+                   help="check the recipe alone, not its data files or distill.teacher (a recipe written for another machine)")
     p.add_argument("--import-plugins", action="store_true",
                    help="import the recipe's plugins: modules (runs their code) so their components are checked; "
                         "a module that cannot be imported is an error")

@@ -53,9 +53,13 @@ def load_teacher(path: str | Path) -> Teacher:
     code shipped with it never runs (``trust_remote_code`` off, its recipe's plugins not imported).
     The random number generators are left as they were, so the student's initialisation and data
     order are the ones of the same recipe without ``distill:``."""
+    from ..utils.paths import teacher_problem
     from . import checkpoint as ckpt
 
     path = Path(path)
+    missing = teacher_problem(path)
+    if missing:
+        raise UsageError(f"distill.teacher: {missing}")
     state = ckpt.rng_state()
     try:
         if (path / "export.json").is_file():
@@ -74,8 +78,7 @@ def load_teacher(path: str | Path) -> Teacher:
             return Teacher(trained.task, trained.model, path, path / "checkpoints" / "best" / "model.safetensors")
     finally:
         ckpt.set_rng_state(state)
-    raise UsageError(f"distill.teacher: {path} is neither a run directory (no recipe.yaml) nor an export folder (no "
-                     "export.json); give the folder `fmkit train` printed or one `fmkit export` wrote")
+    raise UsageError(f"distill.teacher: {teacher_problem(path)}")  # (gone since the check above)
 
 
 def check_teacher(teacher: Teacher, task) -> str:

@@ -32,6 +32,15 @@ class ClassificationTask(Task):
     it; a task whose parameters lack them is single-label): targets are then
     multi-hot float rows (for ``bce-with-logits``) and answers list every label whose sigmoid score
     reaches ``threshold`` (a parameter too, default 0.5).
+
+    Class attributes a subclass may set, besides those of :class:`fmkit.Task`:
+        label_key: the example key holding the label (default ``"label"``): a string, a number,
+            or a list of them for multi-label. :meth:`setup` fits the labels from it, :meth:`target`
+            reads it, and the validation split is stratified on it. Set it when your dataset
+            writes the class elsewhere (``label_key = "activity"``).
+        no_labels_hint: text appended to the error raised when the training split holds no
+            label under ``label_key`` (default ``"check the dataset's label column"``): say where
+            your users set the label column (``"set data.label_column"``).
     """
 
     monitor, monitor_mode = "accuracy", "max"

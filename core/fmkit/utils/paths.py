@@ -25,3 +25,19 @@ def resolve_package_path(spec: str, field: str = "path") -> Path:
     if not path.exists():
         raise UsageError(f"{field} {spec!r}: {path} does not exist in the installed package")
     return path
+
+
+def teacher_problem(path: str | Path) -> str | None:
+    """What is wrong with ``distill.teacher`` found without loading it (a path that does not exist,
+    a folder that is neither a run nor an export), else None; ``fmkit validate`` reports it too."""
+    import os
+
+    path = Path(path)
+    where = "" if path.is_absolute() else f" (relative paths are read from the current folder, {os.getcwd()})"
+    fix = "; give the run directory `fmkit train` printed or a folder `fmkit export` wrote"
+    if not path.exists():
+        return f"{path} does not exist{where}{fix}"
+    if not ((path / "export.json").is_file() or (path / "recipe.yaml").is_file()):
+        return (f"{path} is neither a run directory (no recipe.yaml) nor an export folder (no export.json){where}"
+                f"{fix}")
+    return None
