@@ -37,7 +37,11 @@ docs: install
 docs-serve: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
+# two worker processes (pytest-xdist), each test file kept whole in one worker so its module fixtures
+# are built once; TEST_WORKERS=0 runs everything in this process
+TEST_WORKERS ?= 2
+
 test: install browser
-	$(PY) -m pytest -q -p no:cacheprovider tests $(addsuffix /tests,$(PLUGINS)) docs/examples/tabular/tests
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile tests $(addsuffix /tests,$(PLUGINS)) docs/examples/tabular/tests
 
 .PHONY: install demo test browser docs docs-serve

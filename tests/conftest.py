@@ -10,6 +10,12 @@ from pathlib import Path
 
 import pytest
 
+# Under `make test` two pytest-xdist workers share the machine: one intra-op thread each (set before
+# torch is imported, and inherited by the CLI subprocesses the tests start) instead of both asking
+# for every core, which on two cores makes each slower than running alone.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "tests"))
