@@ -8,6 +8,7 @@ from fmkit.components import Params
 from fmkit.errors import DataError
 from pydantic import Field
 
+from .long_text import encode_heads
 from .text_task import TokenizedTextTask, pad
 from .tokenization import TokenizerParams
 
@@ -50,9 +51,12 @@ class TextClassification(ClassificationTask, TokenizedTextTask):
         if p.keep == "head_tail" and not self.pairs:
             enc = {"input_ids": [_head_tail(ids, p.max_length) for ids in self.tokenizer(
                 texts, return_attention_mask=False, return_token_type_ids=False, verbose=False)["input_ids"]]}
-        else:
+        elif self.pairs:
             enc = self.tokenizer(texts, pairs, truncation=p.truncation, max_length=p.max_length,
-                                 return_token_type_ids=self.pairs, return_attention_mask=False)
+                                 return_token_type_ids=True, return_attention_mask=False)
+        else:  # long texts are read only as far as the first max_length tokens (same ids)
+            enc = encode_heads(self.tokenizer, texts, p.max_length, return_token_type_ids=False,
+                               return_attention_mask=False)
         out = []
         for i, ex in enumerate(examples):
             f: dict[str, Any] = {"input_ids": enc["input_ids"][i]}
