@@ -22,19 +22,21 @@ def fmkit_register_recipe_sections():
 
 @hookimpl
 def fmkit_on_run_start(run):
-    """Start tracking when the recipe has an enabled ``mlflow:`` section or ``MLFLOW_TRACKING_URI``
-    is set; otherwise this plugin does nothing for the run."""
+    """Start tracking when the recipe's ``mlflow:`` section names a ``tracking_uri`` or says
+    ``enabled: true``, or ``MLFLOW_TRACKING_URI`` is set (``enabled: false`` wins over all);
+    otherwise this plugin does nothing for the run."""
     if not run.is_main:
         return
     settings = run.recipe.section("mlflow")
-    env_uri = os.environ.get("MLFLOW_TRACKING_URI") or None
-    if (settings is None and env_uri is None) or (settings is not None and not settings.enabled):
+    if settings is not None and settings.enabled is False:
+        return
+    uri = (settings.tracking_uri if settings is not None else None) or os.environ.get("MLFLOW_TRACKING_URI") or None
+    if uri is None and not (settings is not None and settings.enabled):
         return
     from .settings import MlflowSettings
     from .tracker import Tracker
 
-    settings = settings or MlflowSettings()
-    _trackers[id(run)] = Tracker(run, settings, settings.tracking_uri or env_uri)
+    _trackers[id(run)] = Tracker(run, settings or MlflowSettings(), uri)
 
 
 @hookimpl

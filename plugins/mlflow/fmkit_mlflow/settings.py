@@ -7,12 +7,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class MlflowSettings(BaseModel):
-    """The ``mlflow:`` section (fmkit-mlflow). Every field is optional: ``mlflow: {}`` logs to
-    ``MLFLOW_TRACKING_URI`` (else MLflow's own default) under the experiment ``fmkit``."""
+    """The ``mlflow:`` section (fmkit-mlflow). Every field is optional: the run is tracked when the
+    section names a ``tracking_uri`` or ``MLFLOW_TRACKING_URI`` is set (``enabled`` overrides),
+    under the experiment ``fmkit`` unless it says otherwise."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    enabled: bool = Field(True, description="false: no MLflow run, even with MLFLOW_TRACKING_URI set")
-    tracking_uri: str | None = Field(None, description="http://host:5000, sqlite:///mlflow.db, file:/path/mlruns ... "
+    enabled: bool | None = Field(None, description="default: on when tracking_uri or MLFLOW_TRACKING_URI is set; "
+                                 "true: on (MLflow's default store without either); false: off, even with "
+                                 "MLFLOW_TRACKING_URI set")
+    tracking_uri: str | None = Field(None, description="http://host:5000, sqlite:///mlflow.db, databricks ... "
                                      "(default: MLFLOW_TRACKING_URI, else MLflow's default)")
     experiment: str | None = Field(None, description="the MLflow experiment, created when missing (default: "
                                    "MLFLOW_EXPERIMENT_NAME, else 'fmkit')")
@@ -23,6 +26,8 @@ class MlflowSettings(BaseModel):
     log_model: bool = Field(True, description="when the run exports: an MLflow pyfunc model wrapping the first export")
     register_model: str | None = Field(None, description="register that model under this name in the model registry")
     nest_tune_trials: bool = Field(True, description="fmkit-tune trials: nested runs under one parent run per study")
+    metrics_interval: float = Field(2, ge=0, description="seconds between two metrics requests (metrics queued "
+                                    "meanwhile go in one batch)")
     flush_timeout: float = Field(300, gt=0, description="seconds the end of the run waits for logging to finish")
     request_timeout: int = Field(10, ge=1, description="seconds one request to the tracking server may take")
     retries: int = Field(1, ge=0, description="retries of a failed request before the server counts as down")
@@ -36,5 +41,6 @@ class MlflowSettings(BaseModel):
         return v.strip() if v else v
 
 
-SUMMARY = "experiment tracking with MLflow: one MLflow run per fmkit run (also on with MLFLOW_TRACKING_URI)"
-EXAMPLE = {"tracking_uri": "sqlite:///mlflow.db", "experiment": "fmkit"}
+SUMMARY = ("experiment tracking with MLflow: one MLflow run per fmkit run, on when tracking_uri or "
+           "MLFLOW_TRACKING_URI is set")
+EXAMPLE: dict = {}  # a starter recipe tracks only where the user says where to

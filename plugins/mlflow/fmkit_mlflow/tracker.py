@@ -151,6 +151,8 @@ class Tracker:
                       "run_id": run_id}
         atomic_write_text(self.run_dir / STATE_FILE, json.dumps(self.state, indent=2) + "\n")
         self._log_params(client, run_id, {})
+        if uri.startswith(("http://", "https://")):
+            log.info("fmkit-mlflow: MLflow run %s/#/experiments/%s/runs/%s", uri.rstrip("/"), experiment_id, run_id)
         return run_id
 
     def _parent_running(self, client, parent: str | None) -> None:

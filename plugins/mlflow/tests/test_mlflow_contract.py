@@ -32,7 +32,8 @@ def test_mlflow_section_is_validated_with_the_recipe(tmp_path):
 
 def test_mlflow_disabled_section_wins_over_the_environment(tmp_path, monkeypatch):
     """``mlflow: {enabled: false}`` turns tracking off even with MLFLOW_TRACKING_URI set; with
-    neither the section nor the variable the plugin does nothing."""
+    neither a tracking_uri nor the variable the plugin does nothing (a starter recipe's empty
+    ``mlflow:`` section included)."""
     import fmkit
     from fmkit_mlflow import plugin
     from mlflow_helpers import tiny_recipe
@@ -44,7 +45,11 @@ def test_mlflow_disabled_section_wins_over_the_environment(tmp_path, monkeypatch
     plugin.fmkit_on_run_start(run)
     assert id(run) not in plugin._trackers
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    del recipe["mlflow"]
-    run = fmkit.RunContext(recipe=fmkit.load_recipe(recipe), run_dir=tmp_path)
-    plugin.fmkit_on_run_start(run)
-    assert id(run) not in plugin._trackers and not (tmp_path / "mlflow.json").exists()
+    for section in (None, {}, {"experiment": "x"}):  # no section, or one that names no store: off
+        if section is None:
+            del recipe["mlflow"]
+        else:
+            recipe["mlflow"] = section
+        run = fmkit.RunContext(recipe=fmkit.load_recipe(recipe), run_dir=tmp_path)
+        plugin.fmkit_on_run_start(run)
+        assert id(run) not in plugin._trackers and not (tmp_path / "mlflow.json").exists()

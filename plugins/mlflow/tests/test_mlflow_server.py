@@ -100,3 +100,46 @@ def test_mlflow_resumed_run_continues_its_mlflow_run(trained, client):
     assert run.data.tags.get("fmkit.resume.train.epochs") == "2"  # MLflow keeps a parameter's first value
     runs = client.search_runs([run.info.experiment_id])
     assert [x.info.run_id for x in runs] == [run_id]
+
+
+def test_mlflow_models_serve_answers_what_fmkit_load_predicts(trained, server, tmp_path):
+    """``mlflow models serve`` (a real process, the local environment) gives fmkit's answers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    import fmkit
+    from mlflow_helpers import free_port
+
+    texts = ["good great wonderful movie", "awful boring dreadful film"]
+    port = free_port()
+    env = cli_env(MLFLOW_TRACKING_URI=server)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # uvicorn of this environment
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{trained['run_id']}/model",
+                             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
+                time.sleep(0.5)
+        body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [[t] for t in texts]}}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            served = json.loads(r.read())["predictions"]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
+    assert served == fmkit.load(str(trained["dir"] / "exports" / "safetensors")).predict(texts)

@@ -26,7 +26,7 @@ class FakeClient:
 def test_mlflow_worker_batches_metrics_in_order_off_the_calling_thread():
     client = FakeClient()
     client.gate.clear()  # the "server" answers nothing until released
-    w = Worker("fake://", MlflowSettings(), lambda c: "run-1", client=client)
+    w = Worker("fake://", MlflowSettings(metrics_interval=0.1), lambda c: "run-1", client=client)
     started = time.perf_counter()
     for step in range(1, 2001):
         w.metrics({"train/loss": 1.0 / step, "train/lr": 0.1}, step)
