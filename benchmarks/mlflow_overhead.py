@@ -14,7 +14,8 @@ the whole process spends per step (training thread and MLflow's worker thread to
 processes do not count) is printed as well: the work logging adds, whatever the machine's load.
 
 Usage: python benchmarks/mlflow_overhead.py [--repeats N] [--store server|sqlite] [--steps-per-epoch N]
-Target: overhead <= 2% per step.
+Target: overhead <= 2% per step: met when every repetition is within it, missed when none is, else
+not resolved.
 """
 from __future__ import annotations
 
@@ -143,7 +144,13 @@ def main() -> None:
           f"{statistics.median(med_overhead):+.2f}% ({min(med_overhead):+.2f}%..{max(med_overhead):+.2f}%)")
     print(f"  CPU time of the whole process per step (worker thread included; other jobs on the machine do not "
           f"count): {statistics.median(cpu_overhead):+.2f}% ({min(cpu_overhead):+.2f}%..{max(cpu_overhead):+.2f}%)")
-    print(f"target <= 2%: {'meets' if med <= 2 else 'MISSES'} (median)")
+    if max(overhead) <= 2:
+        verdict = "meets (every repetition)"
+    elif min(overhead) > 2:
+        verdict = "MISSES (every repetition)"
+    else:  # the repetitions fall on both sides: the noise of this machine is larger than the target
+        verdict = f"NOT RESOLVED (median {med:+.2f}%; repetitions from {min(overhead):+.2f}% to {max(overhead):+.2f}%)"
+    print(f"target <= 2%: {verdict}")
 
 
 if __name__ == "__main__":
