@@ -16,6 +16,27 @@ from .checks import override
 
 HOST = socket.gethostname()
 REPORTER = "fmkit-tune-trial"
+#: set in the environment while a trial trains (fmkit-tune's public signal to other plugins, e.g.
+#: fmkit-mlflow nests trials under one run per study): the study's name, its folder, the trial's number
+SIGNAL = ("FMKIT_TUNE_STUDY", "FMKIT_TUNE_STUDY_DIR", "FMKIT_TUNE_TRIAL")
+
+
+class _Announced:
+    """``SIGNAL`` set for the length of a ``with`` block, the previous values restored after."""
+
+    def __init__(self, study: str, folder: str, number: int):
+        self.values = dict(zip(SIGNAL, (study, folder, str(number))))
+
+    def __enter__(self):
+        self.saved = {k: os.environ.get(k) for k in SIGNAL}
+        os.environ.update(self.values)
+
+    def __exit__(self, *exc):
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class TrialReporter:
@@ -102,10 +123,11 @@ def make_objective(plan: dict, space: dict, on_report=None):
             recipe = fmkit.load_recipe(plan["base"], trial_overrides(plan, params))  # before anything runs
             fmkit.unregister_plugin(REPORTER)
             fmkit.register_plugin(reporter, name=REPORTER)
-            if run_dir.is_dir() and _resumable(run_dir) and (run_dir / "recipe.yaml").is_file():
-                run = fmkit.train(None, resume=str(run_dir))
-            else:
-                run = fmkit.train(recipe, run_dir=str(run_dir), overwrite=(run_dir / "recipe.yaml").is_file())
+            with _Announced(plan["study"], plan["dir"], trial.number):
+                if run_dir.is_dir() and _resumable(run_dir) and (run_dir / "recipe.yaml").is_file():
+                    run = fmkit.train(None, resume=str(run_dir))
+                else:
+                    run = fmkit.train(recipe, run_dir=str(run_dir), overwrite=(run_dir / "recipe.yaml").is_file())
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run saved a checkpoint; the study retries it
             trial.set_user_attr("interrupted", True)
             raise
