@@ -8,6 +8,7 @@ is warned that it is allowed.
 from __future__ import annotations
 
 import json
+import os
 import logging
 from pathlib import Path
 
@@ -66,6 +67,11 @@ def onnx_session_options():
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.enable_cpu_mem_arena = False
     opts.enable_mem_pattern = False
+    # ONNX Runtime's intra-op threads spin between operators by default, burning the cores that the
+    # server's other lane, its event loop and its neighbours need; FMKIT_ORT_SPINNING=1 turns it back on
+    # (benchmarks/serve_spinning.py measures both)
+    spinning = os.environ.get("FMKIT_ORT_SPINNING", "0").strip().lower() in ("1", "true", "yes")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return opts
 
 
