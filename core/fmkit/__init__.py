@@ -100,6 +100,22 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str):
+    """``fmkit.NAME`` for a function a plugin added (``fmkit_register_workflows``: ``fmkit.tune`` with
+    fmkit-tune installed), imported on first use. Submodules and private names never ask the plugins."""
+    import importlib.util
+
+    if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .workflows import workflow
+
+    fn = workflow(name)
+    if fn is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r} (no installed plugin adds a "
+                             f"workflow of that name; `fmkit plugins list --json` lists the workflows)")
+    return fn
+
+
 def __dir__() -> list[str]:
     """``dir(fmkit)`` lists the public API only (submodules stay importable by name)."""
     return sorted(__all__)

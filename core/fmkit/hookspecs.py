@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .components import Component
 
 PROJECT = "fmkit"
-HOOK_API_VERSION = "1.4"
+HOOK_API_VERSION = "1.5"
 """The version of this contract: minor versions add hooks, arguments or Task methods (with defaults,
 so older plugins keep working); a major version removes or changes one."""
 
@@ -152,6 +152,21 @@ def fmkit_register_recipe_sections() -> list:
     in lifecycle hooks): the model instance, or ``None`` when the recipe has no such section.
     A hook that raises, returns something else, or declares a name the core or another plugin
     uses marks its plugin failed, as a failing registration hook does.
+    """
+
+
+# --------------------------------------------------------------------------- Python API
+@hookspec
+def fmkit_register_workflows() -> dict:
+    """Return the Python functions this plugin adds to the ``fmkit`` namespace (since API 1.5), as
+    ``{name: "package.module:function"}`` import strings, e.g. fmkit-tune's ``{"tune": "fmkit_tune:tune"}``.
+
+    ``fmkit.NAME`` then resolves to the function on first use (``fmkit.tune(recipe, trials=8)``),
+    imported only then; ``import fmkit`` stays fast and ``dir(fmkit)`` lists the core's names only.
+    A name the core already exports, a name another plugin registered first, or a value that is
+    not an import string is skipped with a warning naming the plugin (the plugin's other workflows
+    and components still work); a hook that raises marks its plugin failed, as a failing
+    registration hook does. ``fmkit plugins list --json`` shows each plugin's workflows.
     """
 
 

@@ -88,6 +88,7 @@ class PluginManager:
         self.infos: dict[str, PluginInfo] = {}
         self._registry = None
         self._sections = None
+        self._workflows = None
         #: seconds spent per hook, over every call (pluggy's call monitoring)
         self.hook_timings: dict[str, float] = {}
         self._call_starts = threading.local()
@@ -130,7 +131,7 @@ class PluginManager:
         info.location = info.location or getattr(obj, "__file__", None) or type(obj).__module__
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(obj) or [])
         self.infos[name] = info
-        self._registry = self._sections = None
+        self._registry = self._sections = self._workflows = None
         return True
 
     def load_entry_points(self) -> None:
@@ -163,7 +164,7 @@ class PluginManager:
         if self.pm.has_plugin(name):
             self.pm.unregister(name=name)
         self.infos.pop(name, None)
-        self._registry = self._sections = None
+        self._registry = self._sections = self._workflows = None
 
     def load_modules(self, paths: list[str], source: str = "recipe") -> None:
         """Import and register modules by dotted path (a recipe's ``plugins:`` list)."""
@@ -226,6 +227,15 @@ class PluginManager:
 
             self._sections = collect_sections(self)
         return self._sections
+
+    def workflows(self, reserved: set[str] = frozenset()) -> dict[str, tuple[str, str]]:
+        """Python functions plugins add to the ``fmkit`` namespace (``fmkit_register_workflows``):
+        ``{name: (plugin, "module:function")}``, rebuilt whenever the set of plugins changes."""
+        if self._workflows is None:
+            from .workflows import collect_workflows
+
+            self._workflows = collect_workflows(self, set(reserved))
+        return self._workflows
 
     def impls(self, hook_name: str) -> list[tuple[str, Any]]:
         """``(plugin name, function)`` for every implementation of a hook, in call order."""

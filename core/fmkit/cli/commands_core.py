@@ -23,8 +23,14 @@ def plugins_list(args) -> int:
     sections: dict[str, list[str]] = {}  # the top-level recipe sections each plugin declares
     for s in pm.recipe_sections.values():
         sections.setdefault(s.plugin, []).append(s.name)
+    import fmkit
+
+    workflows: dict[str, list[str]] = {}  # the functions each plugin adds to the fmkit namespace
+    for name, (plugin, _) in pm.workflows(set(fmkit.__all__)).items():
+        workflows.setdefault(plugin, []).append(f"fmkit.{name}")
     if args.json:
-        print(json.dumps([{**i.to_json(), "recipe_sections": sections.get(i.name, [])} for i in infos], indent=2))
+        print(json.dumps([{**i.to_json(), "recipe_sections": sections.get(i.name, []),
+                           "workflows": workflows.get(i.name, [])} for i in infos], indent=2))
         return 0
     rows = [[i.name, i.status, i.distribution or "-", i.version or "-", i.source, len(i.hooks),
              ", ".join(sections.get(i.name, [])) or "-"] for i in infos]

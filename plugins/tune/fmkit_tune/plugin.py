@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from fmkit import RecipeSection, hookimpl
 
-#: 1.4: plugin recipe sections and run.request_stop (pruning without raising)
-fmkit_api = ">=1.4,<2"
+#: 1.4: plugin recipe sections and run.request_stop (pruning without raising); 1.5: fmkit.tune (workflows)
+fmkit_api = ">=1.5,<2"
 
 
 @hookimpl
@@ -13,6 +13,12 @@ def fmkit_register_recipe_sections():
     from .settings import EXAMPLE, SUMMARY, TuneSettings
 
     return [RecipeSection("tune", TuneSettings, summary=SUMMARY, example=EXAMPLE, check=check_section)]
+
+
+@hookimpl
+def fmkit_register_workflows():
+    """``fmkit.tune(recipe, ...)`` in Python (API 1.5), the same function as ``fmkit_tune.tune``."""
+    return {"tune": "fmkit_tune:tune"}
 
 
 @hookimpl

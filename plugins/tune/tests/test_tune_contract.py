@@ -12,3 +12,12 @@ def test_tune_is_listed_and_adds_its_command():
                                      for line in r.stdout.splitlines()), r.stdout
     r = cli("tune", "--help", cwd=ROOT)
     assert r.returncode == 0 and "--workers" in r.stdout and "--storage" in r.stdout
+
+
+def test_fmkit_tune_is_the_plugin_function():
+    """`fmkit.tune(...)` in Python (the issue's API) is fmkit-tune's function, through the core's
+    workflow hook; the core itself imports no plugin."""
+    import fmkit
+    import fmkit_tune
+
+    assert fmkit.tune is fmkit_tune.tune
