@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .components import Component
 
 PROJECT = "fmkit"
-HOOK_API_VERSION = "1.4"
+HOOK_API_VERSION = "1.5"
 """The version of this contract: minor versions add hooks, arguments or Task methods (with defaults,
 so older plugins keep working); a major version removes or changes one."""
 
@@ -152,6 +152,41 @@ def fmkit_register_recipe_sections() -> list:
     in lifecycle hooks): the model instance, or ``None`` when the recipe has no such section.
     A hook that raises, returns something else, or declares a name the core or another plugin
     uses marks its plugin failed, as a failing registration hook does.
+    """
+
+
+# --------------------------------------------------------------------------- structured pruning
+@hookspec(firstresult=True)
+def fmkit_prune_model(model: Any, task: Any, fractions: dict, batches: list, loss: Any) -> dict | None:
+    """Physically remove the least important structures of ``model``, in place (since API 1.5).
+
+    Called by ``fmkit prune`` (a recipe's ``prune:`` section) with the source run's trained model
+    (on the training device, in training mode), its task, the shares to remove per kind of structure
+    (``fractions``: ``{"heads": 0.4, "ffn": 0.4}`` for transformers, ``{"channels": 0.3}`` for
+    convolutional networks; only the kinds the recipe asked for), ``batches``: collated training
+    batches already on the device, and ``loss``: ``loss(model, batch) -> scalar tensor``, the task's
+    training loss of a batch, for measuring importance (gradient times weight, say).
+
+    An implementation that does not know the model returns ``None`` (the next plugin is asked;
+    when none answers, the prune is refused, nothing written). One that knows it removes the
+    structures (the model must really become smaller: narrower matrices, fewer channels; masks do
+    not count), raises :class:`fmkit.errors.UsageError` for a kind it cannot remove from this model
+    (naming the kinds it can), and returns a JSON-able description of the model's whole new shape
+    (not the change): the core stores it (``prune.json`` in the run directory, ``export.json``'s
+    ``structure``) and hands it to :func:`fmkit_restore_structure` whenever the model is rebuilt.
+    It may add ``"summary"`` (a short dict of what was removed, shown in the run's records).
+    """
+
+
+@hookspec(firstresult=True)
+def fmkit_restore_structure(model: Any, structure: dict) -> bool | None:
+    """Give a freshly built model the shape :func:`fmkit_prune_model` described (since API 1.5).
+
+    Called before a pruned run's weights are loaded (evaluate, export, serve, resume, and a
+    pruned source pruned again), with the model as the recipe's model section builds it and the
+    stored ``structure``. Return ``True`` once the model has that shape (its values do not matter:
+    the trained weights are loaded next, with safetensors), ``None`` for a structure this plugin did
+    not write. Nothing may be unpickled or executed from the structure: it is plain JSON.
     """
 
 
