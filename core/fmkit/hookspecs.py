@@ -162,7 +162,7 @@ def fmkit_prune_model(model: Any, task: Any, fractions: dict, batches: list, los
 
     Called by ``fmkit prune`` (a recipe's ``prune:`` section) with the source run's trained model
     (on the training device, in training mode), its task, the shares to remove per kind of structure
-    (``fractions``: ``{"heads": 0.4, "ffn": 0.4}`` for transformers, ``{"channels": 0.3}`` for
+    (``fractions``: ``{"heads": 0.4, "ffn": 0.4}`` for attention encoders, ``{"channels": 0.3}`` for
     convolutional networks; only the kinds the recipe asked for), ``batches``: collated training
     batches already on the device, and ``loss``: ``loss(model, batch) -> scalar tensor``, the task's
     training loss of a batch, for measuring importance (gradient times weight, say).

@@ -198,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prune", help="remove a finished run's least important heads, FFN neurons or channels, "
                                      "recover with a short fine-tune, write a new run directory")
     p.add_argument("run", help="the run directory to prune (fmkit train printed it)")
-    p.add_argument("--heads", type=_share, help="share of attention heads to remove (transformers), e.g. 0.4")
-    p.add_argument("--ffn", type=_share, help="share of feed-forward neurons to remove (transformers), e.g. 0.4")
+    p.add_argument("--heads", type=_share, help="share of attention heads to remove (attention encoders), e.g. 0.4")
+    p.add_argument("--ffn", type=_share, help="share of feed-forward neurons to remove (attention encoders), e.g. 0.4")
     p.add_argument("--channels", type=_share, help="share of convolution channels to remove (CNNs), e.g. 0.3")
     p.add_argument("--recover-epochs", type=_positive_int, default=1,
                    help="epochs of the recovery fine-tune (train.epochs; default 1)")

@@ -152,8 +152,8 @@ def prune_source(recipe, task, examples: list[dict], loss_fn, device, manager) -
         model.zero_grad(set_to_none=True)
     if structure is None:
         raise UsageError(f"prune: no installed plugin can prune the model {recipe.model.name!r} "
-                         f"({type(model).__name__}); fmkit-nlp prunes transformers encoders (heads, ffn), fmkit-cv "
-                         "timm convolutional networks (channels, with the torch-pruning extra)")
+                         f"({type(model).__name__}): none implements fmkit_prune_model for it. `fmkit plugins list` shows "
+                         "what is installed; a plugin's README says which models it prunes (and any extra it needs)")
     if not isinstance(structure, dict):
         raise UsageError(f"prune: the plugin that pruned {recipe.model.name!r} described the new shape as a "
                          f"{type(structure).__name__}, not a dict (fmkit_prune_model must return JSON-able data)")

@@ -288,9 +288,9 @@ class PruneSection(Section):
 
     #: the run directory to prune (``fmkit train`` made it; its best checkpoint is read with safetensors)
     source: str = Field(min_length=1)
-    #: share of attention heads to remove (transformers encoders)
+    #: share of attention heads to remove (attention models)
     heads: float | None = Field(None, ge=0, lt=1)
-    #: share of feed-forward (intermediate) neurons to remove (transformers encoders)
+    #: share of feed-forward (intermediate) neurons to remove (attention encoders)
     ffn: float | None = Field(None, ge=0, lt=1)
     #: share of convolution channels to remove (convolutional networks)
     channels: float | None = Field(None, ge=0, lt=1)
