@@ -19,6 +19,7 @@ epoch unless --epochs) and the distill section's defaults (temperature 2, alpha 
 Usage: python benchmarks/compress_text.py [--train N] [--epochs E] [--data DIR] [--latency-n N]
   --train N   training sentences (default 8000, the reduced run; 0: the full training set, 67k)
   --skip-students   teacher and pruned teacher only (no 3-layer students)
+  --teacher RUN     reuse a finished teacher run of this script with the same settings
 Targets (issue 20): distilled student within 1.5 points of the teacher and at least 0.5 above the
 ablation; ONNX batch-1 latency at most 0.55x the teacher's float latency, with int8 at most 0.3x.
 Pruned 40% (heads and FFN): at least 1.4x faster than the teacher at batch 1, within 1.5 points.
@@ -27,6 +28,7 @@ Anchors: DistilBERT keeps 97% of BERT's GLUE score at 60% more speed; TinyBERT-4
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -72,6 +74,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(SHARED / "sst2"))
     ap.add_argument("--latency-n", type=int, default=300)
     ap.add_argument("--skip-students", action="store_true")
+    ap.add_argument("--teacher", help="a finished teacher run of this script (same settings) instead of training one")
     args = ap.parse_args()
     data = Path(args.data).resolve()
     if not (data / "train.tsv").is_file():
@@ -87,7 +90,14 @@ def main() -> None:
               "data.limits={" + (f"train: {args.train}, " if args.train else "") + "validation: 1000}"]
     rows = {}
     t0 = time.perf_counter()
-    teacher = _train(common, "compress-teacher")
+    if args.teacher:
+        from fmkit.engine.run import Run
+
+        results = json.loads((Path(args.teacher) / "eval.json").read_text())
+        details = json.loads((Path(args.teacher) / "eval_details.json").read_text())
+        teacher = Run(run_dir=Path(args.teacher).resolve(), results=results, train_seconds=details["train_seconds"])
+    else:
+        teacher = _train(common, "compress-teacher")
     rows["teacher (6 layers)"] = teacher
     if not args.skip_students:
         student = ["model.pretrained=null", f"model.init_from={{run: {teacher.run_dir}, layers: [0, 2, 4]}}"]
