@@ -19,7 +19,8 @@ epoch unless --epochs) and the distill section's defaults (temperature 2, alpha 
 Usage: python benchmarks/compress_text.py [--train N] [--epochs E] [--data DIR] [--latency-n N]
   --train N   training sentences (default 8000, the reduced run; 0: the full training set, 67k)
   --skip-students   teacher and pruned teacher only (no 3-layer students)
-  --teacher RUN     reuse a finished teacher run of this script with the same settings
+  --reuse KEY=RUN   reuse a finished run of this script with the same settings (teacher, distilled,
+                    ablation, pruned), instead of training it again
 Targets (issue 20): distilled student within 1.5 points of the teacher and at least 0.5 above the
 ablation; ONNX batch-1 latency at most 0.55x the teacher's float latency, with int8 at most 0.3x.
 Pruned 40% (heads and FFN): at least 1.4x faster than the teacher at batch 1, within 1.5 points.
@@ -28,13 +29,12 @@ Anchors: DistilBERT keeps 97% of BERT's GLUE score at 60% more speed; TinyBERT-4
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
 from pathlib import Path
 
-from _common import ROOT, SHARED, verdict
+from _common import ROOT, SHARED, finished_run, reuse_arg, verdict
 
 RECIPE = "examples/recipes/sst2-minilm-8k.yaml"
 VALIDATION_ONLY = ["data.test=null", "evaluate.split=validation", "export.formats=[]", "train.progress=off"]
@@ -74,7 +74,9 @@ def main() -> None:
     ap.add_argument("--data", default=str(SHARED / "sst2"))
     ap.add_argument("--latency-n", type=int, default=300)
     ap.add_argument("--skip-students", action="store_true")
-    ap.add_argument("--teacher", help="a finished teacher run of this script (same settings) instead of training one")
+    ap.add_argument("--reuse", action="append", default=[], metavar="KEY=RUN",
+                    help="a finished run of this script with the same settings instead of training it again; "
+                         "KEY: teacher, distilled, ablation, pruned (repeatable)")
     args = ap.parse_args()
     data = Path(args.data).resolve()
     if not (data / "train.tsv").is_file():
@@ -90,30 +92,26 @@ def main() -> None:
               "data.limits={" + (f"train: {args.train}, " if args.train else "") + "validation: 1000}"]
     rows = {}
     t0 = time.perf_counter()
-    if args.teacher:
-        from fmkit.engine.run import Run
-
-        results = json.loads((Path(args.teacher) / "eval.json").read_text())
-        details = json.loads((Path(args.teacher) / "eval_details.json").read_text())
-        teacher = Run(run_dir=Path(args.teacher).resolve(), results=results, train_seconds=details["train_seconds"])
-    else:
-        teacher = _train(common, "compress-teacher")
+    reuse = reuse_arg(args.reuse, ("teacher", "distilled", "ablation", "pruned"))
+    teacher = finished_run(reuse["teacher"]) if "teacher" in reuse else _train(common, "compress-teacher")
     rows["teacher (6 layers)"] = teacher
     if not args.skip_students:
         student = ["model.pretrained=null", f"model.init_from={{run: {teacher.run_dir}, layers: [0, 2, 4]}}"]
-        rows["student 3 layers, distilled"] = _train(common + student + [f"distill.teacher={teacher.run_dir}"],
-                                                     "compress-distilled")
-        rows["student 3 layers, no distillation"] = _train(common + student, "compress-ablation")
-    rows["teacher pruned 40% heads + FFN, recovered"] = fmkit.prune(
-        str(teacher.run_dir), heads=0.4, ffn=0.4, recover_epochs=args.epochs, distill=True,
-        overrides=["tracking.run_name=compress-pruned"])
+        rows["student 3 layers, distilled"] = finished_run(reuse["distilled"]) if "distilled" in reuse else _train(
+            common + student + [f"distill.teacher={teacher.run_dir}"], "compress-distilled")
+        rows["student 3 layers, no distillation"] = finished_run(reuse["ablation"]) if "ablation" in reuse else \
+            _train(common + student, "compress-ablation")
+    rows["teacher pruned 40% heads + FFN, recovered"] = finished_run(reuse["pruned"]) if "pruned" in reuse else \
+        fmkit.prune(str(teacher.run_dir), heads=0.4, ffn=0.4, recover_epochs=args.epochs, distill=True,
+                    overrides=["tracking.run_name=compress-pruned"])
     with open(data / "test.tsv", newline="") as f:
         sentences = [r["sentence"] for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
     sentences = sentences[:args.latency_n]
     scores = {}
     for name, run in rows.items():
         acc = _test_accuracy(run.run_dir, data)
-        export = fmkit.export(str(run.run_dir), "onnx", quantize="int8")
+        # the float model kept beside the int8 one: both latencies from one export
+        export = fmkit.export(str(run.run_dir), "onnx", quantize="int8", keep_float=True)
         scores[name] = (acc, _latency_ms(export, "float", sentences), _latency_ms(export, "int8", sentences),
                         run.train_seconds, run.results.get("agreement"),
                         (run.results.get("parameters_before"), run.results.get("parameters_after")))

@@ -17,7 +17,7 @@ at batch 1 over the test images, ONNX Runtime on the CPU, float.
 
 Settings are the recipe's (not tuned); every model sees the same 224-pixel bicubic inputs.
 Usage: python benchmarks/compress_vision.py [--teacher-epochs 10] [--student-epochs 10] [--recover-epochs 3]
-  [--channels 0.3] [--latency-n 100] [--threads 2] [--data DIR]   (DIR: hymenoptera_data, default ../shared/data/...)
+  [--channels 0.3] [--latency-n 100] [--threads 2] [--reuse KEY=RUN] [--data DIR]   (DIR: hymenoptera_data, default ../shared/data/...)
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import time
 
 from pathlib import Path
 
-from _common import ROOT, SHARED
+from _common import ROOT, SHARED, finished_run, reuse_arg
 
 RECIPE = "examples/recipes/hymenoptera-efficientnet.yaml"
 SAME_INPUTS = ["task.input_size=224", "task.crop_pct=0.875", "task.interpolation=bicubic", "train.progress=off"]
@@ -62,6 +62,9 @@ def main() -> None:
     ap.add_argument("--channels", type=float, default=0.3)
     ap.add_argument("--latency-n", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reuse", action="append", default=[], metavar="KEY=RUN",
+                    help="a finished run of this script with the same settings instead of training it again; "
+                         "KEY: teacher, distilled, ablation, pruned (repeatable)")
     ap.add_argument("--data", default=str(SHARED / "hymenoptera_subset" / "hymenoptera_data"))
     args = ap.parse_args()
     data = Path(args.data).resolve()
@@ -75,16 +78,19 @@ def main() -> None:
                f"data.test={data / 'val'}"]
     t0 = time.perf_counter()
     rows = {}
-    teacher = _train(threads + [f"train.epochs={args.teacher_epochs}"], "compress-vision-teacher")
+    reuse = reuse_arg(args.reuse, ("teacher", "distilled", "ablation", "pruned"))
+    teacher = finished_run(reuse["teacher"]) if "teacher" in reuse else \
+        _train(threads + [f"train.epochs={args.teacher_epochs}"], "compress-vision-teacher")
     rows["teacher efficientnet_lite0"] = teacher
     student = threads + [f"train.epochs={args.student_epochs}", "model.architecture=mobilenetv3_small_100",
                          "model.pretrained=null"]
-    rows["student mobilenetv3_small_100, distilled"] = _train(
-        student + [f"distill.teacher={teacher.run_dir}"], "compress-vision-distilled")
-    rows["student mobilenetv3_small_100, no distillation"] = _train(student, "compress-vision-ablation")
-    rows[f"teacher pruned {args.channels:.0%} channels, recovered"] = fmkit.prune(
-        str(teacher.run_dir), channels=args.channels, recover_epochs=args.recover_epochs, distill=True,
-        overrides=["tracking.run_name=compress-vision-pruned"] + threads)
+    rows["student mobilenetv3_small_100, distilled"] = finished_run(reuse["distilled"]) if "distilled" in reuse \
+        else _train(student + [f"distill.teacher={teacher.run_dir}"], "compress-vision-distilled")
+    rows["student mobilenetv3_small_100, no distillation"] = finished_run(reuse["ablation"]) if "ablation" in reuse \
+        else _train(student, "compress-vision-ablation")
+    rows[f"teacher pruned {args.channels:.0%} channels, recovered"] = finished_run(reuse["pruned"]) if "pruned" in \
+        reuse else fmkit.prune(str(teacher.run_dir), channels=args.channels, recover_epochs=args.recover_epochs,
+                               distill=True, overrides=["tracking.run_name=compress-vision-pruned"] + threads)
     images = sorted(str(p) for p in (data / "val").rglob("*.jpg"))[:args.latency_n]
     scores = {}
     for name, run in rows.items():
