@@ -29,6 +29,7 @@ Anchors: DistilBERT keeps 97% of BERT's GLUE score at 60% more speed; TinyBERT-4
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -107,11 +108,13 @@ def main() -> None:
     with open(data / "test.tsv", newline="") as f:
         sentences = [r["sentence"] for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
     sentences = sentences[:args.latency_n]
-    scores = {}
+    scores, int8_change = {}, {}
     for name, run in rows.items():
         acc = _test_accuracy(run.run_dir, data)
         # the float model kept beside the int8 one: both latencies from one export
         export = fmkit.export(str(run.run_dir), "onnx", quantize="int8", keep_float=True)
+        int8 = json.loads((Path(export) / "export.json").read_text())["int8"]  # checked on validation inputs
+        int8_change[name] = (int8["metric_change"].get("accuracy"), int8.get("prediction_agreement"))
         scores[name] = (acc, _latency_ms(export, "float", sentences), _latency_ms(export, "int8", sentences),
                         run.train_seconds, run.results.get("agreement"),
                         (run.results.get("parameters_before"), run.results.get("parameters_after")))
@@ -124,6 +127,9 @@ def main() -> None:
         size = f", parameters {params[0] / 1e6:.1f}M -> {params[1] / 1e6:.1f}M" if params[1] else ""
         print(f"  {name}: test accuracy {acc:.4f}, latency float {fl:.2f} ms ({fl / t_float:.2f}x teacher), int8 "
               f"{i8:.2f} ms ({i8 / t_float:.2f}x teacher float), training {secs:.0f} s{agreement}{size}")
+        change, same = int8_change[name]
+        print(f"    int8 vs its float model on the export's validation inputs: accuracy {100 * change:+.2f} points, "
+              f"same prediction {same:.4f}")
     p_acc, p_float, p_int8 = scores["teacher pruned 40% heads + FFN, recovered"][:3]
     print(f"pruned vs teacher: {100 * (p_acc - t_acc):+.2f} points ({verdict(p_acc - t_acc, -0.015)} target >= -1.5); "
           f"speed-up float {t_float / p_float:.2f}x ({verdict(t_float / p_float, 1.4)} target >= 1.4x), int8 "
