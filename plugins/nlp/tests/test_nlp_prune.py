@@ -59,6 +59,20 @@ def test_heads_and_ffn_neurons_are_removed_and_the_run_reloads_evaluates_and_exp
     assert not (tmp / "hf").exists()
 
 
+def test_a_pruned_run_resumes_in_its_pruned_shape(source):
+    """``--resume`` of a pruned run rebuilds the recorded shape before the checkpoint loads (the
+    source is not pruned again), here continuing for one more epoch."""
+    import fmkit
+
+    tmp, src = source
+    run = fmkit.prune(str(src.run_dir), ffn=0.25, output=str(tmp / "resumed"))
+    more = fmkit.train(str(run.run_dir / "recipe.yaml"), overrides=["train.epochs=2"], resume=str(run.run_dir))
+    assert more.results["parameters_after"] == run.results["parameters_after"]
+    assert sorted(p.name for p in (run.run_dir / "checkpoints").glob("step-*"))[-1] > "step-00000012"
+    model = fmkit.load(str(run.run_dir)).model
+    assert [m.intermediate.dense.out_features for m in model.hf.bert.encoder.layer] == [48, 48]
+
+
 def test_a_dead_head_and_dead_neurons_go_first_and_removing_them_changes_nothing():
     """Importance is the mask gradient: a head whose value projection is zero and FFN neurons whose
     input weights are zero contribute nothing, score 0, are the ones removed, and the pruned encoder
