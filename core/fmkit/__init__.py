@@ -9,8 +9,8 @@ Public API (everything a plugin or a script needs):
 - bases that carry the shared parts: :class:`ClassificationTask`, :class:`RegressionTask`
   (:mod:`fmkit.tasks`), :func:`carve_split`, :func:`missing_split_files`; raw-input decoding in :mod:`fmkit.io`
 - plugins: :func:`register_plugin`, :func:`get_plugin_manager`, :func:`get_registry`
-- workflow: :func:`load_recipe`, :func:`train`, :func:`evaluate`, :func:`predict`, :func:`export`,
-  :func:`load`
+- workflow: :func:`load_recipe`, :func:`train`, :func:`prune`, :func:`evaluate`, :func:`predict`,
+  :func:`export`, :func:`load`
 
 Heavy modules (torch, the engine) are imported only when a workflow function is called.
 """
@@ -63,6 +63,20 @@ def evaluate(run_dir: str, data: str | None = None, split: str = "auto", trust_r
     return _evaluate(run_dir, data=data, split=split, trust_remote_code=trust_remote_code)
 
 
+def prune(run_dir: str, heads: float | None = None, ffn: float | None = None, channels: float | None = None,
+          recover_epochs: int = 1, distill: bool = False, importance_batches: int | None = None,
+          output: str | None = None, overrides: list[str] | None = None, overwrite: bool = False):
+    """Structured pruning of a finished run: remove the given shares of its attention heads, feed-forward
+    neurons or convolution channels (what its model's plugin can remove) by importance on training
+    data, train the smaller model ``recover_epochs`` (``distill``: on the run's outputs too) and
+    write an ordinary run directory (``output``, else a new one); returns the
+    :class:`fmkit.engine.run.Run`. Its ``eval.json`` has ``parameters_before`` and ``parameters_after``."""
+    from .engine.api import prune as _prune
+
+    return _prune(run_dir, heads=heads, ffn=ffn, channels=channels, recover_epochs=recover_epochs, distill=distill,
+                  importance_batches=importance_batches, output=output, overrides=overrides, overwrite=overwrite)
+
+
 def predict(run_dir: str, inputs: list[_Any], trust_remote_code: bool = False) -> list[dict]:
     """Predict raw inputs with a run's best checkpoint or an export folder (``trust_remote_code``: see :func:`load`)."""
     return load(run_dir, trust_remote_code=trust_remote_code).predict(inputs)
@@ -96,7 +110,7 @@ __all__ = [
     "HOOK_API_VERSION", "KINDS", "ClassificationTask", "Component", "DataError", "Dataset", "Exporter", "FmkitError",
     "Metric", "NoParams", "Params", "RecipeSection", "RegressionTask", "RunContext", "ScheduleHandle", "Task", "Transform",
     "carve_split", "missing_split_files", "io", "evaluate", "export", "get_plugin_manager", "get_registry",
-    "hookimpl", "hookspec", "load", "load_recipe", "predict", "register_plugin", "train", "unregister_plugin",
+    "hookimpl", "hookspec", "load", "load_recipe", "predict", "prune", "register_plugin", "train", "unregister_plugin",
 ]
 
 

@@ -170,6 +170,41 @@ def fmkit_register_workflows() -> dict:
     """
 
 
+# --------------------------------------------------------------------------- structured pruning
+@hookspec(firstresult=True)
+def fmkit_prune_model(model: Any, task: Any, fractions: dict, batches: list, loss: Any) -> dict | None:
+    """Physically remove the least important structures of ``model``, in place (since API 1.5).
+
+    Called by ``fmkit prune`` (a recipe's ``prune:`` section) with the source run's trained model
+    (on the training device, in training mode), its task, the shares to remove per kind of structure
+    (``fractions``: ``{"heads": 0.4, "ffn": 0.4}`` for attention encoders, ``{"channels": 0.3}`` for
+    convolutional networks; only the kinds the recipe asked for), ``batches``: collated training
+    batches already on the device, and ``loss``: ``loss(model, batch) -> scalar tensor``, the task's
+    training loss of a batch, for measuring importance (gradient times weight, say).
+
+    An implementation that does not know the model returns ``None`` (the next plugin is asked;
+    when none answers, the prune is refused, nothing written). One that knows it removes the
+    structures (the model must really become smaller: narrower matrices, fewer channels; masks do
+    not count), raises :class:`fmkit.errors.UsageError` for a kind it cannot remove from this model
+    (naming the kinds it can), and returns a JSON-able description of the model's whole new shape
+    (not the change): the core stores it (``prune.json`` in the run directory, ``export.json``'s
+    ``structure``) and hands it to :func:`fmkit_restore_structure` whenever the model is rebuilt.
+    It may add ``"summary"`` (a short dict of what was removed, shown in the run's records).
+    """
+
+
+@hookspec(firstresult=True)
+def fmkit_restore_structure(model: Any, structure: dict) -> bool | None:
+    """Give a freshly built model the shape :func:`fmkit_prune_model` described (since API 1.5).
+
+    Called before a pruned run's weights are loaded (evaluate, export, serve, resume, and a
+    pruned source pruned again), with the model as the recipe's model section builds it and the
+    stored ``structure``. Return ``True`` once the model has that shape (its values do not matter:
+    the trained weights are loaded next, with safetensors), ``None`` for a structure this plugin did
+    not write. Nothing may be unpickled or executed from the structure: it is plain JSON.
+    """
+
+
 # --------------------------------------------------------------------------- CLI
 @hookspec
 def fmkit_add_cli_commands(subparsers: Any) -> None:

@@ -9,10 +9,6 @@ from ..errors import UsageError
 
 
 def train(args) -> int:
-    from ..engine.api import train as run_train
-
-    from ..engine.distributed import world
-
     source = Path(args.recipe)
     if source.is_dir():
         hint = (f"it is a run directory: continue it with fmkit train {source / 'recipe.yaml'} --resume {source}"
@@ -25,14 +21,22 @@ def train(args) -> int:
 
         print(yaml.safe_dump(load_recipe(args.recipe, args.overrides).to_dict(), sort_keys=False), end="")
         return 0
+    return _run_and_print(args, args.recipe)
+
+
+def _run_and_print(args, recipe) -> int:
+    """Train ``recipe`` (a path or a dict) with the command's output options and print the summary."""
+    from ..engine.api import train as run_train
+    from ..engine.distributed import world
+
     if args.json:  # stdout carries the one JSON object; progress and notices go to stderr
         import contextlib
 
         with contextlib.redirect_stdout(sys.stderr):
-            run = run_train(args.recipe, overrides=args.overrides, run_dir=args.run_dir, resume=args.resume,
+            run = run_train(recipe, overrides=args.overrides, run_dir=args.run_dir, resume=args.resume,
                             overwrite=args.overwrite)
     else:
-        run = run_train(args.recipe, overrides=args.overrides, run_dir=args.run_dir, resume=args.resume,
+        run = run_train(recipe, overrides=args.overrides, run_dir=args.run_dir, resume=args.resume,
                         overwrite=args.overwrite)
     if world()[0] != 0:  # under torchrun the summary is printed once, by rank 0
         return 0
@@ -63,6 +67,26 @@ def distill(args) -> int:
     sets += [f"distill.{k}={v}" for k in ("temperature", "alpha") if (v := getattr(args, k)) is not None]
     args.overrides = sets + list(args.overrides)
     return train(args)
+
+
+def prune(args) -> int:
+    """``fmkit prune RUN``: ``fmkit train`` of the run's own recipe with a ``prune:`` section (and
+    ``distill:`` from RUN with ``--distill``); see :func:`fmkit.prune`."""
+    from ..engine.prune import prune_recipe
+
+    if not any(v for v in (args.heads, args.ffn, args.channels)):
+        raise UsageError("fmkit prune: nothing to remove; give a share above 0 with --heads, --ffn or --channels "
+                         "(e.g. --heads 0.4 --ffn 0.4)")
+    recipe = prune_recipe(args.run, args.heads, args.ffn, args.channels, args.recover_epochs, args.distill,
+                          args.importance_batches)
+    if args.print_recipe:
+        import yaml
+
+        from ..recipe import load_recipe
+
+        print(yaml.safe_dump(load_recipe(recipe, args.overrides).to_dict(), sort_keys=False), end="")
+        return 0
+    return _run_and_print(args, recipe)
 
 
 def runs(args) -> int:

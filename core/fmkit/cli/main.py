@@ -44,6 +44,25 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    """An argparse type: a share to remove, from 0 up to (not including) 1."""
+    value = _non_negative_float(text)
+    if not value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not below 1 (a share to remove: 0.4 removes 40%)")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not above 0")
+    return value
+
+
 def _positive_float(text: str) -> float:
     """An argparse type: a number above 0."""
     value = _non_negative_float(text)
@@ -175,6 +194,29 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "recipe's, else 0.5)")
     _run_output_args(p, "distill section filled in")
     p.set_defaults(func=run.distill, resume=None)
+
+    p = sub.add_parser("prune", help="remove a finished run's least important heads, FFN neurons or channels, "
+                                     "recover with a short fine-tune, write a new run directory")
+    p.add_argument("run", help="the run directory to prune (fmkit train printed it)")
+    p.add_argument("--heads", type=_share, help="share of attention heads to remove (attention encoders), e.g. 0.4")
+    p.add_argument("--ffn", type=_share, help="share of feed-forward neurons to remove (attention encoders), e.g. 0.4")
+    p.add_argument("--channels", type=_share, help="share of convolution channels to remove (CNNs), e.g. 0.3")
+    p.add_argument("--recover-epochs", type=_positive_int, default=1,
+                   help="epochs of the recovery fine-tune (train.epochs; default 1)")
+    p.add_argument("--distill", action="store_true",
+                   help="recover on the unpruned run's outputs too (a distill: section with RUN as teacher)")
+    p.add_argument("--importance-batches", type=_positive_int,
+                   help="training batches the importance is measured on (default 16)")
+    p.add_argument("-o", "--run-dir", dest="run_dir", help="the new run directory (default: <tracking.runs_dir>/<name>-<time>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the run's recipe, e.g. --set optimizer.lr=2e-5 (repeatable)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in an existing --run-dir (without it a non-empty one is refused)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object at the end (results, run directory, report, exports) and nothing "
+                        "else on stdout; progress goes to stderr")
+    p.add_argument("--print-recipe", action="store_true", help="print the recipe the prune trains and exit")
+    p.set_defaults(func=run.prune, resume=None)
 
     p = sub.add_parser("runs", help="list the runs under a runs folder (name, task, model, best, status, size)")
     p.add_argument("runs_dir", nargs="?", default="runs", help="the folder (default: runs, tracking.runs_dir's default)")

@@ -50,12 +50,23 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     session = TrainingSession(recipe, get_plugin_manager())
     session.start()
     session.read_data()  # before the run directory exists: bad data leaves nothing behind
+    session.prune(resume)  # so does a refused prune
     session.open_run_dir(resume, run_dir, overwrite)
     session.prepare(latest)
     if latest is not None:
         session.restore(latest, amended)
     session.fit()
     return session.record(*session.final_evaluation())
+
+
+def prune(run_dir: str, heads: float | None = None, ffn: float | None = None, channels: float | None = None,
+          recover_epochs: int = 1, distill: bool = False, importance_batches: int | None = None,
+          output: str | None = None, overrides: list[str] | None = None, overwrite: bool = False) -> Run:
+    """Prune a finished run's model and recover it (:mod:`fmkit.engine.prune`); returns the new :class:`Run`."""
+    from .prune import prune_recipe
+
+    data = prune_recipe(run_dir, heads, ffn, channels, recover_epochs, distill, importance_batches)
+    return train(data, overrides=overrides, run_dir=output, overwrite=overwrite)
 
 
 def _check_same_labels(run_dir: Path, task) -> None:

@@ -108,6 +108,9 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best", trust_remote_cod
     override: dict = {k: v for k, v in recipe.model.as_dict().items() if k == "trust_remote_code"}
     caller_decides_remote_code(override, {}, trust_remote_code, run_dir)
     model = Builder(recipe).model(task, override, inference=True)
+    from .prune import read_structure, restore_structure
+
+    restore_structure(model, read_structure(run_dir), run_dir)  # a pruned run: its smaller shape first
     load_weights(model, weights)
     model.eval()
     return TrainedModel(recipe, task, model, run_dir)

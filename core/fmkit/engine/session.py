@@ -3,6 +3,7 @@
 1. :meth:`~TrainingSession.start` — device, threads, the process group under ``torchrun``, seeds;
 2. :meth:`~TrainingSession.read_data` — the task, the data read, cleaned and checked, the task set up,
    the teacher of ``distill:`` read and checked (before any folder exists: bad data leaves nothing behind);
+   :meth:`~TrainingSession.prune` — the source of ``prune:`` read and pruned (nothing written yet either);
 3. :meth:`~TrainingSession.open_run_dir` — the run directory (rank 0 makes it, the others are told),
    its recipe, environment and task artifacts;
 4. :meth:`~TrainingSession.prepare` — features (cached), the teacher (``distill:``), model, loss,
@@ -84,6 +85,17 @@ class TrainingSession:
             self.teacher = load_teacher(recipe.distill.teacher)
             self.distill_kind = check_teacher(self.teacher, task)
 
+    def prune(self, resume: str | None) -> None:
+        """``prune:``: the source run's model with its least important structures removed (a resumed
+        pruned run rebuilds its recorded shape in :meth:`prepare` instead)."""
+        self.pruned = None
+        if self.recipe.prune is None or resume:
+            return
+        from .prune import prune_source
+
+        self.pruned = prune_source(self.recipe, self.task, self.splits["train"], self.builder.loss(self.task),
+                                   self.device, self.pm)
+
     # 3 --------------------------------------------------------------------------------------------
     def open_run_dir(self, resume: str | None, run_dir: str | None, overwrite: bool) -> None:
         import torch
@@ -111,6 +123,10 @@ class TrainingSession:
             atomic_write_text(rd / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
             write_json(rd / "environment.json", environment(self.cfg.seed, str(self.device)))
             save_task_artifacts(task, rd / "artifacts")
+            if getattr(self, "pruned", None) is not None:
+                from .prune import PRUNE_FILE
+
+                write_json(rd / PRUNE_FILE, self.pruned.record)
 
     # 4 --------------------------------------------------------------------------------------------
     def prepare(self, latest: Path | None) -> None:
@@ -135,7 +151,7 @@ class TrainingSession:
             self.distiller, train_feats = setup_distillation(recipe, task, self.teacher, self.distill_kind,
                                                              self.splits["train"], feats["train"], device, cache_dir,
                                                              self.eval_bs)
-        model = b.model(task).to(device)
+        model = self._model().to(device)
         self.raw_model = model
         self.loss_fn = b.loss(task)
         # a model without trainable parameters (a seasonal-naive baseline) is evaluated, not trained
@@ -173,6 +189,19 @@ class TrainingSession:
         self.trainer = Trainer(self.run, model, self.raw_model, self.loss_fn, optimizer, scheduler, b.metrics(task),
                                train_loader, plan, dataset, val_loader, self.pm, self.mlog)
         self.trainer.distiller = self.distiller
+
+    def _model(self):
+        """The model to train: built from the recipe, or (``prune:``) the pruned source, or on resume
+        the recipe's model given the run's recorded pruned shape (the checkpoint's weights follow)."""
+        if getattr(self, "pruned", None) is not None:
+            return self.pruned.model
+        if self.recipe.prune is not None:
+            from .prune import read_structure, restore_structure
+
+            model = self.builder.model(self.task, inference=True)
+            restore_structure(model, read_structure(self.rd), self.rd, self.pm)
+            return model
+        return self.builder.model(self.task)
 
     # 5 --------------------------------------------------------------------------------------------
     def restore(self, latest: Path, amended: dict) -> None:
@@ -232,6 +261,16 @@ class TrainingSession:
 
             results.update(compare_with_teacher(self.distiller, self.raw_model, self.feats[split], self.splits[split],
                                                 self.builder, self.device, self.cfg.precision, self.eval_bs))
+        if self.recipe.prune is not None:  # parameter counts before and after, from the run's record
+            from .prune import PRUNE_FILE
+
+            path = self.rd / PRUNE_FILE
+            if path.is_file():
+                import json
+
+                record = json.loads(path.read_text())
+                results.update(parameters_before=record["parameters_before"],
+                               parameters_after=record["parameters_after"])
         self.pm.dispatch("fmkit_on_evaluate_end", run=self.run, split=split, metrics=results)
         return split, results, artifacts
 
@@ -275,7 +314,10 @@ class TrainingSession:
 
         # the best weights are loaded already: export them without rebuilding the model or re-reading data
         if distributed.is_sharded(self.model):  # rank 0 exports a plain copy with the best weights
+            from .prune import read_structure, restore_structure
+
             plain = self.builder.model(self.task, inference=True)
+            restore_structure(plain, read_structure(self.rd), self.rd, self.pm)
             ckpt.load_weights(plain, self.best_weights)
         else:
             plain = self.raw_model

@@ -104,6 +104,7 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
 
     from ..engine.artifacts import load_trained
     from ..engine.checkpoint import save_weights
+    from ..engine.prune import read_structure
     from ..plugins import get_plugin_manager
     from ..provenance import component_provenance
 
@@ -148,6 +149,8 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
                                         k: {str(a): n for a, n in v.items()} for k, v in task.dynamic_axes().items()},
                                         "example_inputs": _jsonable(task.example_inputs())},
                                     "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "source_run": str(run_dir.resolve()),
+                                    # a pruned model's shape (prune.json), given to the model before its weights load
+                                    "structure": read_structure(run_dir),
                                     # which plugin and distribution provide them: a loader lacking one says what to install
                                     "provenance": {"task": component_provenance("task", trained.recipe.task.as_dict()),
                                                    "model": component_provenance("model", trained.recipe.model.as_dict()),

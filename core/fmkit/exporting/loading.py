@@ -50,6 +50,9 @@ def load_torch_model(directory: Path, task, trust_remote_code: bool = False):
     context = {**task.model_context(), "inference": True}
     caller_decides_remote_code(section, context, trust_remote_code, directory)
     model = build_recorded("model", section, meta.get("provenance", {}).get("model"), f"export {directory}", context)
+    from ..engine.prune import restore_structure
+
+    restore_structure(model, meta.get("structure"), directory)  # a pruned model: its recorded shape first
     load_weights(model, directory / "model.safetensors")
     return model.eval()
 

@@ -275,6 +275,33 @@ class DistillSection(Section):
         lambda cls, v: {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v)
 
 
+class PruneSection(Section):
+    """Structured pruning: start from a finished run's model, remove its least important structures
+    (attention heads, feed-forward neurons, convolution channels: what the model's plugin can remove,
+    :func:`fmkit.hookspecs.fmkit_prune_model`), then train the smaller model (the recovery fine-tune:
+    ``train.epochs``). The recipe's model section must be the source run's own.
+
+    Importance is measured on the first ``importance_batches`` training batches; a fraction is the
+    share of that kind of structure removed (``0.4``: 40% of the heads). Optionally add a
+    ``distill:`` section with the source run as the teacher to recover on its outputs.
+    """
+
+    #: the run directory to prune (``fmkit train`` made it; its best checkpoint is read with safetensors)
+    source: str = Field(min_length=1)
+    #: share of attention heads to remove (attention models)
+    heads: float | None = Field(None, ge=0, lt=1)
+    #: share of feed-forward (intermediate) neurons to remove (attention encoders)
+    ffn: float | None = Field(None, ge=0, lt=1)
+    #: share of convolution channels to remove (convolutional networks)
+    channels: float | None = Field(None, ge=0, lt=1)
+    #: training batches the importance is measured on
+    importance_batches: int = Field(16, ge=1)
+
+    def fractions(self) -> dict[str, float]:
+        """The fractions asked for: ``{"heads": 0.4, "ffn": 0.4}`` (kinds left out or at 0 are not pruned)."""
+        return {k: float(v) for k in ("heads", "ffn", "channels") if (v := getattr(self, k))}
+
+
 class TrackingSection(Section):
     """Where runs are written and what they record."""
 
@@ -309,6 +336,8 @@ class Recipe(BaseModel):
     tracking: TrackingSection = TrackingSection()
     #: knowledge distillation from a trained teacher (off when absent)
     distill: DistillSection | None = None
+    #: structured pruning of a finished run's model, then recovery training (off when absent)
+    prune: PruneSection | None = None
     plugins: list[str] = []
     required_plugins: list[str] = []
 

@@ -62,3 +62,18 @@ def fmkit_register_transforms():
                   "timm training augmentation: random resized crop, flips, RandAugment/TrivialAugment, erasing",
                   {"auto_augment": "rand-m9-mstd0.5-inc1"}, tags={"stage": "augment", "task": "image-classification"}),
     ]
+
+
+@hookimpl
+def fmkit_prune_model(model, fractions, batches, loss):
+    """Channels of timm convolutional networks, with torch-pruning (:mod:`fmkit_cv.prune`)."""
+    from .prune import prune
+
+    return prune(model, fractions, batches, loss)
+
+
+@hookimpl
+def fmkit_restore_structure(model, structure):
+    from .prune import restore
+
+    return restore(model, structure)

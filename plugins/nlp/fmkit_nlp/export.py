@@ -21,6 +21,10 @@ class HFExporter(Exporter):
         if getattr(trained.model, "pooling", "model") != "model":
             raise UsageError("the hf format keeps transformers' own classification head, and this model uses "
                              "model.pooling: mean; export onnx, torchscript or safetensors instead")
+        if getattr(trained.model, "fmkit_structure", None) is not None:
+            raise UsageError("the hf format is a plain transformers folder, and a pruned model has per-layer head "
+                             "counts and FFN widths its configuration cannot describe; export onnx, torchscript or "
+                             "safetensors instead")
         hf = trained.model.merged()
         out = Path(directory) / "hf"
         hf.save_pretrained(str(out), safe_serialization=True)

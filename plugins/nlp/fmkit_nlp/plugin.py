@@ -101,3 +101,18 @@ def fmkit_register_exporters():
         Component("exporter", "hf", "fmkit_nlp.export:HFExporter", "fmkit.exporting.exporters:ExporterParams",
                   "Hugging Face folder (config, safetensors, tokenizer) loadable with from_pretrained"),
     ]
+
+
+@hookimpl
+def fmkit_prune_model(model, fractions, batches, loss):
+    """Attention heads and FFN neurons of transformers encoders (:mod:`fmkit_nlp.prune`)."""
+    from .prune import prune
+
+    return prune(model, fractions, batches, loss)
+
+
+@hookimpl
+def fmkit_restore_structure(model, structure):
+    from .prune import restore
+
+    return restore(model, structure)
