@@ -115,8 +115,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """``fmkit.NAME`` for a function a plugin added (``fmkit_register_workflows``: ``fmkit.tune`` with
-    fmkit-tune installed), imported on first use. Submodules and private names never ask the plugins."""
+    """``fmkit.NAME`` for a function a plugin added (``fmkit_register_workflows``), imported on first use. Submodules and private names never ask the plugins."""
     import importlib.util
 
     if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is not None:

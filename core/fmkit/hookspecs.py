@@ -159,9 +159,9 @@ def fmkit_register_recipe_sections() -> list:
 @hookspec
 def fmkit_register_workflows() -> dict:
     """Return the Python functions this plugin adds to the ``fmkit`` namespace (since API 1.5), as
-    ``{name: "package.module:function"}`` import strings, e.g. fmkit-tune's ``{"tune": "fmkit_tune:tune"}``.
+    ``{name: "package.module:function"}`` import strings, e.g. ``{"search": "my_search:search"}``.
 
-    ``fmkit.NAME`` then resolves to the function on first use (``fmkit.tune(recipe, trials=8)``),
+    ``fmkit.NAME`` then resolves to the function on first use (``fmkit.search(recipe, trials=8)``),
     imported only then; ``import fmkit`` stays fast and ``dir(fmkit)`` lists the core's names only.
     A name the core already exports, a name another plugin registered first, or a value that is
     not an import string is skipped with a warning naming the plugin (the plugin's other workflows

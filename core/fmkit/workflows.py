@@ -1,6 +1,6 @@
 """Python functions plugins add to the ``fmkit`` namespace (``fmkit_register_workflows``, API 1.5).
 
-``fmkit.tune(...)`` with fmkit-tune installed: the core's module ``__getattr__`` asks
+``fmkit.search(...)`` when a plugin registered ``search``: the core's module ``__getattr__`` asks
 :func:`workflow` for a name it does not define itself, and the plugin's function is imported then,
 not at ``import fmkit``.
 """
