@@ -2,7 +2,7 @@
 request is served, against their p99 with no large request, side by side in each round.
 
 `fmkit serve` runs as its own process on the main job's MiniLM intent export; one client sends
-one-text requests back to back; in the "loaded" half of a round another client sends requests of
+one-text requests back to back; in the "loaded" half of a round another process sends requests of
 8 inputs of 120,000 characters each back to back for --loaded-seconds (under the default limits,
 so the server must answer them). Issue 16's
 target: loaded p99 within 2x of unloaded p99. The large inputs take the batcher's heavy lane;
@@ -14,11 +14,12 @@ Without EXPORT_DIR the main job's recipe is trained as it stands and exported (o
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -44,33 +45,42 @@ def small_latencies(client, until) -> list[float]:
     return out
 
 
-def one_round(url: str, unloaded_n: int, loaded_seconds: float) -> tuple[float, float, int, float, int]:
-    """p99 of small requests alone, then while large requests are sent back to back for
-    ``loaded_seconds`` (a large request now takes well under a second, so one alone would leave
-    too few small requests beside it to give a p99)."""
+def _send_large(url: str, seconds: float, started, out) -> None:
+    """Child process: large requests back to back for ``seconds``; their times go to ``out``. A process
+    of its own, so encoding and sending 1 MB bodies never holds the measuring client's GIL."""
     import httpx
 
+    body = json.dumps(BIG).encode()
+    times = []
+    with httpx.Client(base_url=url, timeout=300, headers={"content-type": "application/json"}) as c:
+        stop = time.perf_counter() + seconds
+        started.set()
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            r = c.post("/v1/predict", content=body)
+            times.append(time.perf_counter() - t)
+            assert r.status_code == 200, r.text[:300]
+    out.put(times)
+
+
+def one_round(url: str, unloaded_n: int, loaded_seconds: float) -> tuple[float, float, int, float, int]:
+    """p99 of small requests alone, then while another process sends large requests back to back for
+    ``loaded_seconds`` (a large request takes well under a second, so one alone would leave too few
+    small requests beside it to give a p99)."""
+    import httpx
+
+    ctx = multiprocessing.get_context("spawn")
+    started, out = ctx.Event(), ctx.Queue()
+    sender = ctx.Process(target=_send_large, args=(url, loaded_seconds, started, out))
     with httpx.Client(base_url=url, timeout=120) as c:
         count = iter(range(unloaded_n + 1))
         unloaded = small_latencies(c, lambda: next(count) >= unloaded_n)
-        done = threading.Event()
-        big_seconds: list[float] = []
-
-        def big():
-            stop = time.perf_counter() + loaded_seconds
-            with httpx.Client(base_url=url, timeout=300) as bc:
-                while time.perf_counter() < stop:
-                    t = time.perf_counter()
-                    r = bc.post("/v1/predict", json=BIG)
-                    big_seconds.append(time.perf_counter() - t)
-                    assert r.status_code == 200, r.text[:300]
-            done.set()
-
-        th = threading.Thread(target=big)
-        th.start()
-        time.sleep(0.2)  # let the first large request reach the server
-        loaded = small_latencies(c, done.is_set)
-        th.join()
+        sender.start()
+        started.wait(60)
+        time.sleep(0.1)  # let the first large request reach the server
+        loaded = small_latencies(c, lambda: not sender.is_alive() or not out.empty())
+        big_seconds = out.get(timeout=300)
+        sender.join()
     return p99(unloaded), p99(loaded), len(loaded), statistics.mean(big_seconds), len(big_seconds)
 
 
