@@ -12,7 +12,8 @@ import time
 import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
-from tune_helpers import cli, cli_env, study_recipe, trials
+import yaml
+from tune_helpers import ROOT, cli_env, study_recipe, trials
 
 from fmkit_tune.storage import recover
 from fmkit_tune.trial import HOST
@@ -22,9 +23,14 @@ TUNE = {"sampler": "random", "pruner": "none", "space": {"optimizer.lr": {"float
 
 def test_ctrl_c_saves_the_study_and_the_same_command_continues_it(tmp_path):
     path = study_recipe(tmp_path, TUNE, epochs=3, checkpoint_every=2)
+    recipe = yaml.safe_load(path.read_text())
+    recipe["plugins"] = ["helpers.slow_steps"]  # 0.15 s a step: the signal lands in training, however loaded
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    env = cli_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), env["PYTHONPATH"]])
     study = tmp_path / "runs" / "tune" / "r"
     proc = subprocess.Popen([sys.executable, "-m", "fmkit", "tune", str(path), "--trials", "2"], cwd=tmp_path,
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
         deadline = time.time() + 300
@@ -44,7 +50,8 @@ def test_ctrl_c_saves_the_study_and_the_same_command_continues_it(tmp_path):
     assert first.state == TrialState.FAIL and first.user_attrs["interrupted"]
     saved = [d.name for d in (study / "trials" / "trial-0000" / "checkpoints").glob("step-*")]
     assert saved and (study / "trials.csv").is_file()
-    r = cli("tune", str(path), "--trials", "2", cwd=tmp_path)
+    r = subprocess.run([sys.executable, "-m", "fmkit", "tune", str(path), "--trials", "2"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     ts = trials(study)
     retry = [t for t in ts if t.user_attrs.get("retry_of") == 0]

@@ -7,9 +7,13 @@ from fmkit.io import read_csv
 
 
 class CsvTableParams(Params):
+    #: the training table (CSV with a header row)
     train: str
+    #: the validation table; null: carved out of train (data.validation_split)
     validation: str | None = None
+    #: the test table; null: none, or carved out of train with test_fraction
     test: str | None = None
+    #: the column to predict
     target: str = "target"
     #: column types; a column not listed is numeric when every value in train parses as a number
     columns: dict[str, Literal["numeric", "categorical"]] = {}
@@ -17,6 +21,7 @@ class CsvTableParams(Params):
     ignore: list[str] = []
     #: carve a seeded test split out of train when there is none
     test_fraction: float = 0.0
+    #: seed of that carving, so every run gets the same test rows
     seed: int = 0
 
 

@@ -6,9 +6,11 @@ from torch import nn
 
 
 class MLPParams(Params):
+    #: width of each hidden layer, input side first
     hidden: list[int] = [64, 64]
     #: width of each categorical column's embedding (at most its number of values)
     embedding_dim: int = 8
+    #: share of activations zeroed after each hidden layer while training
     dropout: float = 0.1
 
 

@@ -88,10 +88,12 @@ def test_bad_cells_are_named_with_file_and_line(tmp_path):
         CsvTable(CsvTableParams(train=str(path), target="label")).load()
 
 
-def test_the_plugin_stays_under_250_lines():
-    """The plugin guide's promise: the whole plugin package (not its tests) in under 250 lines."""
-    lines = sum(len(p.read_text().splitlines()) for p in (EXAMPLE / "fmkit_tabular").glob("*.py"))
-    assert lines < 250, f"fmkit_tabular is {lines} lines"
+def test_the_plugin_stays_under_200_lines():
+    """The plugin guide's promise: the whole plugin package (not its tests) in under 200 non-blank
+    lines, its `#:` parameter comments included."""
+    lines = sum(1 for p in (EXAMPLE / "fmkit_tabular").glob("*.py") for line in p.read_text().splitlines()
+                if line.strip())
+    assert lines < 200, f"fmkit_tabular is {lines} non-blank lines"
 
 
 def test_cli_profile_prints_inferred_types(tmp_path, capsys):
