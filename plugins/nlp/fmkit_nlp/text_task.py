@@ -2,7 +2,6 @@
 asset), padded token batches, and (batch, sequence) export inputs."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -58,15 +57,11 @@ class TokenizedTextTask(Task):
         return ctx
 
     def fingerprint(self):
-        """Keys the engine's feature cache: the parameters, labels and the tokenizer's whole vocabulary
-        (a tokenizer trained again on the same texts may map tokens to other ids; its name and size
-        alone would let a later run reuse ids it does not share)."""
-        vocab = ""
-        if self.tokenizer is not None:
-            items = sorted(self.tokenizer.get_vocab().items())
-            vocab = hashlib.sha256(json.dumps(items, ensure_ascii=False).encode()).hexdigest()
+        # Not keyed by the vocabulary itself: a tokenizer trained from scratch comes out different in
+        # each process (the tokenizers library breaks ties in hash order), and the cache is what keeps
+        # a resumed run and a rerun on the same data on the first run's token ids (docs/status.md).
         return json.dumps([self.params.model_dump(), self.labels, getattr(self.tokenizer, "name_or_path", ""),
-                           len(self.tokenizer) if self.tokenizer else 0, vocab])
+                           len(self.tokenizer) if self.tokenizer else 0])
 
     def preprocess(self, example):
         """One example through the batched tokenizer path (subclasses implement ``preprocess_many``)."""
