@@ -14,17 +14,6 @@ from ..components import KINDS
 from ..errors import FmkitError
 
 
-def _positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below 1")
-    return value
-
-
 def _non_negative_float(text: str) -> float:
     """An argparse type: a number of at least 0."""
     try:
