@@ -12,25 +12,33 @@ import time
 
 import yaml
 from optuna.trial import TrialState
-from tune_helpers import cli, cli_env, study_recipe, trials
+from tune_helpers import ROOT, cli, cli_env, study_recipe, trials
 
 TUNE = {"sampler": "random", "pruner": "none", "space": {"optimizer.lr": {"float": [1e-3, 2e-2], "log": True}}}
 
 
 def test_a_killed_study_continues_without_losing_or_repeating_trials(tmp_path):
     path = study_recipe(tmp_path, TUNE, epochs=4, checkpoint_every=3)
+    recipe = yaml.safe_load(path.read_text())
+    recipe["plugins"] = ["helpers.slow_steps"]  # 0.15 s a step: on an idle machine a trial is over between polls
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    env = cli_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), env["PYTHONPATH"]])
     study = tmp_path / "runs" / "tune" / "r"
     with open(tmp_path / "first.log", "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "fmkit", "tune", str(path), "--trials", "3"], cwd=tmp_path,
-                                env=cli_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 400
         try:
             while time.time() < deadline:  # kill it once trial 0 is done and trial 1 has a checkpoint
-                time.sleep(1)
+                time.sleep(0.5)
                 assert proc.poll() is None, (tmp_path / "first.log").read_text()
                 if not (study / "study.db").is_file():
                     continue
-                ts = trials(study)
+                try:
+                    ts = trials(study)
+                except KeyError:  # the database exists but the study's record is not written yet
+                    continue
                 if len(ts) >= 2 and ts[0].state == TrialState.COMPLETE and ts[1].state == TrialState.RUNNING and \
                         list((study / "trials" / "trial-0001" / "checkpoints").glob("step-*/meta.json")):
                     break
@@ -42,7 +50,7 @@ def test_a_killed_study_continues_without_losing_or_repeating_trials(tmp_path):
     done_at = (study / "trials" / "trial-0000" / "eval.json").stat().st_mtime_ns
     killed = trials(study)[1]
     assert killed.state == TrialState.RUNNING  # nobody could mark it
-    r = cli("tune", str(path), "--trials", "3", cwd=tmp_path)
+    r = cli("tune", str(path), "--trials", "3", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "trial(s) 1 run again" in r.stderr
     ts = trials(study)
@@ -56,7 +64,7 @@ def test_a_killed_study_continues_without_losing_or_repeating_trials(tmp_path):
              if json.loads(x)["split"] == "train"]
     assert steps == sorted(set(steps)) and steps[-1] == 48  # resumed from its checkpoint: no step twice
     assert len({t.number for t in ts if t.state == TrialState.COMPLETE}) == 3
-    again = cli("tune", str(path), "--trials", "3", cwd=tmp_path)  # complete: nothing more runs
+    again = cli("tune", str(path), "--trials", "3", cwd=tmp_path, env=env)  # complete: nothing more runs
     assert again.returncode == 0 and len(trials(study)) == len(ts)
 
 

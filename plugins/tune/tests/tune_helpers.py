@@ -30,10 +30,11 @@ def cli_env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
 
 
-def cli(*args: str, cwd: Path, timeout: int = 600, **popen) -> subprocess.CompletedProcess:
-    """``fmkit ARGS`` in a real subprocess."""
-    return subprocess.run([sys.executable, "-m", "fmkit", *args], capture_output=True, text=True, env=cli_env(),
-                          cwd=cwd, timeout=timeout, **popen)
+def cli(*args: str, cwd: Path, timeout: int = 600, env: dict | None = None,
+        **popen) -> subprocess.CompletedProcess:
+    """``fmkit ARGS`` in a real subprocess (``env``: default :func:`cli_env`)."""
+    return subprocess.run([sys.executable, "-m", "fmkit", *args], capture_output=True, text=True,
+                          env=env or cli_env(), cwd=cwd, timeout=timeout, **popen)
 
 
 def trials(study_dir: Path) -> list:
