@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -32,6 +32,11 @@ class SeqRecParams(Params):
     top_k: int = 10
     #: the largest ``k`` an input may ask for
     max_k: int = 100
+    #: catalogue items that no training sequence contains. negatives: scored as negatives in the
+    #: training loss like every other item (an ID model learns to rank them low); excluded: left out
+    #: of the training loss, so nothing learns them down and a text-aware model ranks a new item by
+    #: its text alone (evaluation and serving always rank every item)
+    unseen_items: Literal["negatives", "excluded"] = "negatives"
 
 
 def _natural(x: str):
@@ -61,6 +66,7 @@ class SequentialRecommendation(Task):
         self.texts: list[str] | None = None
         self._catalogue: dict[str, dict] | None = None
         self._train_sequences: list[list[int]] | None = None
+        self._unseen: torch.Tensor | None = None  # [N + 1] bool: items no training sequence contains
 
     # ---------------------------------------------------------------- fitting
     def attach_catalogue(self, catalogue: dict[str, dict]) -> None:
@@ -82,6 +88,10 @@ class SequentialRecommendation(Task):
             self.titles = [cat.get(i, {}).get("title") for i in self.labels]
             self.texts = [cat.get(i, {}).get("text") or i for i in self.labels]
         self._train_sequences = [[self.index[i] for i in self._sequence(ex)] for ex in train_examples]
+        unseen = torch.ones(len(self.labels) + 1, dtype=torch.bool)
+        unseen[0] = False  # the padding column is not an item
+        unseen[[self.index[i] for i in seen]] = False
+        self._unseen = unseen
 
     @staticmethod
     def _sequence(ex: dict) -> list[str]:
@@ -192,18 +202,35 @@ class SequentialRecommendation(Task):
         if not bool(valid.any()):
             return outputs.sum() * 0.0
         outputs, targets = outputs[valid], targets[valid]
+        left_out = self._left_out(outputs, None if cands is None else cands[valid]) if "items" in batch else None
         if cands is not None:
             hits = cands[valid] == targets[:, None]
             hits[:, 0] = False  # the positive is column 0; a sampled negative that is the target is ignored
+            if left_out is not None:
+                hits |= left_out  # a sampled negative no training sequence contains is ignored too
             if kind == "index":
                 return loss_fn(outputs.float().masked_fill(hits, -1e9), torch.zeros_like(targets))
             rel = torch.zeros_like(outputs, dtype=torch.float32).masked_fill(hits, -1.0)
             rel[:, 0] = 1.0
             return loss_fn(outputs, rel)
+        if left_out is not None:
+            outputs = outputs.float().masked_fill(left_out, -1e9)
         if kind == "index":
             return loss_fn(outputs, targets)
         rel = torch.zeros_like(outputs).scatter_(1, targets[:, None], 1.0)
+        if left_out is not None:
+            rel = rel.masked_fill(left_out, -1.0)  # ignored by the relevance losses
         return loss_fn(outputs, rel)
+
+    def _left_out(self, outputs: torch.Tensor, cands: torch.Tensor | None) -> torch.Tensor | None:
+        """``task.unseen_items: excluded``: which scored columns are items no training sequence
+        contains (broadcastable to ``outputs``), or None when nothing is left out."""
+        if self.params.unseen_items != "excluded" or self._unseen is None or not bool(self._unseen.any()):
+            return None
+        unseen = self._unseen.to(outputs.device)
+        if cands is not None:
+            return unseen[cands]
+        return unseen[: outputs.shape[1]][None, :]
 
     def metric_inputs(self, outputs, batch):
         if "exclude" not in batch:  # a training batch: rank the scored positions' targets

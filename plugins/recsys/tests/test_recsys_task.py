@@ -114,6 +114,33 @@ def test_sampled_losses_score_only_candidates_and_ignore_accidental_hits():
     assert model.items.weight.grad is not None
 
 
+@pytest.mark.parametrize("negatives", [0, 2])
+def test_unseen_items_excluded_from_the_training_loss_are_not_learnt_down(negatives):
+    """Item 99 (index 5) is in the catalogue only: by default a negative of every training step; with
+    task.unseen_items: excluded no gradient reaches its vector or bias, so nothing ranks it down."""
+    from fmkit_recsys.models import SASRec, SeqModelParams
+
+    grads = {}
+    for mode in ("negatives", "excluded"):
+        t = _task(max_length=4, negatives=negatives, unseen_items=mode)
+        torch.manual_seed(0)
+        model = SASRec(SeqModelParams(hidden_size=8, num_layers=1, num_heads=2, dropout=0.0), t.model_context())
+        batch = t.augment_batch(t.collate([t.preprocess({"items": ["1", "2", "3", "10"]})]), seed=1)
+        if negatives:
+            batch["negatives"] = torch.tensor([[5, 1]])
+        t.loss(t.forward(model, batch), batch, torch.nn.functional.cross_entropy).backward()
+        grads[mode] = (model.items.weight.grad[5].abs().sum().item(), model.output_bias.grad[5].abs().item(),
+                       model.items.weight.grad[1].abs().sum().item())
+    assert grads["negatives"][0] > 0 and grads["negatives"][1] > 0
+    assert grads["excluded"][0] == 0 and grads["excluded"][1] == 0  # left out of the loss
+    assert grads["excluded"][2] > 0  # the items training sequences contain still learn
+    t = _task(unseen_items="excluded")
+    batch = t.collate([t.preprocess({"history": ["1", "2"], "target": "99"})])  # evaluation: 99 is still ranked
+    out = torch.tensor([[0.0, 1, 2, 3, 4, 9]])
+    assert t.metric_inputs(out, batch)[0][0, 5] == 9
+    assert math.isfinite(t.loss(out, batch, torch.nn.functional.cross_entropy).item())  # evaluation loss: no mask
+
+
 def test_ease_popularity_and_knn_are_fitted_on_training_sequences():
     from fmkit_recsys.baselines import EASE, EASEParams, ItemKNN, ItemKNNParams, NoParams, Popularity
 
