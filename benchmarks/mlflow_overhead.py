@@ -14,8 +14,10 @@ the whole process spends per step (training thread and MLflow's worker thread to
 processes do not count) is printed as well: the work logging adds, whatever the machine's load.
 
 Usage: python benchmarks/mlflow_overhead.py [--repeats N] [--store server|sqlite] [--steps-per-epoch N]
-Target: overhead <= 2% per step: met when every repetition is within it, missed when none is, else
-not resolved.
+Target: overhead <= 2% per step. The decision uses a 95% bootstrap confidence interval of the median
+overhead over the repetitions (10,000 resamples, seeded): met when the whole interval is at or below
+2%, missed when it is wholly above, else not resolved (the machine's noise is larger than the
+question). Every repetition is printed as well.
 """
 from __future__ import annotations
 
@@ -144,13 +146,22 @@ def main() -> None:
           f"{statistics.median(med_overhead):+.2f}% ({min(med_overhead):+.2f}%..{max(med_overhead):+.2f}%)")
     print(f"  CPU time of the whole process per step (worker thread included; other jobs on the machine do not "
           f"count): {statistics.median(cpu_overhead):+.2f}% ({min(cpu_overhead):+.2f}%..{max(cpu_overhead):+.2f}%)")
-    if max(overhead) <= 2:
-        verdict = "meets (every repetition)"
-    elif min(overhead) > 2:
-        verdict = "MISSES (every repetition)"
-    else:  # the repetitions fall on both sides: the noise of this machine is larger than the target
-        verdict = f"NOT RESOLVED (median {med:+.2f}%; repetitions from {min(overhead):+.2f}% to {max(overhead):+.2f}%)"
+    low, high = median_interval(overhead)
+    print(f"  95% bootstrap interval of the median overhead: {low:+.2f}%..{high:+.2f}%")
+    if high <= 2:
+        verdict = "MET (the whole interval is within it)"
+    elif low > 2:
+        verdict = "MISSED (the whole interval is above it)"
+    else:  # the interval straddles the target: the noise of this machine is larger than the question
+        verdict = f"NOT RESOLVED (median {med:+.2f}%, interval {low:+.2f}%..{high:+.2f}%)"
     print(f"target <= 2%: {verdict}")
+
+
+def median_interval(values: list[float], resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of the medians of ``resamples`` bootstrap resamples."""
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    return meds[int(0.025 * resamples)], meds[int(0.975 * resamples) - 1]
 
 
 if __name__ == "__main__":
