@@ -49,6 +49,16 @@ def save_task_artifacts(task, directory: Path) -> None:
         task.save_assets(str(tmp / "assets"))
 
 
+def restore_fitted_task(task, directory: Path) -> None:
+    """A resumed run continues with what its task learnt the first time (``directory``: the run's
+    ``artifacts/``), not with what :meth:`~fmkit.Task.setup` fits again: a tokenizer trained on the
+    data comes out different in each process, and the checkpoint's embeddings match the first one."""
+    if not (directory / "task.json").is_file():
+        return
+    task.load_state_dict(json.loads((directory / "task.json").read_text()))
+    task.load_assets(str(directory / "assets"))
+
+
 def load_task(recipe, directory: Path, manager=None):
     from .builder import Builder
 

@@ -28,12 +28,20 @@ import yaml
 from ..errors import DataError, TrainingError, UsageError
 from ..utils.atomic import atomic_write_text
 from . import distributed
-from .artifacts import save_task_artifacts
+from .artifacts import restore_fitted_task, save_task_artifacts
 from .builder import Builder
 from .resume import record_amendment
 from .run import MetricsLog, Run, RunContext, environment, new_run_dir, write_json
 
 log = logging.getLogger("fmkit")
+
+
+def feature_cache_dir(recipe) -> Path | None:
+    """Where preprocessed features (and :attr:`fmkit.Task.cache_dir`) live; ``None`` with ``data.cache: false``."""
+    data = recipe.data
+    if not data.cache:
+        return None
+    return Path(data.cache_dir) if data.cache_dir else Path(recipe.tracking.runs_dir) / ".cache"
 
 
 class TrainingSession:
@@ -72,6 +80,8 @@ class TrainingSession:
         source = b.dataset(task)
         self.splits = load_splits(source, recipe, task, self.dropped, lambda: b.transforms("clean", task))
         task.receive_dataset_metadata(dataset_metadata(source, recipe.data.name))  # what setup may read
+        cache_dir = feature_cache_dir(recipe)
+        task.cache_dir = str(cache_dir) if cache_dir else None
         task.setup(self.splits["train"], recipe.model.as_dict())
         if task.classification and task.labels is not None and len(task.labels) < 2:
             raise DataError(f"the training data ({recipe.data.dataset_params().get('train') or 'data.train'}) has "
@@ -107,6 +117,7 @@ class TrainingSession:
         if resume:
             _check_same_labels(Path(resume), task)
             rd = Path(resume)
+            restore_fitted_task(task, rd / "artifacts")
         elif rank == 0:
             rd = new_run_dir(recipe, run_dir, overwrite)
         else:
@@ -138,8 +149,7 @@ class TrainingSession:
         recipe, cfg, task, b, device = self.recipe, self.cfg, self.task, self.builder, self.device
         rank, world = self.rank, self.world
         data = recipe.data
-        cache_dir = (Path(data.cache_dir) if data.cache_dir else Path(recipe.tracking.runs_dir) / ".cache") \
-            if data.cache else None
+        cache_dir = feature_cache_dir(recipe)
         self.feats = feats = {name: preprocess_cached(ex, task, cache_dir, name) for name, ex in self.splits.items()}
         self.run.data_summary = {"examples": {k: len(v) for k, v in self.splits.items()}, "dropped": self.dropped,
                                  "labels": task.labels}

@@ -2,6 +2,7 @@
 asset), padded token batches, and (batch, sequence) export inputs."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Iterable
 import torch
 from fmkit import Task
 
-from .tokenization import load_tokenizer, train_tokenizer
+from .tokenization import cached_trained_tokenizer, load_tokenizer
 
 
 def pad(rows: list[list[int]], value: int) -> torch.Tensor:
@@ -39,7 +40,10 @@ class TokenizedTextTask(Task):
 
             self.tokenizer = teacher_tokenizer(str(init_from["run"]))
             return
-        self.tokenizer = load_tokenizer(source) if source else train_tokenizer(texts, self.params.tokenizer)
+        if source:
+            self.tokenizer = load_tokenizer(source)
+        else:
+            self.tokenizer = cached_trained_tokenizer(texts, self.params.tokenizer, getattr(self, "cache_dir", None))
 
     def inputs_from_record(self, record):
         """A record's ``text`` (with ``text_pair``: the pair) or ``input`` column, else its first
@@ -57,11 +61,20 @@ class TokenizedTextTask(Task):
         return ctx
 
     def fingerprint(self):
-        # Not keyed by the vocabulary itself: a tokenizer trained from scratch comes out different in
-        # each process (the tokenizers library breaks ties in hash order), and the cache is what keeps
-        # a resumed run and a rerun on the same data on the first run's token ids (docs/status.md).
+        # keyed by the vocabulary itself: features cached with one tokenizer are never read back with
+        # another (a tokenizer trained on the data is kept in task.cache_dir, so reruns share it)
         return json.dumps([self.params.model_dump(), self.labels, getattr(self.tokenizer, "name_or_path", ""),
-                           len(self.tokenizer) if self.tokenizer else 0])
+                           self._vocabulary_digest()])
+
+    def _vocabulary_digest(self) -> str:
+        tok = self.tokenizer
+        if tok is None:
+            return ""
+        if getattr(self, "_digest_of", None) is not tok:  # once per tokenizer: a big vocabulary takes a moment
+            vocab = sorted(tok.get_vocab().items())
+            self._digest = hashlib.sha256(json.dumps([vocab, len(tok)]).encode()).hexdigest()
+            self._digest_of = tok
+        return self._digest
 
     def preprocess(self, example):
         """One example through the batched tokenizer path (subclasses implement ``preprocess_many``)."""
