@@ -112,13 +112,14 @@ def run_new_items(data: Path, common: list[str], epochs: list[str], ease_l2: flo
                   (f"EASE l2={ease_l2:g}", {"name": "ease", "l2": ease_l2}, []),
                   ("SASRec", {"name": "sasrec", **TRANSFORMER}, epochs + excluded),
                   ("text-aware SASRec", TEXT_MODEL, epochs + excluded)]
-    rows = []
+    rows, by_run = [], {}
     for label, model, extra in contenders:
         slug = label.lower().replace(" ", "-").replace("=", "")
         res, wall, run_dir = run_recipe(RECIPE, common + extra + [f"model={flow(model)}",
                                                                  f"tracking.run_name=ml100k-new-items-{slug}"])
         test = fmkit.evaluate(str(run_dir), split="test")
         n_ndcg, n_hr = top10_scores(run_dir, targets_new)
+        by_run[label] = (run_dir, targets_new)
         rows.append((label, res["ndcg@10"], test["ndcg@10"], n_ndcg, n_hr, round(n_hr * len(targets_new)), wall))
         print(f"  {label:20s} validation NDCG@10 {res['ndcg@10']:.4f}  wall {wall:.0f} s  run {run_dir}", flush=True)
     print(f"\nnew items, test: {len(targets_new)} targets that no training sequence contains "
@@ -129,10 +130,25 @@ def run_new_items(data: Path, common: list[str], epochs: list[str], ease_l2: flo
         print(f"{label:20s} {val:11.4f} {all_ndcg:11.4f} {n_ndcg:11.4f} {n_hr:9.4f} {hits:8d} {wall:7.0f}")
     by = {r[0]: r for r in rows}
     text, sas = by["text-aware SASRec"], by["SASRec"]
-    verdict = "MET" if text[3] > sas[3] else "MISSED"
+    only_text, only_sas = len(hits_of(by_run["text-aware SASRec"]) - hits_of(by_run["SASRec"])), \
+        len(hits_of(by_run["SASRec"]) - hits_of(by_run["text-aware SASRec"]))
+    p = mcnemar_exact(only_text, only_sas)
+    if p >= 0.05:  # too few targets that one model hits and the other misses to tell them apart
+        verdict = f"NOT RESOLVED (McNemar exact p = {p:.2f} on the hits)"
+    else:
+        verdict = ("MET" if text[3] > sas[3] else "MISSED") + f" (McNemar exact p = {p:.3f} on the hits)"
     print(f"target 2 (new items): text-aware SASRec NDCG@10 on the {len(targets_new)} new-item targets {text[3]:.4f} "
-          f"({text[5]} hits) vs SASRec {sas[3]:.4f} ({sas[5]} hits): {verdict}"
-          f"{' (--quick: not a measurement)' if quick else ''}")
+          f"({text[5]} hits; {only_text} that SASRec misses) vs SASRec {sas[3]:.4f} ({sas[5]} hits; {only_sas} that "
+          f"the text-aware model misses): {verdict}{' (--quick: not a measurement)' if quick else ''}")
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar test: ``b`` and ``c`` are the targets only one of two models hits."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
 
 
 def flow(d: dict) -> str:
@@ -150,6 +166,15 @@ def read_split(data: Path, log: Path | None = None):
         for i in ex["items"]:
             counts[i] = counts.get(i, 0) + 1
     return out, counts
+
+
+def hits_of(run_and_examples) -> set[int]:
+    """Which of ``examples`` (by position) the run puts in its top 10."""
+    import fmkit
+
+    run_dir, examples = run_and_examples
+    answers = fmkit.load(str(run_dir)).predict([{"history": ex["history"], "k": 10} for ex in examples], batch_size=64)
+    return {i for i, (ex, ans) in enumerate(zip(examples, answers)) if ex["target"] in [x["item"] for x in ans["items"]]}
 
 
 def top10_scores(run_dir, examples: list[dict]) -> tuple[float, float]:
