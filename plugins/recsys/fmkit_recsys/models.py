@@ -116,8 +116,13 @@ class SequenceRecommender(nn.Module):
         allowed = allowed | (idx[:, None] == idx[None, :])[None, None]
         return torch.zeros(allowed.shape, dtype=dtype, device=input_ids.device).masked_fill(~allowed, torch.finfo(dtype).min)
 
-    def encode(self, input_ids: torch.Tensor) -> torch.Tensor:
-        table = self.items.table()
+    def item_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The item table ``[N + 2, d]`` (padding, items, mask token) and the output bias ``[N + 1]``
+        that one forward pass uses (a subclass may perturb them in training)."""
+        return self.items.table(), self.output_bias
+
+    def encode(self, input_ids: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        table = self.items.table() if table is None else table
         L = input_ids.shape[1]
         pos = torch.arange(self.max_length - L, self.max_length, device=input_ids.device)  # right-aligned
         h = table[input_ids] + self.positions(pos)[None]
@@ -130,15 +135,16 @@ class SequenceRecommender(nn.Module):
         return input_ids
 
     def forward(self, input_ids, positions=None, positives=None, negatives=None):
-        table = self.items.table()[: self.num_items + 1]
+        full, bias = self.item_vectors()
+        table = full[: self.num_items + 1]
         if positions is None:
-            h = self.encode(self.last_input(input_ids))[:, -1]
-            return h @ table.t() + self.output_bias
-        h = self.encode(input_ids)[positions]  # [M, d]: only positions with a target
+            h = self.encode(self.last_input(input_ids), full)[:, -1]
+            return h @ table.t() + bias
+        h = self.encode(input_ids, full)[positions]  # [M, d]: only positions with a target
         if negatives is None:
-            return h @ table.t() + self.output_bias
-        pos = (h * table[positives]).sum(-1, keepdim=True) + self.output_bias[positives][:, None]
-        return torch.cat([pos, h @ table[negatives].t() + self.output_bias[negatives]], 1)
+            return h @ table.t() + bias
+        pos = (h * table[positives]).sum(-1, keepdim=True) + bias[positives][:, None]
+        return torch.cat([pos, h @ table[negatives].t() + bias[negatives]], 1)
 
 
 class SASRec(SequenceRecommender):

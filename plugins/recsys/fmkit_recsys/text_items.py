@@ -5,6 +5,11 @@ has a meaningful vector and can be recommended.
 An item's vector is ``proj(text_i) + id_i``: ``text_i`` is the frozen, centred sentence embedding
 (kept in the weights, so an export needs no text encoder), ``proj`` a learnt linear map, and
 ``id_i`` a learnt per-item correction that starts at zero.
+
+An item no training sequence contains keeps ``id_i = 0`` and output bias 0, so it is scored from its
+text alone. ``id_dropout`` (ID dropout, as in DropoutNet, Volkovs et al. 2017) trains for that case:
+in each training step a random share of the items lose their ID correction and bias, so the model
+learns to rank items by their text vectors too, not only by what it memorised per item.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import Literal
 
 import torch
 from fmkit.errors import UsageError
+from pydantic import Field
 from torch import nn
 
 from .models import SeqModelParams, SequenceRecommender, _dims
@@ -26,6 +32,9 @@ class TextAwareParams(SeqModelParams):
     text_max_length: int = 64
     #: learn a per-item correction on top of the text vector
     id_embeddings: bool = True
+    #: share of items whose ID correction and output bias are dropped in each training step, so the
+    #: model also learns to rank items from their text alone (helps items added after training; 0: off)
+    id_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     #: the sequence objective: causal (SASRec-style) or masked (BERT4Rec-style)
     objective: Literal["causal", "masked"] = "causal"
 
@@ -62,9 +71,12 @@ class TextItemEmbedding(nn.Module):
         nn.init.zeros_(self.proj.bias)
         self.ids = nn.Parameter(torch.zeros(text.shape[0], dim)) if id_embeddings else None
 
-    def table(self) -> torch.Tensor:
+    def table(self, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """``[rows, dim]``; ``keep`` (``[rows, 1]``, 0 or 1) drops chosen items' ID corrections."""
         t = self.proj(self.text)
-        return t + self.ids if self.ids is not None else t
+        if self.ids is None:
+            return t
+        return t + (self.ids if keep is None else self.ids * keep)
 
 
 class TextAwareRecommender(SequenceRecommender):
@@ -90,6 +102,18 @@ class TextAwareRecommender(SequenceRecommender):
         super().__init__(params, context,
                          items=TextItemEmbedding(text, params.hidden_size, params.id_embeddings, params.init_range))
         self.fmkit_objective = params.objective
+        self.id_dropout = params.id_dropout
+
+    def item_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """In training with ``id_dropout``: one random draw per step drops the ID correction and the
+        output bias of that share of items (padding and the mask token are kept)."""
+        if not (self.training and self.id_dropout > 0 and self.items.ids is not None):
+            return super().item_vectors()
+        rows = self.items.ids.shape[0]
+        keep = (torch.rand(rows, 1, device=self.items.ids.device) >= self.id_dropout).to(self.items.ids.dtype)
+        keep[0] = 1
+        keep[-1] = 1
+        return self.items.table(keep), self.output_bias * keep[: self.num_items + 1, 0]
 
     def last_input(self, input_ids):
         if self.fmkit_objective == "masked":

@@ -162,3 +162,37 @@ def test_ease_popularity_and_knn_are_fitted_on_training_sequences():
     assert knn(torch.tensor([[3]]))[0].argmax() == 2  # item 3's users also had item 2
     with pytest.raises(Exception, match="training sequences"):
         EASE(EASEParams(), {"num_items": 4})
+
+
+@pytest.mark.parametrize("id_dropout", [0.0, 0.5])
+def test_id_dropout_drops_id_corrections_and_biases_in_training_only(id_dropout):
+    """model.id_dropout: in a training step a random share of the items is scored from its text
+    vector alone (no ID correction, no bias, no gradient to either); evaluation keeps every item's."""
+    from fmkit_recsys.text_items import TextAwareParams, TextAwareRecommender
+
+    n = 400
+    model = TextAwareRecommender(TextAwareParams(hidden_size=8, num_layers=1, num_heads=2, text_dim=6,
+                                                 id_dropout=id_dropout),
+                                 {"num_items": n, "max_length": 4, "inference": True})
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model.items.text.normal_()
+        model.items.ids.normal_()
+        model.output_bias.uniform_(1.0, 2.0)
+    text_only = model.items.proj(model.items.text)
+    model.train()
+    torch.manual_seed(1)
+    table, bias = model.item_vectors()
+    dropped = torch.isclose(table, text_only).all(1)
+    assert not dropped[0] and not dropped[-1]  # padding and the mask token keep theirs
+    assert torch.equal(dropped[: n + 1], bias == 0)  # an item loses its ID correction and its bias together
+    share = dropped[1: n + 1].float().mean().item()
+    assert abs(share - id_dropout) < 0.1
+    torch.manual_seed(1)  # the same draw: the forward pass takes its items' vectors first
+    out = model(torch.tensor([[1, 2, 3, 4]]), positions=torch.tensor([[True] * 4]))
+    out.logsumexp(1).sum().backward()
+    no_grad = model.items.ids.grad.abs().sum(1) == 0
+    assert torch.equal(no_grad[1: n + 1], dropped[1: n + 1])
+    model.eval()
+    table, bias = model.item_vectors()
+    assert not torch.isclose(table, text_only).all(1)[1:].any() and bool((bias >= 1).all())
