@@ -136,6 +136,16 @@ def test_a_bad_input_fails_its_own_request_not_the_batch_it_shares(exported):
     from fmkit.serve.app import create_app
 
     app = create_app(exported, backend="torch", max_batch_size=16, max_wait_ms=200)
+    batcher = app.state.batcher
+    fast, first = batcher.predict, threading.Event()
+
+    def held(items):  # the first batch takes a second, so the other requests queue up behind it
+        if not first.is_set():
+            first.set()
+            time.sleep(1.0)
+        return fast(items)
+
+    batcher.predict = held
     with _Server(app) as url:
         def one(i):
             inputs = ["good film", {"no": "text"}] if i == 3 else [f"good film number {i}"]

@@ -61,7 +61,7 @@ class Task:
     #: derives from it in its own state attributes)
     dataset_metadata: Mapping[str, Any] = MappingProxyType({})
     #: a folder where :meth:`setup` may keep what it fits at some cost or cannot fit the same way
-    #: twice (a tokenizer trained on the data: the tokenizers library breaks ties in hash order), in
+    #: twice (say, a vocabulary learnt from the data by a library that breaks ties in hash order), in
     #: a subfolder keyed by everything it was fitted from, written atomically; set by ``fmkit train``
     #: before :meth:`setup` when the recipe's feature cache is on (``data.cache``: the same folder),
     #: else ``None``. Several ranks of one run may write the same key at once. Since API 1.6.
