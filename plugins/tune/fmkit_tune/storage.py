@@ -22,24 +22,45 @@ def _retry_failed(study: optuna.Study, trial) -> None:
     retry(study, trial)
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
+def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
     """An RDB storage; SQLite waits for its lock (several local workers), servers get heartbeats so
     a trial of a machine that died is failed and tried again by the others. A URL that cannot be
-    used (no driver, no server) is a :class:`fmkit.errors.UsageError` saying which."""
+    used (no driver, no server) is a :class:`fmkit.errors.UsageError` saying which.
+
+    Opening a new storage creates its tables. When several processes open the same new storage at
+    once (workers started together, another machine, a script reading the study), one of them can
+    lose that race with a duplicate-key or "already exists" error; it is tried again (``attempts``
+    times in all), and the second time the tables are there."""
+    import time
+
     from fmkit.errors import UsageError
 
-    try:
-        if url.startswith("sqlite"):
-            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 300}})
-        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=180,
-                                          failed_trial_callback=_retry_failed)
-    except ImportError as e:
-        cause = e.__cause__ or e
-        hint = " (pip install 'fmkit-tune[postgres]')" if url.startswith("postgres") else ""
-        raise UsageError(f"--storage {_safe(url)}: the database driver is missing: {cause}{hint}") from None
-    except Exception as e:  # sqlalchemy.exc.ArgumentError, OperationalError: a bad URL, no server
-        raise UsageError(f"--storage {_safe(url)}: cannot open the study storage: "
-                         f"{str(e).strip().splitlines()[0][:300]}") from None
+    for attempt in range(1, attempts + 1):
+        try:
+            if url.startswith("sqlite"):
+                return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 300}})
+            return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=180,
+                                              failed_trial_callback=_retry_failed)
+        except ImportError as e:
+            cause = e.__cause__ or e
+            hint = " (pip install 'fmkit-tune[postgres]')" if url.startswith("postgres") else ""
+            raise UsageError(f"--storage {_safe(url)}: the database driver is missing: {cause}{hint}") from None
+        except Exception as e:  # sqlalchemy.exc.ArgumentError, OperationalError: a bad URL, no server
+            if attempt < attempts and _lost_creation_race(e):
+                time.sleep(0.2 * attempt)
+                continue
+            raise UsageError(f"--storage {_safe(url)}: cannot open the study storage: "
+                             f"{str(e).strip().splitlines()[0][:300]}") from None
+    raise AssertionError("unreachable")
+
+
+def _lost_creation_race(e: Exception) -> bool:
+    """Whether opening failed because another process was creating the same storage's tables."""
+    import sqlalchemy.exc
+
+    if isinstance(e, sqlalchemy.exc.IntegrityError):  # e.g. UNIQUE constraint failed: alembic_version
+        return True
+    return isinstance(e, sqlalchemy.exc.OperationalError) and "already exists" in str(e)
 
 
 def _safe(url: str) -> str:
