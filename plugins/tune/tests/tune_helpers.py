@@ -41,5 +41,7 @@ def trials(study_dir: Path) -> list:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_dir.name, storage=f"sqlite:///{study_dir / 'study.db'}")
+    from fmkit_tune.storage import open_storage  # tried again if the study's process is creating the tables
+
+    study = optuna.load_study(study_name=study_dir.name, storage=open_storage(f"sqlite:///{study_dir / 'study.db'}"))
     return study.get_trials(deepcopy=False)
