@@ -132,6 +132,7 @@ def main() -> None:
     reuse = reuse_arg(args.reuse, ("teacher", "distilled", "ablation", "pruned"))
     teacher = finished_run(reuse["teacher"]) if "teacher" in reuse else _train(recipe, common, f"compress{tag}-teacher")
     rows["teacher (6 layers)"] = teacher
+    epochs = teacher_epochs(teacher)
     if not args.skip_students:
         student = ["model.pretrained=null", f"model.init_from={{run: {teacher.run_dir}, layers: [0, 2, 4]}}"]
         rows["student 3 layers, distilled"] = finished_run(reuse["distilled"]) if "distilled" in reuse else _train(
@@ -139,7 +140,7 @@ def main() -> None:
         rows["student 3 layers, no distillation"] = finished_run(reuse["ablation"]) if "ablation" in reuse else \
             _train(recipe, common + student, f"compress{tag}-ablation")
     rows["teacher pruned 40% heads + FFN, recovered"] = finished_run(reuse["pruned"]) if "pruned" in reuse else \
-        fmkit.prune(str(teacher.run_dir), heads=0.4, ffn=0.4, recover_epochs=teacher_epochs(teacher), distill=True,
+        fmkit.prune(str(teacher.run_dir), heads=0.4, ffn=0.4, recover_epochs=epochs, distill=True,
                     overrides=[f"tracking.run_name=compress{tag}-pruned"])
     sentences = sentences[:args.latency_n]
     scores, int8_change = {}, {}
@@ -152,8 +153,8 @@ def main() -> None:
         scores[name] = (acc, _latency_ms(export, "float", sentences), _latency_ms(export, "int8", sentences),
                         run.train_seconds, run.results.get("agreement"),
                         (run.results.get("parameters_before"), run.results.get("parameters_after")))
-    what = (f"SST-2, {args.train or 'all'} training sentences, {teacher_epochs(teacher)} epoch(s); test.tsv (872 sentences)"
-            if args.dataset == "sst2" else f"CLINC150, 15,000 training queries, {teacher_epochs(teacher)} epoch(s); "
+    what = (f"SST-2, {args.train or 'all'} training sentences, {epochs} epoch(s); test.tsv (872 sentences)"
+            if args.dataset == "sst2" else f"CLINC150, 15,000 training queries, {epochs} epoch(s); "
             "the 4,500 in-scope test queries")
     print(f"{what}; "
           f"ONNX Runtime batch 1 on {os.cpu_count()} CPU cores, median of {len(sentences)} sentences; "

@@ -138,11 +138,11 @@ def run_new_items(data: Path, common: list[str], epochs: list[str], ease_l2: flo
         key = (v_ndcg, res["ndcg@10"])
         if family not in chosen or key > chosen[family][:2]:
             chosen[family] = (*key, label, run_dir, wall)
-    rows, by_run = [], {}
+    rows, found = [], {}  # family -> its top-10 hits on the new-item test targets
     for family, (v_new, val, label, run_dir, wall) in chosen.items():
         test = fmkit.evaluate(str(run_dir), split="test")  # once, for the candidate chosen on validation
-        n_ndcg, n_hr = top10_scores(run_dir, targets_new)
-        by_run[family] = (run_dir, targets_new)
+        found[family] = top10_hits(run_dir, targets_new)
+        n_ndcg, n_hr = ndcg_hr(found[family], len(targets_new))
         rows.append((family, label, val, v_new, test["ndcg@10"], n_ndcg, n_hr, round(n_hr * len(targets_new)), wall))
     print(f"\nnew items, test: {len(targets_new)} targets that no training sequence contains "
           f"(full ranking over all items, history excluded); chosen on the {len(val_new)} new-item validation targets")
@@ -153,8 +153,8 @@ def run_new_items(data: Path, common: list[str], epochs: list[str], ease_l2: flo
               f"{hits:8d} {wall:7.0f}")
     by = {r[0]: r for r in rows}
     text, sas = by["text-aware SASRec"], by["SASRec"]
-    only_text, only_sas = len(hits_of(by_run["text-aware SASRec"]) - hits_of(by_run["SASRec"])), \
-        len(hits_of(by_run["SASRec"]) - hits_of(by_run["text-aware SASRec"]))
+    only_text = len(found["text-aware SASRec"].keys() - found["SASRec"].keys())
+    only_sas = len(found["SASRec"].keys() - found["text-aware SASRec"].keys())
     p = mcnemar_exact(only_text, only_sas)
     if p >= 0.05:  # too few targets that one model hits and the other misses to tell them apart
         verdict = f"NOT RESOLVED (McNemar exact p = {p:.2f} on the hits)"
@@ -191,29 +191,29 @@ def read_split(data: Path, log: Path | None = None):
     return out, counts
 
 
-def hits_of(run_and_examples) -> set[int]:
-    """Which of ``examples`` (by position) the run puts in its top 10."""
+def top10_hits(run_dir, examples: list[dict]) -> dict[int, int]:
+    """The rank (0-9) of each example's target in the run's top-10 answer, by the example's position;
+    examples whose target is not in the top 10 are left out (history excluded by the task)."""
     import fmkit
 
-    run_dir, examples = run_and_examples
     answers = fmkit.load(str(run_dir)).predict([{"history": ex["history"], "k": 10} for ex in examples], batch_size=64)
-    return {i for i, (ex, ans) in enumerate(zip(examples, answers)) if ex["target"] in [x["item"] for x in ans["items"]]}
+    out = {}
+    for i, (ex, ans) in enumerate(zip(examples, answers)):
+        ranked = [x["item"] for x in ans["items"]]
+        if ex["target"] in ranked:
+            out[i] = ranked.index(ex["target"])
+    return out
+
+
+def ndcg_hr(hits: dict[int, int], n: int) -> tuple[float, float]:
+    """NDCG@10 and HR@10 over ``n`` examples from :func:`top10_hits`."""
+    n = max(n, 1)
+    return sum(1 / math.log2(rank + 2) for rank in hits.values()) / n, len(hits) / n
 
 
 def top10_scores(run_dir, examples: list[dict]) -> tuple[float, float]:
-    """NDCG@10 and HR@10 of ``examples`` from the run's top-10 answers (history excluded by the task)."""
-    import fmkit
-
-    predictor = fmkit.load(str(run_dir))
-    answers = predictor.predict([{"history": ex["history"], "k": 10} for ex in examples], batch_size=64)
-    ndcg = hits = 0.0
-    for ex, ans in zip(examples, answers):
-        ranked = [x["item"] for x in ans["items"]]
-        if ex["target"] in ranked:
-            hits += 1
-            ndcg += 1 / math.log2(ranked.index(ex["target"]) + 2)
-    n = max(len(examples), 1)
-    return ndcg / n, hits / n
+    """NDCG@10 and HR@10 of ``examples`` from the run's top-10 answers."""
+    return ndcg_hr(top10_hits(run_dir, examples), len(examples))
 
 
 def best_info(run_dir) -> str:

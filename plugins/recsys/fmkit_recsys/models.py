@@ -121,8 +121,8 @@ class SequenceRecommender(nn.Module):
         that one forward pass uses (a subclass may perturb them in training)."""
         return self.items.table(), self.output_bias
 
-    def encode(self, input_ids: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        table = self.items.table() if table is None else table
+    def encode(self, input_ids: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """The encoder's states for ``input_ids``, embedded with ``table`` (from :meth:`item_vectors`)."""
         L = input_ids.shape[1]
         pos = torch.arange(self.max_length - L, self.max_length, device=input_ids.device)  # right-aligned
         h = table[input_ids] + self.positions(pos)[None]
