@@ -182,3 +182,23 @@ def check_task_batches_round_trip(task, again, what: str) -> None:
         x, y = a[k], b[k]
         same = torch.equal(x, y) if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) else _close(x, y)
         assert same, f"{what}: batch entry {k!r} differs after the state round trip (state_dict/assets lose something)"
+
+
+def check_distill_outputs(task, outputs, batch, what: str) -> None:
+    """A distillable task's ``distill_outputs`` has one row per example, and its ``distill_mask``
+    (API 1.7), when given, one boolean per position of those rows."""
+    import torch
+
+    from .engine.evaluation import batch_rows
+
+    if task.distill_kind is None:
+        return
+    rows = task.distill_outputs(outputs, batch)
+    assert isinstance(rows, torch.Tensor) and rows.dim() >= 1 and len(rows) == batch_rows(batch), \
+        f"{what}: distill_outputs must be a tensor with one row per example ({batch_rows(batch)})"
+    mask = task.distill_mask(batch)
+    if mask is not None:
+        assert isinstance(mask, torch.Tensor) and tuple(mask.shape) == tuple(rows.shape[:2]), \
+            f"{what}: distill_mask must be a [B, L] tensor matching distill_outputs' {tuple(rows.shape)}"
+        assert mask.dtype == torch.bool or not ((mask != 0) & (mask != 1)).any(), \
+            f"{what}: distill_mask must hold booleans (or 0/1)"

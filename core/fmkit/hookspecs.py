@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .components import Component
 
 PROJECT = "fmkit"
-HOOK_API_VERSION = "1.6"
+HOOK_API_VERSION = "1.7"
 """The version of this contract: minor versions add hooks, arguments or Task methods (with defaults,
 so older plugins keep working); a major version removes or changes one."""
 

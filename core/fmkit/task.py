@@ -193,6 +193,18 @@ class Task:
         same shape for teacher and student. The default: the outputs of :meth:`forward` as they are."""
         return outputs
 
+    def distill_mask(self, batch: dict[str, Any]) -> Any:
+        """Which positions of :meth:`distill_outputs` count (since API 1.7): ``None`` (the default)
+        when each example's row counts whole; a boolean ``[B, L]`` tensor when the outputs are
+        ``[B, L, ...]`` padded to each batch's longest input (per-token scores: the attention mask).
+
+        Distillation then compares only the marked positions, so padding never enters the loss or
+        the agreement, and the teacher's outputs are cached per example at its own positions (an
+        example's marked positions must be the same whichever batch it is in: the student's and the
+        teacher's counts are checked). A task whose rows vary in shape needs this for the default
+        ``distill.cache`` (teacher outputs computed once)."""
+        return None
+
     # ------------------------------------------------------------------ inference
     def encode_raw(self, inputs: list[Any]) -> dict[str, Any]:
         """Turn raw inputs (strings, image bytes, waveforms, arrays) into a batch without targets:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .contract_checks import (check_datasets, check_hooks_and_commands, check_metrics_stream,
-                              check_task_batches_round_trip, check_transforms)
+from .contract_checks import (check_datasets, check_distill_outputs, check_hooks_and_commands,
+                              check_metrics_stream, check_task_batches_round_trip, check_transforms)
 
 
 def _components(plugin: str):
@@ -142,6 +142,7 @@ def contract_tests(plugin: str, export_formats: tuple[str, ...] = (),
                                                                 task.metric_context()))
                 reg_loss.backward()
                 assert any(p.grad is not None for p in model.parameters())
+                check_distill_outputs(task, out.detach(), batch, f"task {task_name}")
                 for ref in registry.get("task", task_name).tags.get("defaults", {}).get("metrics", []):
                     ref = {"name": ref} if isinstance(ref, str) else dict(ref)
                     name = ref.pop("name")

@@ -13,6 +13,11 @@ Teacher outputs are either computed once, before training, from the teacher's ow
 of the training examples and cached on disk (``cache: on``; ``auto`` when the training data is not
 augmented), or computed for every training batch on the student's batch (``cache: off``; ``auto``
 with augmentation), which needs the teacher to preprocess exactly as the student does.
+
+A task whose outputs are per position and padded per batch (token classification) marks the
+positions that count (:meth:`fmkit.Task.distill_mask`): only those enter the loss and the
+agreement, and each example's cached outputs keep just its own positions (padded again per batch,
+with their counts, so a batch split for gradient accumulation or out-of-memory retries stays whole).
 """
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ log = logging.getLogger("fmkit")
 
 #: the batch key that carries cached teacher outputs
 TEACHER_KEY = "distill_teacher"
+#: with per-position outputs: the batch key with how many of each example's cached rows are real
+TEACHER_LENGTHS_KEY = "distill_teacher_lengths"
 KINDS = ("classes", "labels", "values")
 
 
@@ -135,26 +142,54 @@ def distill_loss(kind: str, student: torch.Tensor, teacher: torch.Tensor, temper
 
 class Distiller:
     """Adds the distillation term to the task's loss of each training batch (the micro-stepper calls
-    :meth:`combine`); the teacher runs on the student's batch unless the batch carries cached outputs."""
+    :meth:`combine`); the teacher runs on the student's batch unless the batch carries cached outputs
+    (``ragged``: per-position outputs cached per example, see :class:`TeacherCollate`)."""
 
-    def __init__(self, cfg, teacher: Teacher, task, kind: str, cached: bool):
+    def __init__(self, cfg, teacher: Teacher, task, kind: str, cached: bool, ragged: bool = False):
         self.cfg, self.teacher, self.task, self.kind, self.cached = cfg, teacher, task, kind, cached
+        self.ragged = ragged
 
-    def teacher_outputs(self, batch: dict) -> torch.Tensor:
+    def _shape_error(self, student, teacher) -> TrainingError:
+        return TrainingError(f"distill: the student's outputs have the shape {tuple(student.shape)} but the "
+                             f"teacher's ({self.teacher.source}) {tuple(teacher.shape)}; the two models must "
+                             "answer the same task with the same output size")
+
+    def pair(self, outputs: Any, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(student, teacher)`` outputs of a batch, restricted to the positions that count."""
+        student = self.task.distill_outputs(outputs, batch)
+        mask = self.task.distill_mask(batch)
+        if TEACHER_LENGTHS_KEY in batch:  # cached per-position rows: the student's marked positions, in order
+            lengths = batch[TEACHER_LENGTHS_KEY].to(student.device)
+            counts = mask.bool().sum(1) if mask is not None else None
+            if counts is None or not torch.equal(counts, lengths):
+                raise TrainingError(
+                    f"distill: the teacher's ({self.teacher.source}) cached outputs have "
+                    f"{lengths.tolist()[:8]} positions for this batch's examples but the student's inputs "
+                    f"{counts.tolist()[:8] if counts is not None else 'no marked positions'}: the two preprocess "
+                    "the examples differently (another tokenizer or max_length?); give the student the "
+                    "teacher's preprocessing settings")
+            teacher = batch[TEACHER_KEY]
+            keep = torch.arange(teacher.shape[1], device=lengths.device)[None, :] < lengths[:, None]
+            student, teacher = student[mask.bool()], teacher[keep]
+            if tuple(student.shape) != tuple(teacher.shape):
+                raise self._shape_error(student, teacher)
+            return student, teacher
         if TEACHER_KEY in batch:
-            return batch[TEACHER_KEY]
-        t = self.teacher
-        with torch.no_grad():
-            return t.task.distill_outputs(t.task.forward(t.model, batch), batch)
+            teacher = batch[TEACHER_KEY]
+        else:
+            t = self.teacher
+            with torch.no_grad():
+                teacher = t.task.distill_outputs(t.task.forward(t.model, batch), batch)
+        if tuple(student.shape) != tuple(teacher.shape):
+            raise self._shape_error(student, teacher)
+        if mask is not None:
+            mask = mask.bool()
+            student, teacher = student[mask], teacher[mask]
+        return student, teacher
 
     def term(self, outputs: Any, batch: dict) -> torch.Tensor:
         """The distillation term of a batch the student gave ``outputs`` for."""
-        student = self.task.distill_outputs(outputs, batch)
-        teacher = self.teacher_outputs(batch)
-        if tuple(student.shape) != tuple(teacher.shape):
-            raise TrainingError(f"distill: the student's outputs have the shape {tuple(student.shape)} but the "
-                                f"teacher's ({self.teacher.source}) {tuple(teacher.shape)}; the two models must "
-                                "answer the same task with the same output size")
+        student, teacher = self.pair(outputs, batch)
         return distill_loss(self.kind, student, teacher, self.cfg.temperature)
 
     def combine(self, task_loss: torch.Tensor, outputs: Any, batch: dict) -> torch.Tensor:
@@ -165,30 +200,46 @@ class Distiller:
 
 class TeacherCollate:
     """A task's collate that also stacks the cached teacher outputs of the examples (picklable for
-    loader workers); the task's own collate never sees them."""
+    loader workers); the task's own collate never sees them. With ``ragged`` outputs (each example's
+    marked positions only) they are padded to the batch's longest and their counts sent along under
+    :data:`TEACHER_LENGTHS_KEY`: both have one row per example, so a split batch stays consistent."""
 
-    def __init__(self, collate):
-        self.collate = collate
+    def __init__(self, collate, ragged: bool = False):
+        self.collate, self.ragged = collate, ragged
 
     def __call__(self, features: list[dict]) -> dict:
         if not features or TEACHER_KEY not in features[0]:
             return self.collate(features)
-        teacher = torch.stack([f[TEACHER_KEY] for f in features])
+        rows = [f[TEACHER_KEY] for f in features]
         batch = self.collate([{k: v for k, v in f.items() if k != TEACHER_KEY} for f in features])
-        batch[TEACHER_KEY] = teacher
+        if self.ragged:
+            batch[TEACHER_KEY] = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
+            batch[TEACHER_LENGTHS_KEY] = torch.tensor([len(r) for r in rows], dtype=torch.long)
+        else:
+            batch[TEACHER_KEY] = torch.stack(rows)
         return batch
 
 
 # ---------------------------------------------------------------------------- teacher outputs
-def model_outputs(model, task, features: list[dict], batch_size: int, device) -> list[torch.Tensor]:
-    """``task.distill_outputs`` of ``model`` for each batch of ``features`` (in order, on the CPU, float)."""
-    out = []
+def example_rows(task, outputs: Any, batch: dict) -> list[torch.Tensor]:
+    """``task.distill_outputs`` of a batch as one tensor per example: its row, or only its marked
+    positions when the task has a :meth:`~fmkit.Task.distill_mask`."""
+    out = task.distill_outputs(outputs, batch)
+    mask = task.distill_mask(batch)
+    if mask is None:
+        return list(out)
+    return [o[m] for o, m in zip(out, mask.bool())]
+
+
+def model_rows(model, task, features: list[dict], batch_size: int, device) -> list[torch.Tensor]:
+    """:func:`example_rows` of ``model`` for every one of ``features`` (in order, on the CPU, float)."""
+    rows: list[torch.Tensor] = []
     model.eval()
     with torch.inference_mode():
         for s in range(0, len(features), batch_size):
             batch = to_device(task.collate(features[s:s + batch_size]), device)
-            out.append(task.distill_outputs(task.forward(model, batch), batch).float().cpu())
-    return out
+            rows.extend(r.float().cpu() for r in example_rows(task, task.forward(model, batch), batch))
+    return rows
 
 
 def _file_digest(path: Path) -> str:
@@ -199,11 +250,29 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def _read_cache(path: Path, n: int) -> list[torch.Tensor] | torch.Tensor | None:
+    """A cache file's outputs when it holds one per example (a damaged cache is rebuilt, never trusted)."""
+    try:
+        cached = torch.load(path, weights_only=True)
+    except Exception as e:
+        log.warning("ignoring unreadable cache %s: %s", path, e)
+        return None
+    if isinstance(cached, torch.Tensor) and len(cached) == n:
+        return cached
+    if isinstance(cached, dict) and isinstance(cached.get("rows"), torch.Tensor) \
+            and isinstance(cached.get("lengths"), torch.Tensor) and len(cached["lengths"]) == n \
+            and int(cached["lengths"].sum()) == len(cached["rows"]):
+        return list(torch.split(cached["rows"], cached["lengths"].tolist()))
+    log.warning("ignoring cache %s: it does not hold one output per example", path)
+    return None
+
+
 def cached_teacher_outputs(teacher: Teacher, examples: list[dict], device, cache_dir: Path | None,
-                           batch_size: int) -> torch.Tensor:
-    """The teacher's outputs for every training example (``[N, ...]``), from its own preprocessing;
-    read from and written (atomically) to ``cache_dir`` when given, keyed by the teacher's weights,
-    its task and the examples."""
+                           batch_size: int) -> list[torch.Tensor] | torch.Tensor:
+    """The teacher's outputs for every training example, from its own preprocessing: ``[N, ...]``,
+    or one tensor per example of its marked positions when the task has a
+    :meth:`~fmkit.Task.distill_mask`; read from and written (atomically) to ``cache_dir`` when
+    given, keyed by the teacher's weights, its task and the examples."""
     from .data import _fingerprint
 
     task = teacher.task
@@ -213,13 +282,9 @@ def cached_teacher_outputs(teacher: Teacher, examples: list[dict], device, cache
                              .encode()).hexdigest()[:24]
         path = Path(cache_dir) / f"distill-{task.name}-{key}.pt"
         if path.is_file():
-            try:
-                cached = torch.load(path, weights_only=True)
-                if isinstance(cached, torch.Tensor) and len(cached) == len(examples):
-                    return cached
-                log.warning("ignoring cache %s: it does not hold one output per example", path)
-            except Exception as e:  # a damaged cache is rebuilt, never trusted
-                log.warning("ignoring unreadable cache %s: %s", path, e)
+            cached = _read_cache(path, len(examples))
+            if cached is not None:
+                return cached
     features = []
     for s in range(0, len(examples), 4096):
         features.extend(task.preprocess_many(examples[s:s + 4096]))
@@ -228,16 +293,23 @@ def cached_teacher_outputs(teacher: Teacher, examples: list[dict], device, cache
                          f"{len(examples)} training examples, so its outputs cannot be matched to the student's "
                          "examples; set distill.cache: off")
     teacher.model.to(device)
-    parts = model_outputs(teacher.model, task, features, batch_size, device)
-    shapes = {tuple(p.shape[1:]) for p in parts}
-    if len(shapes) > 1:
-        raise UsageError(f"distill: the teacher's outputs change shape from batch to batch ({sorted(shapes)}: "
-                         "padded to each batch's longest input?), so they cannot be cached per example; set "
-                         "distill.cache: off")
-    outputs = torch.cat(parts)
+    rows = model_rows(teacher.model, task, features, batch_size, device)
+    probe = task.collate(features[:1])
+    if task.distill_mask(probe) is not None:  # per-position rows of varying length
+        saved: Any = {"rows": torch.cat(rows) if rows else torch.zeros(0),
+                      "lengths": torch.tensor([len(r) for r in rows], dtype=torch.long)}
+        outputs: Any = rows
+    else:
+        shapes = {tuple(r.shape) for r in rows}
+        if len(shapes) > 1:
+            raise UsageError(f"distill: the teacher's outputs differ in shape from example to example "
+                             f"({sorted(shapes)[:4]}: padded to each batch's longest input?), so they cannot be "
+                             "cached per example; set distill.cache: off (or, writing the task, mark the "
+                             "positions that count with Task.distill_mask)")
+        outputs = saved = torch.stack(rows)
     if path is not None:
         buf = io.BytesIO()
-        torch.save(outputs, buf)
+        torch.save(saved, buf)
         atomic_write_bytes(path, buf.getvalue())
     return outputs
 
@@ -281,6 +353,7 @@ def setup_distillation(recipe, task, teacher: Teacher, kind: str, examples: list
     if cached and augmented:
         log.warning("distill.cache: on with augmented training data: the student sees augmented examples and the "
                     "teacher's outputs for the unaugmented ones")
+    outputs: Any = None
     if cached:
         outputs = cached_teacher_outputs(teacher, examples, device, cache_dir, batch_size)
         features = [{**f, TEACHER_KEY: outputs[i]} for i, f in enumerate(features)]
@@ -293,4 +366,5 @@ def setup_distillation(recipe, task, teacher: Teacher, kind: str, examples: list
                              "student's recipe, or distill.cache: on without augmentation")
     log.info("distilling from %s (%s, temperature %g, alpha %g, teacher outputs %s)", teacher.source, kind,
              cfg.temperature, cfg.alpha, "cached" if cached else "computed for every batch")
-    return Distiller(cfg, teacher, task, kind, cached), features
+    ragged = cached and isinstance(outputs, list)
+    return Distiller(cfg, teacher, task, kind, cached, ragged), features

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .distill import Distiller, model_outputs
+from .distill import Distiller, model_rows
 
 
 def _agreement(kind: str, student: list[torch.Tensor], teacher: list[torch.Tensor], threshold: float) -> dict:
@@ -44,8 +44,8 @@ def compare_with_teacher(distiller: Distiller, student_model, student_feats: lis
     scores, _ = evaluate_loader(teacher.model, task, loader, builder.loss(task), builder.metrics(task), device,
                                 precision)
     out = {f"teacher_{k}": v for k, v in scores.items() if isinstance(v, (int, float))}
-    t_out = model_outputs(teacher.model, task, feats, batch_size, device)
-    s_out = model_outputs(student_model, distiller.task, student_feats, batch_size, device)
+    t_out = model_rows(teacher.model, task, feats, batch_size, device)
+    s_out = model_rows(student_model, distiller.task, student_feats, batch_size, device)
     if [tuple(s.shape) for s in s_out] == [tuple(t.shape) for t in t_out]:
         out.update(_agreement(distiller.kind, s_out, t_out, float(getattr(distiller.task.params, "threshold", 0.5))))
     return out

@@ -179,7 +179,7 @@ class TrainingSession:
         if self.distiller is not None and self.distiller.cached:
             from .distill import TeacherCollate
 
-            collate = TeacherCollate(task.collate)
+            collate = TeacherCollate(task.collate, self.distiller.ragged)
         train_loader = make_loader(dataset, plan, collate, data.num_workers, self.pin)
         self.val_name = "validation" if feats.get("validation") else "train"
         val_plan = EpochBatchPlan(len(feats[self.val_name]), self.eval_bs, False, 0, None, rank, world)

@@ -84,6 +84,10 @@ class TokenClassification(TokenizedTextTask):
     def forward(self, model, batch):
         return model(batch["input_ids"], batch["attention_mask"])
 
+    def distill_mask(self, batch):
+        """Distillation compares the scores of every real sub-word, padding left out (API 1.7)."""
+        return batch["attention_mask"].bool()
+
     # ---------------------------------------------------------------- inference
     def raw_to_example(self, raw):
         if isinstance(raw, (bytes, bytearray)):

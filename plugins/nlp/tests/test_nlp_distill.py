@@ -97,3 +97,50 @@ def test_a_student_from_the_teachers_layers_follows_the_teacher(tmp_path, teache
     assert len(fmkit.load(str(run_dir)).model.hf.bert.encoder.layer) == 2
     assert [p["label"] for p in fmkit.predict(str(run_dir), ["good great film", "awful boring plot"])] \
         == ["pos", "neg"]
+
+
+# ---------------------------------------------------------------------------- token classification
+def _token_recipe(tmp, model: dict, epochs: int, **extra) -> dict:
+    from test_nlp_tasks import write_conll
+
+    data = tmp / "conll"
+    data.mkdir(exist_ok=True)
+    train, test = write_conll(data / "train.conll", 120, 0), write_conll(data / "test.conll", 30, 1)
+    return {"task": {"name": "token-classification", "max_length": 32, "tokenizer": {"vocab_size": 300}},
+            "model": {"name": "hf-token-classifier", **model},
+            "data": {"name": "token-files", "train": train, "test": test, "validation_split": 0.2,
+                     "cache_dir": str(tmp / "cache")},
+            "optimizer": {"name": "adamw", "lr": 0.003},
+            "train": {"epochs": epochs, "batch_size": 8, "seed": 1, "log_every": 2, "progress": "off"},
+            "tracking": {"runs_dir": str(tmp / "runs"), "tensorboard": False}, **extra}
+
+
+def test_token_classification_distils_with_cached_teacher_outputs(tmp_path):
+    """Per-token scores are padded to each batch's longest sentence: the teacher's outputs are cached
+    per sentence at its own sub-words (Task.distill_mask), and the loss is the one computed on the fly
+    on the student's batches, padding left out of both."""
+    import fmkit
+
+    config = {"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "intermediate_size": 32, "max_position_embeddings": 64}
+    teacher = fmkit.train(_token_recipe(tmp_path, {"config": config}, epochs=3), run_dir=str(tmp_path / "teacher"))
+    student = {"init_from": {"run": str(teacher.run_dir), "layers": [0]}}
+    losses = {}
+    for cache in ("on", "off"):
+        recipe = _token_recipe(tmp_path, student, epochs=1,
+                               distill={"teacher": str(teacher.run_dir), "alpha": 0.7, "cache": cache})
+        run = fmkit.train(recipe, run_dir=str(tmp_path / cache))
+        losses[cache] = [json.loads(x)["loss"] for x in (run.run_dir / "metrics.jsonl").read_text().splitlines()
+                         if json.loads(x)["split"] == "train"]
+        results = json.loads((run.run_dir / "eval.json").read_text())
+        assert "teacher_entity_f1" in results and 0.0 <= results["agreement"] <= 1.0
+    assert len(list((tmp_path / "cache").glob("distill-token-classification-*.pt"))) == 1
+    assert len(losses["on"]) == len(losses["off"]) > 3
+    assert losses["on"] == pytest.approx(losses["off"], rel=1e-5, abs=1e-6)
+
+    # a student that tokenises differently cannot use the teacher's cached per-token outputs: named
+    other = _token_recipe(tmp_path, {"config": config}, epochs=1,
+                          distill={"teacher": str(teacher.run_dir), "cache": "on"})
+    other["task"]["tokenizer"] = {"vocab_size": 120}
+    with pytest.raises(fmkit.errors.FmkitError, match=r"positions .* preprocess the examples differently"):
+        fmkit.train(other, run_dir=str(tmp_path / "other"))
