@@ -47,6 +47,20 @@ class UndecodableInput(ValueError):
     request, never an error for the others batched with it."""
 
 
+def heavy_lane_nice() -> int:
+    """How much lower the large-input lane's thread runs (added to its nice value): 10 by default,
+    ``FMKIT_HEAVY_LANE_NICE`` in the server's environment sets it (0: that lane runs as the other
+    does, at the same priority and on the same multi-threaded session)."""
+    raw = os.environ.get("FMKIT_HEAVY_LANE_NICE", "10").strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(f"FMKIT_HEAVY_LANE_NICE={raw!r}: give a whole number from 0 to 19") from None
+    if not 0 <= value <= 19:
+        raise UsageError(f"FMKIT_HEAVY_LANE_NICE={value}: give a whole number from 0 to 19")
+    return value
+
+
 def predict_each(predictor, items: list[Any], batch_size: int) -> list[Any]:
     """One outcome per item, run in the batcher's worker thread: a prediction, an
     :class:`UndecodableInput`, or the exception that item alone raised.
@@ -191,8 +205,14 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         served.observe_batch(len(items))
         return predict_each(predictor, items, max_batch_size)
 
+    def predict_heavy(items: list[Any]) -> list[Any]:  # the large-input lane: one thread, lower priority
+        served.observe_batch(len(items))
+        return predict_each(predictor.background(), items, max_batch_size)
+
+    nice = heavy_lane_nice()  # 0: the large inputs' lane runs as the other does (same priority, same session)
     batcher = MicroBatcher(predict_items, max_batch_size if batching else 1, max_wait_ms if batching else 0,
-                           max_queue=max_queue, size=input_size, heavy_size=heavy_input_chars)
+                           max_queue=max_queue, size=input_size, heavy_size=heavy_input_chars,
+                           heavy_predict=predict_heavy if nice else None, heavy_nice=nice)
 
     @asynccontextmanager
     async def lifespan(app):
