@@ -250,16 +250,17 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_cache(path: Path, n: int) -> list[torch.Tensor] | torch.Tensor | None:
-    """A cache file's outputs when it holds one per example (a damaged cache is rebuilt, never trusted)."""
+def _read_cache(path: Path, n: int, ragged: bool) -> list[torch.Tensor] | torch.Tensor | None:
+    """A cache file's outputs when it holds one per example, in the form expected (``ragged``: per
+    example rows of the marked positions); a damaged cache is rebuilt, never trusted."""
     try:
         cached = torch.load(path, weights_only=True)
     except Exception as e:
         log.warning("ignoring unreadable cache %s: %s", path, e)
         return None
-    if isinstance(cached, torch.Tensor) and len(cached) == n:
+    if not ragged and isinstance(cached, torch.Tensor) and len(cached) == n:
         return cached
-    if isinstance(cached, dict) and isinstance(cached.get("rows"), torch.Tensor) \
+    if ragged and isinstance(cached, dict) and isinstance(cached.get("rows"), torch.Tensor) \
             and isinstance(cached.get("lengths"), torch.Tensor) and len(cached["lengths"]) == n \
             and int(cached["lengths"].sum()) == len(cached["rows"]):
         return list(torch.split(cached["rows"], cached["lengths"].tolist()))
@@ -276,13 +277,14 @@ def cached_teacher_outputs(teacher: Teacher, examples: list[dict], device, cache
     from .data import _fingerprint
 
     task = teacher.task
+    ragged = bool(examples) and task.distill_mask(task.collate(task.preprocess_many(examples[:1]))) is not None
     path = None
     if cache_dir is not None:
         key = hashlib.sha256(f"{_file_digest(teacher.weights)}|{task.fingerprint()}|{_fingerprint(examples)}"
                              .encode()).hexdigest()[:24]
         path = Path(cache_dir) / f"distill-{task.name}-{key}.pt"
         if path.is_file():
-            cached = _read_cache(path, len(examples))
+            cached = _read_cache(path, len(examples), ragged)
             if cached is not None:
                 return cached
     features = []
@@ -294,8 +296,7 @@ def cached_teacher_outputs(teacher: Teacher, examples: list[dict], device, cache
                          "examples; set distill.cache: off")
     teacher.model.to(device)
     rows = model_rows(teacher.model, task, features, batch_size, device)
-    probe = task.collate(features[:1])
-    if task.distill_mask(probe) is not None:  # per-position rows of varying length
+    if ragged:  # per-position rows of varying length
         saved: Any = {"rows": torch.cat(rows) if rows else torch.zeros(0),
                       "lengths": torch.tensor([len(r) for r in rows], dtype=torch.long)}
         outputs: Any = rows
