@@ -179,41 +179,52 @@ def test_a_task_that_only_overrides_encode_raw_keeps_its_path():
     assert predict_each(Predictor(), ["a", "b"], batch_size=4) == ["old:a", "old:b"]
 
 
-def test_large_inputs_run_in_their_own_lower_priority_thread_with_their_own_predict():
-    """Inputs over ``heavy_size`` go to ``heavy_predict`` on the lane's own thread, whose nice value
-    is raised by ``heavy_nice`` (so the short inputs get the cores first); short ones to ``predict``
-    at the process's priority."""
-    import os
-    import threading
-
+def test_large_inputs_go_to_the_heavy_lanes_own_predict():
+    """Inputs over ``heavy_size`` go to ``heavy_predict``, one at a time; short ones to ``predict``."""
     seen: dict[str, list] = {"light": [], "heavy": []}
 
-    def nice() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
     def predict(items):
-        seen["light"].append((items, nice(), threading.current_thread().name))
+        seen["light"].append(list(items))
         return [len(x) for x in items]
 
     def heavy_predict(items):
-        seen["heavy"].append((items, nice(), threading.current_thread().name))
+        seen["heavy"].append(list(items))
         return [-len(x) for x in items]
 
     async def scenario():
         batcher = MicroBatcher(predict, max_batch_size=4, max_wait_ms=0, size=len, heavy_size=10,
-                               heavy_predict=heavy_predict, heavy_nice=7)
+                               heavy_predict=heavy_predict)
         await batcher.start()
-        out = await batcher.submit(["short", "x" * 50, "tiny"])
+        out = await batcher.submit(["short", "x" * 50, "tiny", "y" * 20])
         await batcher.stop()
         return out
 
-    base = os.getpriority(os.PRIO_PROCESS, 0)
-    assert asyncio.run(scenario()) == [5, -50, 4]
-    assert [x for items, _, _ in seen["heavy"] for x in items] == ["x" * 50]
-    assert sorted(x for items, _, _ in seen["light"] for x in items) == ["short", "tiny"]
-    assert {n for _, n, _ in seen["heavy"]} == {min(19, base + 7)}
-    assert {n for _, n, _ in seen["light"]} == {base}
-    assert all(name.startswith("fmkit-heavy-lane") for _, _, name in seen["heavy"])
+    assert asyncio.run(scenario()) == [5, -50, 4, -20]
+    assert seen["heavy"] == [["x" * 50], ["y" * 20]]
+    assert sorted(x for items in seen["light"] for x in items) == ["short", "tiny"]
+
+
+def test_a_low_priority_runner_runs_only_the_model_call_on_a_lowered_thread():
+    """The runner's thread has its nice value raised; the caller's thread keeps its own."""
+    import os
+
+    from fmkit.serve.priority import LowPriorityRunner
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    base = nice()
+    calls = []
+
+    def run(batch):
+        calls.append((nice(), threading.current_thread().name))
+        return batch["x"] * 2
+
+    runner = LowPriorityRunner(run, 7)
+    assert runner.lowered
+    assert runner({"x": 21}) == 42 and runner({"x": 1}) == 2
+    assert calls == [(min(19, base + 7), calls[0][1])] * 2 and calls[0][1].startswith("fmkit-low-priority")
+    assert nice() == base
 
 
 def test_the_heavy_lane_nice_setting_is_checked(monkeypatch):
@@ -224,6 +235,8 @@ def test_the_heavy_lane_nice_setting_is_checked(monkeypatch):
     assert heavy_lane_nice() == 10
     monkeypatch.setenv("FMKIT_HEAVY_LANE_NICE", "0")
     assert heavy_lane_nice() == 0
+    monkeypatch.setenv("FMKIT_HEAVY_LANE_NICE", " ")
+    assert heavy_lane_nice() == 10
     for bad in ("low", "-3", "25"):
         monkeypatch.setenv("FMKIT_HEAVY_LANE_NICE", bad)
         with pytest.raises(UsageError, match="FMKIT_HEAVY_LANE_NICE"):

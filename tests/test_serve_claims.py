@@ -195,3 +195,15 @@ def test_the_large_input_lane_runs_the_same_model_on_one_thread(int8_export):
     assert main.run_batch.session.get_session_options().intra_op_num_threads != 1
     texts = ["good film", "a dull and boring plot", "great"]
     assert background.predict(texts) == main.predict(texts)
+    # the server's large-input lane: only the model call runs on the lowered thread
+    import os
+    import threading
+
+    from fmkit.serve.app import low_priority_predictor
+
+    lane = low_priority_predictor(main, 5)
+    assert lane is not None and lane.predict(texts) == main.predict(texts)
+    assert low_priority_predictor(main, 0) is None
+    tid = lane.run_batch.pool.submit(threading.get_native_id).result()
+    assert os.getpriority(os.PRIO_PROCESS, tid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5)
+    assert lane.run_batch.run is background.run_batch

@@ -17,7 +17,7 @@ with augmentation), which needs the teacher to preprocess exactly as the student
 A task whose outputs are per position and padded per batch (token classification) marks the
 positions that count (:meth:`fmkit.Task.distill_mask`): only those enter the loss and the
 agreement, and each example's cached outputs keep just its own positions (padded again per batch,
-with their counts, so a batch split for gradient accumulation or out-of-memory retries stays whole).
+with their counts, so a batch split for gradient accumulation or out-of-memory retries stays aligned).
 """
 from __future__ import annotations
 
@@ -221,24 +221,18 @@ class TeacherCollate:
 
 
 # ---------------------------------------------------------------------------- teacher outputs
-def example_rows(task, outputs: Any, batch: dict) -> list[torch.Tensor]:
-    """``task.distill_outputs`` of a batch as one tensor per example: its row, or only its marked
-    positions when the task has a :meth:`~fmkit.Task.distill_mask`."""
-    out = task.distill_outputs(outputs, batch)
-    mask = task.distill_mask(batch)
-    if mask is None:
-        return list(out)
-    return [o[m] for o, m in zip(out, mask.bool())]
-
-
 def model_rows(model, task, features: list[dict], batch_size: int, device) -> list[torch.Tensor]:
-    """:func:`example_rows` of ``model`` for every one of ``features`` (in order, on the CPU, float)."""
+    """``task.distill_outputs`` of ``model`` for every one of ``features``, one tensor each (in
+    order, on the CPU, float): its row, or only its marked positions when the task has a
+    :meth:`~fmkit.Task.distill_mask`. Each batch comes to the CPU once, then is split."""
     rows: list[torch.Tensor] = []
     model.eval()
     with torch.inference_mode():
         for s in range(0, len(features), batch_size):
             batch = to_device(task.collate(features[s:s + batch_size]), device)
-            rows.extend(r.float().cpu() for r in example_rows(task, task.forward(model, batch), batch))
+            out = task.distill_outputs(task.forward(model, batch), batch).float().cpu()
+            mask = task.distill_mask(batch)
+            rows.extend(out.unbind(0) if mask is None else [o[m] for o, m in zip(out, mask.bool().cpu())])
     return rows
 
 

@@ -3,26 +3,8 @@ in a worker thread, off the event loop; large inputs take a lane of their own.""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import logging
-import os
-import threading
 import time
 from typing import Any, Callable
-
-log = logging.getLogger("fmkit")
-
-
-def lower_thread_priority(nice: int) -> None:
-    """Raise the calling thread's nice value by ``nice`` (Linux schedules threads one by one; elsewhere,
-    or without permission, nothing changes). Lowering one's own priority needs no privilege."""
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-    except OSError as e:  # pragma: no cover - a platform that refuses
-        log.debug("could not lower the heavy lane's priority: %s", e)
 
 
 class Overloaded(RuntimeError):
@@ -33,8 +15,8 @@ class Overloaded(RuntimeError):
 class _Lane:
     """One queue and the loop that predicts its batches, one batch at a time."""
 
-    def __init__(self, max_batch_size: int, max_wait: float, executor: concurrent.futures.Executor | None = None):
-        self.max_batch_size, self.max_wait, self.executor = max_batch_size, max_wait, executor
+    def __init__(self, max_batch_size: int, max_wait: float):
+        self.max_batch_size, self.max_wait = max_batch_size, max_wait
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
 
@@ -56,12 +38,10 @@ class MicroBatcher:
 
     Large inputs (``size(item) > heavy_size``: characters of text, bytes of a file) go through a
     second lane, one at a time, in a worker thread of their own: one request of long documents
-    keeps that lane busy, not the one every other client's short inputs go through. That thread
-    runs at a lower priority (``heavy_nice`` added to its nice value, Linux), and ``heavy_predict``
-    (default ``predict``) may run the model on that thread alone (the server gives it a
-    single-threaded ONNX Runtime session), so when both lanes want the cores the short inputs get
-    them. ``predict`` and ``heavy_predict`` must be safe to call from two threads at once (a model in
-    inference mode is).
+    keeps that lane busy, not the one every other client's short inputs go through. That lane
+    calls ``heavy_predict`` (default ``predict``; the server's runs the model at a lower priority,
+    see :mod:`fmkit.serve.priority`). ``predict`` and ``heavy_predict`` must be safe to call from
+    two threads at once (a model in inference mode is).
 
     A request whose client has gone (:meth:`submit` cancelled) has its items dropped from the
     queues: they are never predicted. At most ``max_queue`` inputs wait; a request that would go
@@ -70,17 +50,14 @@ class MicroBatcher:
 
     def __init__(self, predict: Callable[[list[Any]], list[Any]], max_batch_size: int = 16, max_wait_ms: float = 5.0,
                  max_queue: int | None = 1024, size: Callable[[Any], int] | None = None,
-                 heavy_size: int | None = None, heavy_predict: Callable[[list[Any]], list[Any]] | None = None,
-                 heavy_nice: int = 10):
+                 heavy_size: int | None = None, heavy_predict: Callable[[list[Any]], list[Any]] | None = None):
         self.predict = predict
         self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000  # kept for inspection
         self.max_queue = max_queue
         self.size, self.heavy_size = size, heavy_size
         self.heavy_predict = heavy_predict
         self.light = _Lane(max_batch_size, max_wait_ms / 1000)
-        self.heavy_pool = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="fmkit-heavy-lane", initializer=lower_thread_priority, initargs=(heavy_nice,))
-        self.heavy = _Lane(1, 0.0, self.heavy_pool)
+        self.heavy = _Lane(1, 0.0)
         self.inflight = 0
         self.dropped = 0  # items of abandoned requests never predicted
 
@@ -100,7 +77,6 @@ class MicroBatcher:
         for lane in (self.light, self.heavy):
             if lane.task:
                 lane.task.cancel()
-        self.heavy_pool.shutdown(wait=False)
 
     def _lane(self, item: Any) -> _Lane:
         if self.heavy_size is not None and self.size is not None and self.size(item) > self.heavy_size:
@@ -168,10 +144,7 @@ class MicroBatcher:
             try:
                 items = [b[0] for b in batch]
                 predict = (self.heavy_predict or self.predict) if lane is self.heavy else self.predict
-                if lane.executor is None:
-                    results = await asyncio.to_thread(predict, items)
-                else:
-                    results = await asyncio.get_running_loop().run_in_executor(lane.executor, predict, items)
+                results = await asyncio.to_thread(predict, items)
                 for (_, f), r in zip(batch, results):
                     if f.done():
                         continue
