@@ -8,13 +8,7 @@ so the server must answer them). Issue 16's
 target: loaded p99 within 2x of unloaded p99. The large inputs take the batcher's heavy lane;
 this measures whether that keeps the small requests moving.
 
-Two servers of the same export run side by side, their rounds alternating: ``default`` (the heavy
-lane's thread at a lower priority, running a single-threaded ONNX Runtime session) and ``same
-priority`` (``FMKIT_HEAVY_LANE_NICE=0``: the heavy lane runs as the other lane does, as before).
-Only one is sent requests at a time. ``--servers default`` measures the default alone.
-
 Usage: python benchmarks/serve_heavy_lane.py [EXPORT_DIR] [--rounds 5] [--backend onnx]
-                                             [--servers default,same-priority]
 Without EXPORT_DIR the main job's recipe is trained as it stands and exported (onnx).
 """
 from __future__ import annotations
@@ -90,33 +84,6 @@ def one_round(url: str, unloaded_n: int, loaded_seconds: float) -> tuple[float, 
     return p99(unloaded), p99(loaded), len(loaded), statistics.mean(big_seconds), len(big_seconds)
 
 
-SERVERS = {"default": {}, "same-priority": {"FMKIT_HEAVY_LANE_NICE": "0"}}
-
-
-def start_server(export: Path, backend: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    port = free_port()
-    env = {**os.environ, **extra_env,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "core"), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen([sys.executable, "-m", "fmkit", "serve", str(export), "--port", str(port),
-                             "--backend", backend], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            raise SystemExit(f"the server did not start: {proc.stderr.read().decode()[-2000:]}")
-        time.sleep(0.2)
-    for _ in range(30):  # warm-up
-        httpx.post(f"{url}/v1/predict", json=SMALL, timeout=30)
-    return proc, url
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("export", nargs="?")
@@ -125,42 +92,43 @@ def main() -> int:
     ap.add_argument("--unloaded-requests", type=int, default=300)
     ap.add_argument("--loaded-seconds", type=float, default=4.0,
                     help="how long large requests are sent back to back in each round's loaded half")
-    ap.add_argument("--servers", default="default,same-priority",
-                    help=f"which servers to compare, of {', '.join(SERVERS)}")
     args = ap.parse_args()
-    names = [n.strip() for n in args.servers.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SERVERS]
-    if unknown or not names:
-        ap.error(f"--servers: {unknown or 'none given'}; choose from {', '.join(SERVERS)}")
     export = Path(args.export) if args.export else export_dir([])
-    servers: dict[str, tuple[subprocess.Popen, str]] = {}
-    ratios: dict[str, list[float]] = {n: [] for n in names}
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "core"), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-m", "fmkit", "serve", str(export), "--port", str(port),
+                             "--backend", args.backend], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
     try:
-        for n in names:
-            servers[n] = start_server(export, args.backend, SERVERS[n])
+        import httpx
+
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"the server did not start: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+        for _ in range(30):  # warm-up
+            httpx.post(f"{url}/v1/predict", json=SMALL, timeout=30)
         print(f"export {export} backend {args.backend}; large request: 8 inputs x {len(BIG['inputs'][0]):,} chars")
-        print(f"{'round':>5} {'server':>14} {'p99 unloaded ms':>16} {'p99 loaded ms':>14} {'ratio':>6} "
-              f"{'small served':>12} {'large n':>7} {'large s':>8}")
+        print(f"{'round':>5} {'p99 unloaded ms':>16} {'p99 loaded ms':>14} {'ratio':>6} {'small served':>12} "
+              f"{'large n':>7} {'large s':>8}")
+        ratios = []
         for i in range(args.rounds):
-            order = names if i % 2 == 0 else names[::-1]  # alternate who goes first
-            for n in order:
-                a, b, count, big_s, big_n = one_round(servers[n][1], args.unloaded_requests, args.loaded_seconds)
-                ratios[n].append(b / a)
-                print(f"{i + 1:>5} {n:>14} {1000 * a:>16.1f} {1000 * b:>14.1f} {b / a:>6.2f} {count:>12} "
-                      f"{big_n:>7} {big_s:>8.2f}", flush=True)
+            a, b, n, big_s, big_n = one_round(url, args.unloaded_requests, args.loaded_seconds)
+            ratios.append(b / a)
+            print(f"{i + 1:>5} {1000 * a:>16.1f} {1000 * b:>14.1f} {b / a:>6.2f} {n:>12} {big_n:>7} {big_s:>8.2f}")
     finally:
-        for proc, _ in servers.values():
-            proc.terminate()
-            proc.wait(timeout=30)
-    for n in names:
-        r = ratios[n]
-        verdict = "met" if max(r) <= 2 else ("MISSED" if min(r) > 2 else "NOT RESOLVED (rounds on both sides)")
-        print(f"{n}: loaded/unloaded p99 median {statistics.median(r):.2f}x, range {min(r):.2f}..{max(r):.2f} "
-              f"over {len(r)} rounds; target <= 2x: {verdict}")
-    if len(names) == 2:
-        paired = [x / y for x, y in zip(ratios[names[0]], ratios[names[1]])]
-        print(f"{names[0]} / {names[1]} ratio, round by round: median {statistics.median(paired):.2f} "
-              f"({min(paired):.2f}..{max(paired):.2f})")
+        proc.terminate()
+        proc.wait(timeout=30)
+    med = statistics.median(ratios)
+    verdict = "met" if max(ratios) <= 2 else ("MISSED" if min(ratios) > 2 else "NOT RESOLVED (rounds on both sides)")
+    print(f"loaded/unloaded p99: median {med:.2f}x, range {min(ratios):.2f}..{max(ratios):.2f} over "
+          f"{len(ratios)} rounds; target <= 2x: {verdict}")
     return 0
 
 

@@ -181,29 +181,3 @@ def test_batched_answers_equal_unbatched_answers_request_by_request(int8_export)
         assert len(got) == len(inputs)
         for text, g in zip(inputs, got):
             assert _close(g, alone[text], tol), f"{text!r}: batched {g} != alone {alone[text]}"
-
-
-def test_the_large_input_lane_runs_the_same_model_on_one_thread(int8_export):
-    """The ONNX backend's background predictor (the server's large-input lane) is a second,
-    single-threaded session, built once, answering exactly as the main one."""
-    from fmkit.exporting.loading import load_predictor
-
-    main = load_predictor(int8_export, backend="onnx")
-    background = main.background()
-    assert background is not main and main.background() is background
-    assert background.run_batch.session.get_session_options().intra_op_num_threads == 1
-    assert main.run_batch.session.get_session_options().intra_op_num_threads != 1
-    texts = ["good film", "a dull and boring plot", "great"]
-    assert background.predict(texts) == main.predict(texts)
-    # the server's large-input lane: only the model call runs on the lowered thread
-    import os
-    import threading
-
-    from fmkit.serve.app import low_priority_predictor
-
-    lane = low_priority_predictor(main, 5)
-    assert lane is not None and lane.predict(texts) == main.predict(texts)
-    assert low_priority_predictor(main, 0) is None
-    tid = lane.run_batch.pool.submit(threading.get_native_id).result()
-    assert os.getpriority(os.PRIO_PROCESS, tid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5)
-    assert lane.run_batch.run is background.run_batch

@@ -47,40 +47,6 @@ class UndecodableInput(ValueError):
     request, never an error for the others batched with it."""
 
 
-def heavy_lane_nice() -> int:
-    """How much lower the large-input lane's model calls run (added to their thread's nice value):
-    10 by default, ``FMKIT_HEAVY_LANE_NICE`` in the server's environment sets it (0: that lane runs
-    the model as the other does, at the same priority on the same multi-threaded session)."""
-    raw = os.environ.get("FMKIT_HEAVY_LANE_NICE", "").strip() or "10"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise UsageError(f"FMKIT_HEAVY_LANE_NICE={raw!r}: give a whole number from 0 to 19") from None
-    if not 0 <= value <= 19:
-        raise UsageError(f"FMKIT_HEAVY_LANE_NICE={value}: give a whole number from 0 to 19")
-    return value
-
-
-def low_priority_predictor(predictor, nice: int):
-    """A predictor for the large-input lane whose model calls run single-threaded on a thread of
-    lower priority (:mod:`fmkit.serve.priority`), built at startup; ``None`` (the lane runs as the
-    other) when ``nice`` is 0, when the backend has no single-threaded runner (torch: its thread pool
-    would inherit the lowered priority) or when the platform does not lower it."""
-    if not nice:
-        return None
-    single = predictor.background()
-    if single is predictor:
-        return None
-    from ..predictor import Predictor
-    from .priority import LowPriorityRunner
-
-    runner = LowPriorityRunner(single.run_batch, nice)
-    if not runner.lowered:
-        runner.pool.shutdown(wait=False)
-        return None
-    return Predictor(predictor.task, runner, predictor.metadata, predictor.precision)
-
-
 def predict_each(predictor, items: list[Any], batch_size: int) -> list[Any]:
     """One outcome per item, run in the batcher's worker thread: a prediction, an
     :class:`UndecodableInput`, or the exception that item alone raised.
@@ -215,7 +181,6 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     from .limits import InputRejected, check_inputs, input_size
     from .metrics import CONTENT_TYPE, MetricsMiddleware, ServingMetrics
 
-    nice = heavy_lane_nice()  # checked before the model loads
     predictor = load_predictor(path, backend=backend, precision=precision, trust_remote_code=trust_remote_code)
     task = predictor.task
     meta = predictor.metadata
@@ -226,15 +191,8 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         served.observe_batch(len(items))
         return predict_each(predictor, items, max_batch_size)
 
-    background = low_priority_predictor(predictor, nice)
-
-    def predict_heavy(items: list[Any]) -> list[Any]:  # the large-input lane: the model at a lower priority
-        served.observe_batch(len(items))
-        return predict_each(background, items, max_batch_size)
-
     batcher = MicroBatcher(predict_items, max_batch_size if batching else 1, max_wait_ms if batching else 0,
-                           max_queue=max_queue, size=input_size, heavy_size=heavy_input_chars,
-                           heavy_predict=predict_heavy if background is not None else None)
+                           max_queue=max_queue, size=input_size, heavy_size=heavy_input_chars)
 
     @asynccontextmanager
     async def lifespan(app):
