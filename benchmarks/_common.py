@@ -1,6 +1,7 @@
 """Shared helpers for the benchmark scripts: locating ../shared/data and running recipes."""
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -58,3 +59,18 @@ def reuse_arg(values: list[str], keys: tuple[str, ...]) -> dict[str, str]:
             raise SystemExit(f"--reuse {v}: give KEY=RUN_DIR with KEY one of {', '.join(keys)}")
         out[key] = run
     return out
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar test: ``b`` and ``c`` are the cases only one of two models gets right."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def spread_verdict(values: list[float], target: float, higher_is_better: bool = True) -> str:
+    """``met`` when every repetition meets the target, ``MISSED`` when none does, else not resolved."""
+    ok = [(v >= target) if higher_is_better else (v <= target) for v in values]
+    return "meets" if all(ok) else ("MISSES" if not any(ok) else "NOT RESOLVED (repetitions on both sides of)")

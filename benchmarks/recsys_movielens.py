@@ -46,7 +46,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import ROOT, require_shared, run_recipe
+from _common import ROOT, mcnemar_exact, require_shared, run_recipe
 
 RECIPE = "examples/recipes/movielens-sasrec.yaml"  # SASRec as committed; the others change its model
 COLD = 5  # "cold-ish" test targets: fewer than this many training interactions
@@ -163,15 +163,6 @@ def run_new_items(data: Path, common: list[str], epochs: list[str], ease_l2: flo
     print(f"target 2 (new items): {text[1]} NDCG@10 on the {len(targets_new)} new-item targets {text[5]:.4f} "
           f"({text[7]} hits; {only_text} that SASRec misses) vs SASRec {sas[5]:.4f} ({sas[7]} hits; {only_sas} that "
           f"the text-aware model misses): {verdict}{' (--quick: not a measurement)' if quick else ''}")
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar test: ``b`` and ``c`` are the targets only one of two models hits."""
-    n = b + c
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
 
 
 def flow(d: dict) -> str:
