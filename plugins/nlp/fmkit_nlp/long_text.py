@@ -18,34 +18,42 @@ tokenized as before.
 from __future__ import annotations
 
 import re
+import weakref
 from typing import Any
 
 #: a prefix of ``max_length * CHARS_PER_TOKEN`` characters is read first; BERT-family vocabularies
 #: average 4-6 characters per token, so this leaves a wide margin before the fallback is needed
 CHARS_PER_TOKEN = 24
 _CUT = re.compile(r"[^ \t\n\r][ \t\n\r]")
-_SPLITS: dict[int, bool] = {}
+#: per tokenizer object, held weakly: keyed by ``id()`` a new tokenizer allocated where a freed one
+#: lived would inherit that one's answer
+_SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def splits_words_at_whitespace(tokenizer: Any) -> bool:
     """Whether ``tokenizer`` (a transformers fast tokenizer) pre-splits text into words at
-    whitespace, the property :func:`encode_heads` relies on (checked once per tokenizer)."""
-    key = id(tokenizer)
-    if key not in _SPLITS:
-        ok = False
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        pre = getattr(backend, "pre_tokenizer", None) if backend is not None else None
-        if pre is not None:
-            try:
-                normalizer = backend.normalizer
-                probe = "alpha beta\ngamma\tdelta"
-                text = normalizer.normalize_str(probe) if normalizer is not None else probe
-                pieces = [p for p, _ in pre.pre_tokenize_str(text)]
-                ok = len(pieces) >= 4
-            except Exception:  # a pre-tokenizer that cannot be probed: take the whole text
-                ok = False
-        _SPLITS[key] = ok
-    return _SPLITS[key]
+    whitespace, the property :func:`encode_heads` relies on (checked once per tokenizer object)."""
+    try:
+        return _SPLITS[tokenizer]
+    except (KeyError, TypeError):  # not checked yet, or an object that cannot be held weakly
+        pass
+    ok = False
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    pre = getattr(backend, "pre_tokenizer", None) if backend is not None else None
+    if pre is not None:
+        try:
+            normalizer = backend.normalizer
+            probe = "alpha beta\ngamma\tdelta"
+            text = normalizer.normalize_str(probe) if normalizer is not None else probe
+            pieces = [p for p, _ in pre.pre_tokenize_str(text)]
+            ok = len(pieces) >= 4
+        except Exception:  # a pre-tokenizer that cannot be probed: take the whole text
+            ok = False
+    try:
+        _SPLITS[tokenizer] = ok
+    except TypeError:  # not weakly referable or not hashable: checked again next time
+        pass
+    return ok
 
 
 def whitespace_cut(text: str, limit: int) -> int | None:

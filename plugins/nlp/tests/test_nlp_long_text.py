@@ -105,3 +105,32 @@ def test_the_served_task_uses_it(tmp_path):
     text = "the card was declined at the shop " * 3000
     ids = task.preprocess_many([{"text": text}])[0]["input_ids"]
     assert ids == task.tokenizer(text, truncation=True, max_length=32)["input_ids"]
+
+
+def test_a_new_tokenizer_where_a_freed_one_lived_is_checked_afresh():
+    """The pre-split check is remembered per tokenizer object, not per ``id()``: CPython reuses a
+    freed object's address, and a new tokenizer there must not inherit the old one's answer."""
+    import gc
+
+    from fmkit_nlp.long_text import splits_words_at_whitespace
+
+    class NoPreSplit:  # no backend tokenizer: the check says False
+        backend_tokenizer = None
+
+    class Splits:
+        backend_tokenizer = _byte_bpe().backend_tokenizer
+
+    old = NoPreSplit()
+    assert splits_words_at_whitespace(old) is False
+    old_id = id(old)
+    del old
+    gc.collect()
+    kept = []
+    for _ in range(10_000):  # allocate until one lands where the freed object was
+        candidate = Splits()
+        if id(candidate) == old_id:
+            break
+        kept.append(candidate)
+    else:
+        pytest.skip("CPython did not reuse the freed object's address here")
+    assert splits_words_at_whitespace(candidate) is True
