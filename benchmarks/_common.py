@@ -71,6 +71,6 @@ def mcnemar_exact(b: int, c: int) -> float:
 
 
 def spread_verdict(values: list[float], target: float, higher_is_better: bool = True) -> str:
-    """``met`` when every repetition meets the target, ``MISSED`` when none does, else not resolved."""
+    """``meets`` when every repetition meets the target, ``MISSES`` when none does, else not resolved."""
     ok = [(v >= target) if higher_is_better else (v <= target) for v in values]
     return "meets" if all(ok) else ("MISSES" if not any(ok) else "NOT RESOLVED (repetitions on both sides of)")

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import ROOT
+from _common import ROOT, spread_verdict
 from serve_throughput import export_dir, free_port
 
 SMALL = {"inputs": ["I would like to check my account balance"]}
@@ -118,9 +118,8 @@ def start_server(export: Path, backend: str, extra: list[str]) -> tuple[subproce
 
 
 def _summary(name: str, ratios: list[float]) -> str:
-    verdict = "met" if max(ratios) <= 2 else ("MISSED" if min(ratios) > 2 else "NOT RESOLVED (rounds on both sides)")
     return (f"{name}loaded/unloaded p99: median {statistics.median(ratios):.2f}x, range {min(ratios):.2f}.."
-            f"{max(ratios):.2f} over {len(ratios)} rounds; target <= 2x: {verdict}")
+            f"{max(ratios):.2f} over {len(ratios)} rounds ({spread_verdict(ratios, 2.0, False)} target <= 2x)")
 
 
 def main() -> int:
