@@ -8,13 +8,22 @@ so the server must answer them). Issue 16's
 target: loaded p99 within 2x of unloaded p99. The large inputs take the batcher's heavy lane;
 this measures whether that keeps the small requests moving.
 
-With --isolate-parse a second server of the same export runs with ``--max-input-chars 100000``:
-it reads and parses each large body, then answers 413 without predicting. Its large requests are
-paced to the first server's (one each as long as a served one took in the same round), so the two
-ratios split the cost of receiving and parsing 1 MB bodies on the event loop from the cost of
-predicting them.
+--servers picks which servers of the same export take part; each round measures them in turn, so
+their ratios (and each one's ratio to the first's, round by round) come from the same minutes:
+- ``default``: ``fmkit serve`` as shipped (the large-input lane's model calls on a background
+  thread, request bodies parsed with orjson);
+- ``shared``: ``FMKIT_HEAVY_LANE=shared``: that lane runs the model as the other does;
+- ``before``: ``shared`` with bodies parsed by the standard library's json (how the server ran
+  before either change; orjson is switched off in that process only, by this script);
+- ``parse-only``: ``--max-input-chars 100000``: it reads and parses each large body, then answers
+  413 without predicting; its large requests are paced to the first server's (one each as long as
+  a served one took in the same round), so it splits the cost of receiving and parsing 1 MB bodies
+  on the event loop from the cost of predicting them. (``--isolate-parse`` adds it.)
 
-Usage: python benchmarks/serve_heavy_lane.py [EXPORT_DIR] [--rounds 5] [--backend onnx] [--isolate-parse]
+Each round also prints the small requests' median and p90, unloaded and loaded.
+
+Usage: python benchmarks/serve_heavy_lane.py [EXPORT_DIR] [--rounds 5] [--backend onnx]
+       [--servers default,before] [--isolate-parse] [--unloaded-requests 300] [--loaded-seconds 4]
 Without EXPORT_DIR the main job's recipe is trained as it stands and exported (onnx).
 """
 from __future__ import annotations
@@ -36,9 +45,13 @@ SMALL = {"inputs": ["I would like to check my account balance"]}
 BIG = {"inputs": ["my card was declined at the shop " * (120_000 // 33)] * 8}
 
 
-def p99(values: list[float]) -> float:
+def pct(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(0.99 * len(values)))]
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def p99(values: list[float]) -> float:
+    return pct(values, 0.99)
 
 
 def small_latencies(client, until) -> list[float]:
@@ -89,16 +102,36 @@ def one_round(url: str, unloaded_n: int, loaded_seconds: float, expect: int = 20
         loaded = small_latencies(c, lambda: not sender.is_alive() or not out.empty())
         big_seconds = out.get(timeout=300)
         sender.join()
+    print(f"      (median small request: unloaded {1000 * statistics.median(unloaded):.1f} ms, "
+          f"loaded {1000 * statistics.median(loaded):.1f} ms; p90 {1000 * pct(unloaded, 0.9):.1f} / "
+          f"{1000 * pct(loaded, 0.9):.1f} ms)", flush=True)
     return p99(unloaded), p99(loaded), len(loaded), statistics.mean(big_seconds), len(big_seconds)
 
 
-def start_server(export: Path, backend: str, extra: list[str]) -> tuple[subprocess.Popen, str]:
-    """``fmkit serve`` of ``export`` on a free port, started and warmed up: (process, url)."""
+#: name: (environment, Python run before the CLI in the server's process, extra CLI arguments)
+SERVERS = {
+    "default": ({}, "", []),
+    "shared": ({"FMKIT_HEAVY_LANE": "shared"}, "", []),
+    "before": ({"FMKIT_HEAVY_LANE": "shared"}, "import fmkit.serve.json_bodies as j; j.orjson = None; ", []),
+    "parse-only": ({}, "", ["--max-input-chars", "100000"]),
+}
+
+
+WHAT = {"default": "as shipped", "shared": "FMKIT_HEAVY_LANE=shared",
+        "before": "FMKIT_HEAVY_LANE=shared, stdlib json", "parse-only": "large bodies parsed and refused, no prediction"}
+
+
+def start_server(export: Path, backend: str, kind: str) -> tuple[subprocess.Popen, str]:
+    """``fmkit serve`` of ``export`` on a free port, set up as ``SERVERS[kind]``, started and warmed
+    up: (process, url)."""
     import httpx
 
+    extra_env, preamble, extra = SERVERS[kind]
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "core"), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen([sys.executable, "-m", "fmkit", "serve", str(export), "--port", str(port),
+    env = {**os.environ, **extra_env,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "core"), os.environ.get("PYTHONPATH")]))}
+    code = preamble + "import sys; from fmkit.cli.main import main; sys.exit(main())"
+    proc = subprocess.Popen([sys.executable, "-c", code, "serve", str(export), "--port", str(port),
                              "--backend", backend, *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -127,41 +160,49 @@ def main() -> int:
     ap.add_argument("export", nargs="?")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--backend", default="onnx", choices=["onnx", "torch"])
+    ap.add_argument("--servers", default="default",
+                    help=f"comma-separated, measured in turn in each round, of {', '.join(SERVERS)}")
     ap.add_argument("--unloaded-requests", type=int, default=300)
     ap.add_argument("--loaded-seconds", type=float, default=4.0,
                     help="how long large requests are sent back to back in each round's loaded half")
-    ap.add_argument("--isolate-parse", action="store_true",
-                    help="also a server that parses the large bodies and refuses them (413), paced alike")
+    ap.add_argument("--isolate-parse", action="store_true", help="add the parse-only server")
     args = ap.parse_args()
+    kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
+    if args.isolate_parse and "parse-only" not in kinds:
+        kinds.append("parse-only")
+    unknown = [k for k in kinds if k not in SERVERS]
+    if unknown or not kinds or kinds[0] == "parse-only":
+        ap.error(f"--servers: {', '.join(unknown) or 'give a serving server first'}; choose from {', '.join(SERVERS)}")
     export = Path(args.export) if args.export else export_dir([])
-    servers = []
-    ratios: list[float] = []
-    parse_only: list[float] = []
+    servers: dict[str, tuple[subprocess.Popen, str]] = {}
+    ratios: dict[str, list[float]] = {k: [] for k in kinds}
     try:
-        servers.append(start_server(export, args.backend, []))
-        if args.isolate_parse:
-            servers.append(start_server(export, args.backend, ["--max-input-chars", "100000"]))
+        for kind in kinds:
+            servers[kind] = start_server(export, args.backend, kind)
         print(f"export {export} backend {args.backend}; large request: 8 inputs x {len(BIG['inputs'][0]):,} chars")
         print(f"{'round':>5} {'server':>10} {'p99 unloaded ms':>16} {'p99 loaded ms':>14} {'ratio':>6} "
               f"{'small served':>12} {'large n':>7} {'large s':>8}")
+        pace = 0.0
         for i in range(args.rounds):
-            a, b, n, big_s, big_n = one_round(servers[0][1], args.unloaded_requests, args.loaded_seconds)
-            ratios.append(b / a)
-            print(f"{i + 1:>5} {'served':>10} {1000 * a:>16.1f} {1000 * b:>14.1f} {b / a:>6.2f} {n:>12} {big_n:>7} "
-                  f"{big_s:>8.2f}", flush=True)
-            if args.isolate_parse:
-                a, b, n, _, parsed_n = one_round(servers[1][1], args.unloaded_requests, args.loaded_seconds,
-                                                 expect=413, pace=big_s)
-                parse_only.append(b / a)
-                print(f"{i + 1:>5} {'parse only':>10} {1000 * a:>16.1f} {1000 * b:>14.1f} {b / a:>6.2f} {n:>12} "
-                      f"{parsed_n:>7} {'(413)':>8}", flush=True)
+            for kind in kinds:
+                parse_only = kind == "parse-only"
+                a, b, n, big_s, big_n = one_round(servers[kind][1], args.unloaded_requests, args.loaded_seconds,
+                                                  expect=413 if parse_only else 200, pace=pace if parse_only else 0.0)
+                if kind == kinds[0]:
+                    pace = big_s
+                ratios[kind].append(b / a)
+                print(f"{i + 1:>5} {kind:>10} {1000 * a:>16.1f} {1000 * b:>14.1f} {b / a:>6.2f} {n:>12} {big_n:>7} "
+                      f"{'(413)' if parse_only else f'{big_s:.2f}':>8}", flush=True)
     finally:
-        for proc, _ in servers:
+        for proc, _ in servers.values():
             proc.terminate()
             proc.wait(timeout=30)
-    print(_summary("", ratios))
-    if parse_only:
-        print(_summary("parse only (large bodies read, parsed and refused, no prediction): ", parse_only))
+    for kind in kinds:
+        print(_summary(f"{kind} ({WHAT[kind]}): ", ratios[kind]))
+    for kind in kinds[1:]:
+        paired = [b / a for a, b in zip(ratios[kinds[0]], ratios[kind])]
+        print(f"{kind} / {kinds[0]}, round by round: median {statistics.median(paired):.2f}, "
+              f"range {min(paired):.2f}..{max(paired):.2f}")
     return 0
 
 

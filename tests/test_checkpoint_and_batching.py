@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
@@ -177,3 +178,67 @@ def test_a_task_that_only_overrides_encode_raw_keeps_its_path():
             return self.task.encode_raw(items)["x"]
 
     assert predict_each(Predictor(), ["a", "b"], batch_size=4) == ["old:a", "old:b"]
+
+
+def test_large_inputs_go_to_the_heavy_lanes_own_predict():
+    """Inputs over ``heavy_size`` go to ``heavy_predict``, one at a time; short ones to ``predict``."""
+    seen: dict[str, list] = {"light": [], "heavy": []}
+
+    def predict(items):
+        seen["light"].append(list(items))
+        return [len(x) for x in items]
+
+    def heavy_predict(items):
+        seen["heavy"].append(list(items))
+        return [-len(x) for x in items]
+
+    async def scenario():
+        batcher = MicroBatcher(predict, max_batch_size=4, max_wait_ms=0, size=len, heavy_size=10,
+                               heavy_predict=heavy_predict)
+        await batcher.start()
+        out = await batcher.submit(["short", "x" * 50, "tiny", "y" * 20])
+        await batcher.stop()
+        return out
+
+    assert asyncio.run(scenario()) == [5, -50, 4, -20]
+    assert seen["heavy"] == [["x" * 50], ["y" * 20]]
+    assert sorted(x for items in seen["light"] for x in items) == ["short", "tiny"]
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_a_background_runner_runs_the_model_call_on_an_idle_thread():
+    """The runner's thread is in the SCHED_IDLE class (the cores go to any ordinary thread first);
+    the caller's thread keeps its own scheduling."""
+    from fmkit.serve.priority import BackgroundRunner
+
+    before = os.sched_getscheduler(0)
+    calls = []
+
+    def run(batch):
+        calls.append((os.sched_getscheduler(0), threading.current_thread().name))
+        return batch["x"] * 2
+
+    runner = BackgroundRunner(run)
+    try:
+        assert runner.lowered == "idle"
+        assert runner({"x": 21}) == 42 and runner({"x": 1}) == 2
+    finally:
+        runner.close()
+    assert calls == [(os.SCHED_IDLE, calls[0][1])] * 2 and calls[0][1].startswith("fmkit-background")
+    assert os.sched_getscheduler(0) == before != os.SCHED_IDLE
+
+
+def test_the_heavy_lane_setting_is_checked(monkeypatch):
+    from fmkit.errors import UsageError
+    from fmkit.serve.app import heavy_lane_mode
+
+    monkeypatch.delenv("FMKIT_HEAVY_LANE", raising=False)
+    assert heavy_lane_mode() == "background"
+    monkeypatch.setenv("FMKIT_HEAVY_LANE", " Shared ")
+    assert heavy_lane_mode() == "shared"
+    monkeypatch.setenv("FMKIT_HEAVY_LANE", " ")
+    assert heavy_lane_mode() == "background"
+    for bad in ("low", "10", "idle"):
+        monkeypatch.setenv("FMKIT_HEAVY_LANE", bad)
+        with pytest.raises(UsageError, match="FMKIT_HEAVY_LANE=.*background, shared"):
+            heavy_lane_mode()

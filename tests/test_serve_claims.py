@@ -181,3 +181,61 @@ def test_batched_answers_equal_unbatched_answers_request_by_request(int8_export)
         assert len(got) == len(inputs)
         for text, g in zip(inputs, got):
             assert _close(g, alone[text], tol), f"{text!r}: batched {g} != alone {alone[text]}"
+
+
+def test_the_large_input_lane_runs_the_same_model_on_one_thread(int8_export):
+    """The ONNX backend's background predictor (the server's large-input lane) is a second,
+    single-threaded session, built once, answering exactly as the main one."""
+    from fmkit.exporting.loading import load_predictor
+
+    main = load_predictor(int8_export, backend="onnx")
+    background = main.background()
+    assert background is not main and main.background() is background
+    assert background.run_batch.session.get_session_options().intra_op_num_threads == 1
+    assert main.run_batch.session.get_session_options().intra_op_num_threads != 1
+    texts = ["good film", "a dull and boring plot", "great"]
+    assert background.predict(texts) == main.predict(texts)
+    # the server's large-input lane: only the model call runs on the background thread
+    import os
+    import threading
+
+    from fmkit.serve.app import background_predictor
+
+    lane = background_predictor(main, "background")
+    assert lane is not None and lane.predict(texts) == main.predict(texts)
+    assert background_predictor(main, "shared") is None
+    if hasattr(os, "SCHED_IDLE"):
+        assert lane.run_batch.pool.submit(os.sched_getscheduler, 0).result() == os.SCHED_IDLE
+    assert lane.run_batch.run is background.run_batch
+    lane.run_batch.close()
+
+
+def test_the_servers_large_inputs_are_predicted_on_the_background_thread(int8_export, monkeypatch):
+    """Through HTTP: a long input's model call runs on the background thread, a short one's does not;
+    with FMKIT_HEAVY_LANE=shared the lane has no background predictor."""
+    import threading
+
+    from fastapi.testclient import TestClient
+    from fmkit.serve.app import HEAVY_INPUT_CHARS, create_app
+
+    monkeypatch.delenv("FMKIT_HEAVY_LANE", raising=False)
+    app = create_app(int8_export, backend="onnx")
+    runner = app.state.background.run_batch
+    threads = []
+    real = runner.run
+
+    def spy(batch):
+        threads.append(threading.current_thread().name)
+        return real(batch)
+
+    runner.run = spy
+    long_text = "good film " * (HEAVY_INPUT_CHARS // 10 + 1)
+    with TestClient(app) as c:
+        assert c.post("/v1/predict", json={"inputs": ["good film"]}).status_code == 200
+        assert threads == []
+        r = c.post("/v1/predict", json={"inputs": [long_text, "good film"]})
+        assert r.status_code == 200 and len(r.json()["predictions"]) == 2
+    assert len(threads) == 1 and threads[0].startswith("fmkit-background")
+    runner.close()
+    monkeypatch.setenv("FMKIT_HEAVY_LANE", "shared")
+    assert create_app(int8_export, backend="onnx").state.background is None

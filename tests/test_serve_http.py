@@ -212,3 +212,40 @@ def test_an_overloaded_server_answers_503_with_retry_after(exported):
     assert [a.status_code for a in answers] == [200, 200, 503]
     assert answers[2].headers["retry-after"] == "1" and "limit is 1" in answers[2].json()["detail"]
     assert _metric(metrics, 'fmkit_requests_total{path="/v1/predict",status="503"}') == 1
+
+
+def test_request_bodies_parse_exactly_as_the_standard_library_parses_them():
+    """orjson parses the bodies (faster, on the event loop); what it refuses falls back to json, so
+    values and errors are json's: lone surrogates (answered 400 by the server), NaN, bad JSON."""
+    import json
+    import math
+
+    from fmkit.serve.json_bodies import loads
+
+    for body in (b'{"inputs": ["\\ud800", "ok"]}', b'{"a": 1, "a": 2}', '{"inputs": ["caf\u00e9 \U0001f600"]}'.encode(),
+                 b'[1.5e300, -0.0, "\\u00e9", 18446744073709551615, -9223372036854775808]'):
+        assert repr(loads(body)) == repr(json.loads(body)), body
+    nan = loads(b'{"x": NaN, "y": -Infinity}')
+    assert math.isnan(nan["x"]) and nan["y"] == -math.inf
+    # the one documented difference: an integer past 64 bits arrives as the nearest float
+    assert loads(b"[123456789012345678901234567890]") == [1.2345678901234568e29]
+    for bad in (b'{"inputs": [', b"", b'{"a": 1,}', b"\xff\xfe"):
+        with pytest.raises(json.JSONDecodeError) as mine:
+            loads(bad)
+        with pytest.raises(json.JSONDecodeError) as theirs:
+            json.loads(bad)
+        assert (mine.value.msg, mine.value.pos) == (theirs.value.msg, theirs.value.pos), bad
+
+
+def test_the_predict_routes_parse_their_body_through_the_fast_parser(exported, monkeypatch):
+    from fastapi.testclient import TestClient
+    from fmkit.serve import json_bodies
+    from fmkit.serve.app import create_app
+
+    seen = []
+    real = json_bodies.loads
+    monkeypatch.setattr(json_bodies, "loads", lambda body: seen.append(len(body)) or real(body))
+    with TestClient(create_app(exported)) as c:
+        assert c.post("/v1/predict", json={"inputs": ["good film"]}).status_code == 200
+        assert c.post("/v1/predict", content=b'{"inputs": [', headers={"content-type": "application/json"}).status_code == 422
+    assert len(seen) == 2

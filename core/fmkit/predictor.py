@@ -5,7 +5,8 @@ a run's own :class:`~fmkit.engine.artifacts.TrainedModel` all predict through :c
 """
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, Callable
 
 __all__ = ["Predictor"]
 
@@ -15,9 +16,25 @@ class Predictor:
     the model it loaded (``float`` or ``int8``); ``model`` the torch module behind it (``None`` with
     the ONNX backend), for code that builds on a trained model (a student initialised from it)."""
 
-    def __init__(self, task, run_batch, metadata: dict[str, Any], precision: str = "float", model: Any = None):
+    def __init__(self, task, run_batch, metadata: dict[str, Any], precision: str = "float", model: Any = None,
+                 single_thread_runner: Callable[[], Callable] | None = None):
         self.task, self.run_batch, self.metadata, self.precision = task, run_batch, metadata, precision
         self.model = model
+        self._single_thread_runner = single_thread_runner
+        self._background: Predictor | None = None
+        self._lock = threading.Lock()
+
+    def background(self) -> Predictor:
+        """A predictor for work that should give way to this one's (the server's lane of large
+        inputs): the same model, run on the calling thread alone, so lowering that thread's priority
+        lowers all of the work's (ONNX Runtime: a second, single-threaded session, built on first
+        use). Itself when the backend has no such runner (torch)."""
+        if self._single_thread_runner is None:
+            return self
+        with self._lock:
+            if self._background is None:
+                self._background = Predictor(self.task, self._single_thread_runner(), self.metadata, self.precision)
+        return self._background
 
     def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict]:
         """Raw inputs (strings, image bytes, arrays...) in, one JSON-able answer each, in order."""

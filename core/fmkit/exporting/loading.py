@@ -57,16 +57,19 @@ def load_torch_model(directory: Path, task, trust_remote_code: bool = False):
     return model.eval()
 
 
-def onnx_session_options():
+def onnx_session_options(threads: int | None = None):
     """ONNX Runtime options with bounded memory: no CPU memory arena and no memory patterns.
 
     With them, ONNX Runtime keeps every buffer its largest request needed (the arena grows by
     powers of two and never gives memory back, and a pattern is kept per input shape), so a server
     fed maximum-size requests of varying shapes grew from 1.7 to 3.5 GB; without them buffers are
-    returned after each run, at no measurable cost for models of this size."""
+    returned after each run, at no measurable cost for models of this size. ``threads``: ONNX
+    Runtime's intra-op threads (default: its own choice, one per core)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.enable_cpu_mem_arena = False
     opts.enable_mem_pattern = False
@@ -78,18 +81,19 @@ def onnx_session_options():
     return opts
 
 
-def onnx_runner(path: Path, task):
+def onnx_runner(path: Path, task, threads: int | None = None):
     import numpy as np
     import onnxruntime as ort
     import torch
 
-    session = ort.InferenceSession(str(path), onnx_session_options(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), onnx_session_options(threads), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
 
     def run(batch: dict):
         feeds = {n: batch[n].detach().cpu().numpy() for n in names}
         return torch.from_numpy(np.asarray(session.run(None, feeds)[0]))
 
+    run.session = session  # for inspection (its options, inputs)
     return run
 
 
@@ -113,7 +117,8 @@ def load_predictor(path: str | Path, backend: str = "torch", precision: str = "a
                     raise UsageError(f"{path} holds the int8 model only: serve it with --precision auto or int8, or "
                                      "export again with --keep-float (or serve the float export) for the float model")
                 raise UsageError(f"{path} has no ONNX model; export with --format onnx to serve with --backend onnx")
-            return Predictor(task, onnx_runner(path / name, task), meta, "int8" if int8 else "float")
+            return Predictor(task, onnx_runner(path / name, task), meta, "int8" if int8 else "float",
+                             single_thread_runner=lambda: onnx_runner(path / name, task, threads=1))
         model = load_torch_model(path, task, trust_remote_code)
         if int8:
             import torch

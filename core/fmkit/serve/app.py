@@ -47,6 +47,41 @@ class UndecodableInput(ValueError):
     request, never an error for the others batched with it."""
 
 
+#: ``FMKIT_HEAVY_LANE`` values: the large-input lane's model calls in the background, or as the other lane's
+HEAVY_LANE_MODES = ("background", "shared")
+
+
+def heavy_lane_mode() -> str:
+    """How the large-input lane runs the model: ``background`` (the default: a single-threaded model
+    call on a background thread, see :mod:`fmkit.serve.priority`) or ``shared`` (as the other lane
+    does, on the same multi-threaded session, at the same priority); ``FMKIT_HEAVY_LANE`` in the
+    server's environment chooses."""
+    mode = os.environ.get("FMKIT_HEAVY_LANE", "").strip().lower() or "background"
+    if mode not in HEAVY_LANE_MODES:
+        raise UsageError(f"FMKIT_HEAVY_LANE={mode!r}: give one of {', '.join(HEAVY_LANE_MODES)}")
+    return mode
+
+
+def background_predictor(predictor, mode: str):
+    """A predictor for the large-input lane whose model calls run single-threaded on a background
+    thread (:mod:`fmkit.serve.priority`), built at startup; ``None`` (the lane runs as the other)
+    when ``mode`` is ``shared``, when the backend has no single-threaded runner (torch: its thread
+    pool would inherit the lowered priority) or when the platform cannot lower a thread's."""
+    if mode != "background":
+        return None
+    single = predictor.background()
+    if single is predictor:
+        return None
+    from ..predictor import Predictor
+    from .priority import BackgroundRunner
+
+    runner = BackgroundRunner(single.run_batch)
+    if not runner.lowered:
+        runner.close()
+        return None
+    return Predictor(predictor.task, runner, predictor.metadata, predictor.precision)
+
+
 def predict_each(predictor, items: list[Any], batch_size: int) -> list[Any]:
     """One outcome per item, run in the batcher's worker thread: a prediction, an
     :class:`UndecodableInput`, or the exception that item alone raised.
@@ -181,6 +216,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     from .limits import InputRejected, check_inputs, input_size
     from .metrics import CONTENT_TYPE, MetricsMiddleware, ServingMetrics
 
+    lane_mode = heavy_lane_mode()  # checked before the model loads
     predictor = load_predictor(path, backend=backend, precision=precision, trust_remote_code=trust_remote_code)
     task = predictor.task
     meta = predictor.metadata
@@ -191,16 +227,28 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         served.observe_batch(len(items))
         return predict_each(predictor, items, max_batch_size)
 
+    background = background_predictor(predictor, lane_mode)
+
+    def predict_heavy(items: list[Any]) -> list[Any]:  # the large-input lane: the model in the background
+        served.observe_batch(len(items))
+        return predict_each(background, items, max_batch_size)
+
     batcher = MicroBatcher(predict_items, max_batch_size if batching else 1, max_wait_ms if batching else 0,
-                           max_queue=max_queue, size=input_size, heavy_size=heavy_input_chars)
+                           max_queue=max_queue, size=input_size, heavy_size=heavy_input_chars,
+                           heavy_predict=predict_heavy if background is not None else None)
 
     @asynccontextmanager
     async def lifespan(app):
         await batcher.start()
         yield
         await batcher.stop()  # graceful: finish requests in flight
+        if background is not None:
+            background.run_batch.close()
 
     app = FastAPI(title="fmkit model server", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
+    from .json_bodies import fast_json_route_class
+
+    app.router.route_class = fast_json_route_class()  # every route declared below parses its body with orjson
     offline_docs(app)
     who = model_identity(meta, path)
     app.state.summary = (f"{who['name']} {who['version']} ({(meta.get('task') or {}).get('name', 'task')}, "
@@ -312,6 +360,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     add_routes(app, who["name"], who["version"], task, meta, predict_list)
     paths.update(route.path for route in app.routes)
     app.state.batcher, app.state.metrics = batcher, served
+    app.state.background = background  # the large-input lane's predictor (None: it shares the model's)
     return app
 
 

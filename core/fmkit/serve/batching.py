@@ -38,8 +38,10 @@ class MicroBatcher:
 
     Large inputs (``size(item) > heavy_size``: characters of text, bytes of a file) go through a
     second lane, one at a time, in a worker thread of their own: one request of long documents
-    keeps that lane busy, not the one every other client's short inputs go through. ``predict``
-    must therefore be safe to call from two threads at once (a model in inference mode is).
+    keeps that lane busy, not the one every other client's short inputs go through. That lane
+    calls ``heavy_predict`` (default ``predict``; the server's runs the model at a lower priority,
+    see :mod:`fmkit.serve.priority`). ``predict`` and ``heavy_predict`` must be safe to call from
+    two threads at once (a model in inference mode is).
 
     A request whose client has gone (:meth:`submit` cancelled) has its items dropped from the
     queues: they are never predicted. At most ``max_queue`` inputs wait; a request that would go
@@ -48,11 +50,12 @@ class MicroBatcher:
 
     def __init__(self, predict: Callable[[list[Any]], list[Any]], max_batch_size: int = 16, max_wait_ms: float = 5.0,
                  max_queue: int | None = 1024, size: Callable[[Any], int] | None = None,
-                 heavy_size: int | None = None):
+                 heavy_size: int | None = None, heavy_predict: Callable[[list[Any]], list[Any]] | None = None):
         self.predict = predict
         self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000  # kept for inspection
         self.max_queue = max_queue
         self.size, self.heavy_size = size, heavy_size
+        self.heavy_predict = heavy_predict
         self.light = _Lane(max_batch_size, max_wait_ms / 1000)
         self.heavy = _Lane(1, 0.0)
         self.inflight = 0
@@ -139,7 +142,9 @@ class MicroBatcher:
             if not batch:
                 continue
             try:
-                results = await asyncio.to_thread(self.predict, [b[0] for b in batch])
+                items = [b[0] for b in batch]
+                predict = (self.heavy_predict or self.predict) if lane is self.heavy else self.predict
+                results = await asyncio.to_thread(predict, items)
                 for (_, f), r in zip(batch, results):
                     if f.done():
                         continue

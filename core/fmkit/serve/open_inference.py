@@ -78,19 +78,19 @@ def parse_body(raw: bytes, header_length: str | None) -> Any:
     """The request as JSON; with the binary tensor extension (``Inference-Header-Content-Length``,
     what tritonclient sends by default) the JSON header is followed by each input's raw bytes,
     which become its ``data`` (BYTES: 4-byte little-endian lengths, each followed by the bytes)."""
-    import json
-
     import numpy as np
 
+    from .json_bodies import loads
+
     if header_length is None:
-        return json.loads(raw)
+        return loads(raw)
     try:
         n = int(header_length)
     except ValueError:
         raise ProtocolError("Inference-Header-Content-Length must be a number of bytes", 422) from None
     if not 0 <= n <= len(raw):
         raise ProtocolError(f"Inference-Header-Content-Length {n} is past the body's {len(raw)} bytes", 422)
-    body, offset = json.loads(raw[:n]), n
+    body, offset = loads(raw[:n]), n
     for i, tensor in enumerate(body.get("inputs") or [] if isinstance(body, dict) else []):
         size = ((tensor.get("parameters") or {}).get("binary_data_size")) if isinstance(tensor, dict) else None
         if size is None:

@@ -1,0 +1,56 @@
+"""Request bodies parsed with orjson, which reads the large bodies a server may be sent (up to
+``--max-body-bytes``) about 2.5x faster than the standard library: the parse runs on the event loop
+(it holds the GIL, so no worker thread can take it off), and every other client's request waits
+while it does.
+
+Whatever orjson refuses (``NaN``, ``Infinity``, malformed JSON) is parsed again by
+:func:`json.loads`, so every body gets the answer it got before: the same value, or the same
+``json.JSONDecodeError`` (FastAPI's 422). One difference remains: an integer beyond 64 bits (past
+18446744073709551615 or below -9223372036854775808) arrives as the nearest float, as JavaScript
+reads it, where ``json`` keeps it exact; no task takes such numbers. Unpaired surrogate escapes
+(``"\\ud800"``) pass through both alike and the server answers 400 naming the input. Without
+orjson installed the standard library parses everything.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+try:
+    import orjson
+except ImportError:  # optional: part of fmkit[serve]
+    orjson = None  # type: ignore[assignment]
+
+
+def loads(body: bytes | str) -> Any:
+    """The JSON value of ``body``; raises :class:`json.JSONDecodeError` as :func:`json.loads` does."""
+    if orjson is not None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # the standard library decides: it accepts a little more, and its error is the one users see
+    return json.loads(body)
+
+
+def fast_json_route_class():
+    """A FastAPI route class whose requests parse their JSON body with :func:`loads` (FastAPI's own
+    handler reads it through ``Request.json``)."""
+    from fastapi.routing import APIRoute
+    from starlette.requests import Request
+
+    class FastJSONRequest(Request):
+        async def json(self) -> Any:
+            if not hasattr(self, "_json"):
+                self._json = loads(await self.body())
+            return self._json
+
+    class FastJSONRoute(APIRoute):
+        def get_route_handler(self):
+            handler = super().get_route_handler()
+
+            async def handle(request: Request):
+                return await handler(FastJSONRequest(request.scope, request.receive))
+
+            return handle
+
+    return FastJSONRoute
