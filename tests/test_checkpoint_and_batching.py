@@ -230,7 +230,7 @@ def test_a_background_runner_runs_the_model_call_on_an_idle_thread():
 
 def test_the_heavy_lane_setting_is_checked(monkeypatch):
     from fmkit.errors import UsageError
-    from fmkit.serve.app import heavy_lane_mode
+    from fmkit.serve.priority import heavy_lane_mode
 
     monkeypatch.delenv("FMKIT_HEAVY_LANE", raising=False)
     assert heavy_lane_mode() == "background"

@@ -199,7 +199,7 @@ def test_the_large_input_lane_runs_the_same_model_on_one_thread(int8_export):
     import os
     import threading
 
-    from fmkit.serve.app import background_predictor
+    from fmkit.serve.priority import background_predictor
 
     lane = background_predictor(main, "background")
     assert lane is not None and lane.predict(texts) == main.predict(texts)

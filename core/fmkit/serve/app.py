@@ -47,41 +47,6 @@ class UndecodableInput(ValueError):
     request, never an error for the others batched with it."""
 
 
-#: ``FMKIT_HEAVY_LANE`` values: the large-input lane's model calls in the background, or as the other lane's
-HEAVY_LANE_MODES = ("background", "shared")
-
-
-def heavy_lane_mode() -> str:
-    """How the large-input lane runs the model: ``background`` (the default: a single-threaded model
-    call on a background thread, see :mod:`fmkit.serve.priority`) or ``shared`` (as the other lane
-    does, on the same multi-threaded session, at the same priority); ``FMKIT_HEAVY_LANE`` in the
-    server's environment chooses."""
-    mode = os.environ.get("FMKIT_HEAVY_LANE", "").strip().lower() or "background"
-    if mode not in HEAVY_LANE_MODES:
-        raise UsageError(f"FMKIT_HEAVY_LANE={mode!r}: give one of {', '.join(HEAVY_LANE_MODES)}")
-    return mode
-
-
-def background_predictor(predictor, mode: str):
-    """A predictor for the large-input lane whose model calls run single-threaded on a background
-    thread (:mod:`fmkit.serve.priority`), built at startup; ``None`` (the lane runs as the other)
-    when ``mode`` is ``shared``, when the backend has no single-threaded runner (torch: its thread
-    pool would inherit the lowered priority) or when the platform cannot lower a thread's."""
-    if mode != "background":
-        return None
-    single = predictor.background()
-    if single is predictor:
-        return None
-    from ..predictor import Predictor
-    from .priority import BackgroundRunner
-
-    runner = BackgroundRunner(single.run_batch)
-    if not runner.lowered:
-        runner.close()
-        return None
-    return Predictor(predictor.task, runner, predictor.metadata, predictor.precision)
-
-
 def predict_each(predictor, items: list[Any], batch_size: int) -> list[Any]:
     """One outcome per item, run in the batcher's worker thread: a prediction, an
     :class:`UndecodableInput`, or the exception that item alone raised.
@@ -215,6 +180,8 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     from .guard import RequestGuard
     from .limits import InputRejected, check_inputs, input_size
     from .metrics import CONTENT_TYPE, MetricsMiddleware, ServingMetrics
+
+    from .priority import background_predictor, heavy_lane_mode
 
     lane_mode = heavy_lane_mode()  # checked before the model loads
     predictor = load_predictor(path, backend=backend, precision=precision, trust_remote_code=trust_remote_code)

@@ -12,6 +12,8 @@ workers between two operators of a short request) takes the core from it at once
 value alone only shrinks its share, and a waking thread may still wait for its time slice to end
 (``benchmarks/serve_heavy_lane.py`` measured no gain from nice +10). Where ``SCHED_IDLE`` is not
 available the nice value is raised to 19 instead; no privilege is needed for either.
+
+``FMKIT_HEAVY_LANE=shared`` in the server's environment turns this off (:func:`heavy_lane_mode`).
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ import concurrent.futures
 import logging
 import os
 from typing import Any, Callable
+
+from ..errors import UsageError
 
 log = logging.getLogger("fmkit")
 
@@ -63,3 +67,37 @@ class BackgroundRunner:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False)
+
+
+#: ``FMKIT_HEAVY_LANE`` values: the large-input lane's model calls in the background, or as the other lane's
+HEAVY_LANE_MODES = ("background", "shared")
+
+
+def heavy_lane_mode() -> str:
+    """How the large-input lane runs the model: ``background`` (the default: a single-threaded model
+    call on a background thread, see :func:`move_to_background`) or ``shared`` (as the other lane
+    does, on the same multi-threaded session, at the same priority); ``FMKIT_HEAVY_LANE`` in the
+    server's environment chooses."""
+    mode = os.environ.get("FMKIT_HEAVY_LANE", "").strip().lower() or "background"
+    if mode not in HEAVY_LANE_MODES:
+        raise UsageError(f"FMKIT_HEAVY_LANE={mode!r}: give one of {', '.join(HEAVY_LANE_MODES)}")
+    return mode
+
+
+def background_predictor(predictor, mode: str):
+    """A predictor for the large-input lane whose model calls run single-threaded on a background
+    thread (:class:`BackgroundRunner`), built at startup; ``None`` (the lane runs as the other)
+    when ``mode`` is ``shared``, when the backend has no single-threaded runner (torch: its thread
+    pool would inherit the lowered priority) or when the platform cannot lower a thread's."""
+    if mode != "background":
+        return None
+    single = predictor.background()
+    if single is predictor:
+        return None
+    from ..predictor import Predictor
+
+    runner = BackgroundRunner(single.run_batch)
+    if not runner.lowered:
+        runner.close()
+        return None
+    return Predictor(predictor.task, runner, predictor.metadata, predictor.precision)
