@@ -235,12 +235,17 @@ def test_request_bodies_parse_exactly_as_the_standard_library_parses_them():
         with pytest.raises(json.JSONDecodeError) as theirs:
             json.loads(bad)
         assert (mine.value.msg, mine.value.pos) == (theirs.value.msg, theirs.value.pos), bad
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):  # json itself raises RecursionError
+        loads(b"[" * 100_000 + b"]" * 100_000)
 
 
 def test_the_predict_routes_parse_their_body_through_the_fast_parser(exported, monkeypatch):
+    import json
+    from pathlib import Path
+
     from fastapi.testclient import TestClient
     from fmkit.serve import json_bodies
-    from fmkit.serve.app import create_app
+    from fmkit.serve.app import create_app, model_identity
 
     seen = []
     real = json_bodies.loads
@@ -248,4 +253,10 @@ def test_the_predict_routes_parse_their_body_through_the_fast_parser(exported, m
     with TestClient(create_app(exported)) as c:
         assert c.post("/v1/predict", json={"inputs": ["good film"]}).status_code == 200
         assert c.post("/v1/predict", content=b'{"inputs": [', headers={"content-type": "application/json"}).status_code == 422
-    assert len(seen) == 2
+        deep = b'{"inputs": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"  # a 500 before: RecursionError
+        r = c.post("/v1/predict", content=deep, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and "nested too deeply" in r.text
+        name = model_identity(json.loads((Path(exported) / "export.json").read_text()), exported)["name"]
+        r = c.post(f"/v2/models/{name}/infer", content=deep)
+        assert r.status_code == 422, r.text
+    assert len(seen) == 4

@@ -23,13 +23,18 @@ except ImportError:  # optional: part of fmkit[serve]
 
 
 def loads(body: bytes | str) -> Any:
-    """The JSON value of ``body``; raises :class:`json.JSONDecodeError` as :func:`json.loads` does."""
+    """The JSON value of ``body``; raises :class:`json.JSONDecodeError` as :func:`json.loads` does,
+    and for JSON nested deeper than the parser's recursion allows (where ``json`` raises
+    ``RecursionError``)."""
     if orjson is not None:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             pass  # the standard library decides: it accepts a little more, and its error is the one users see
-    return json.loads(body)
+    try:
+        return json.loads(body)
+    except RecursionError:  # thousands of nested brackets: bad input, not a server error
+        raise json.JSONDecodeError("the JSON is nested too deeply", "", 0) from None
 
 
 def fast_json_route_class():
