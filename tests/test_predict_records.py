@@ -92,3 +92,18 @@ def test_uploaded_record_files_give_one_answer_per_record(export):
         # without records=true an upload is one input, as before
         r = c.post("/v1/predict/files", files=[("files", ("t.txt", TEXTS[0], "text/plain"))])
         assert r.status_code == 200 and len(r.json()["predictions"]) == 1
+
+
+def test_record_files_with_long_cells_deep_json_and_unicode_line_separators(tmp_path):
+    """A CSV cell past csv's 131,072-character default, JSON nested too deeply or with a 5,000-digit
+    number: a DataError naming the file and line (they were 500s on the server); U+2028 inside a JSON
+    string is not a line break."""
+    from fmkit.errors import DataError
+    from fmkit.records import read_records
+
+    assert len(read_records("text\n" + "a" * 200_000 + "\n", "big.csv")[0]["text"]) == 200_000
+    assert read_records('"a\u2028b"\n{"x": 1}\r\n', "x.jsonl") == ["a\u2028b", {"x": 1}]
+    for text, words in (("[" * 3000 + "]" * 3000, "d.jsonl:1: not valid JSON: nested too deeply"),
+                        ('{"ok": 1}\n' + "1" * 5000, "d.jsonl:2: not valid JSON: Exceeds the limit")):
+        with pytest.raises(DataError, match=words.replace("(", "\\(")):
+            read_records(text, "d.jsonl")

@@ -260,3 +260,25 @@ def test_the_predict_routes_parse_their_body_through_the_fast_parser(exported, m
         r = c.post(f"/v2/models/{name}/infer", content=deep)
         assert r.status_code == 422, r.text
     assert len(seen) == 4
+
+
+def test_inputs_of_the_wrong_type_and_unreadable_bodies_are_named(exported):
+    """Text fields that are not strings were predicted (str(5), str(None)); a body that is not UTF-8
+    or holds a 5,000-digit number got FastAPI's bare "There was an error parsing the body"."""
+    from fastapi.testclient import TestClient
+    from fmkit.serve.app import create_app
+
+    with TestClient(create_app(exported)) as c:
+        for bad, words in (({"text": 5}, "'text' must be a string; got a number"),
+                           ({"text": None}, "'text' must be a string; got null"),
+                           ({"text": "ok", "text_pair": [1]}, "'text_pair' must be a string; got a list"),
+                           ([1, 2], "pair holds two strings; got [a number, a number]"),
+                           ([["a"], ["b"]], "got [a list, a list]")):
+            r = c.post("/v1/predict", json={"inputs": ["good film", bad]})
+            assert r.status_code == 400 and "inputs[1]" in r.text and words in r.text, (bad, r.text)
+        assert c.post("/v1/predict", json={"inputs": [["good film", "a pair"], {"text": "ok"}]}).status_code == 200
+        h = {"content-type": "application/json"}
+        for body, words in ((b'{"inputs": ["\xff"]}', "not UTF-8 text (invalid start byte: byte 0xff at offset 13)"),
+                            (b'{"inputs": [' + b"1" * 5000 + b"]}", "Exceeds the limit (4300 digits)")):
+            r = c.post("/v1/predict", content=body, headers=h)
+            assert r.status_code == 422 and words in r.text, r.text

@@ -28,23 +28,38 @@ def read_records(text: str, name: str) -> list[Any]:
     JSON value) text. ``name`` says which (by its ending) and names the file in errors."""
     if name.lower().endswith(".jsonl"):
         out = []
-        for i, line in enumerate(text.splitlines(), 1):
+        # lines end at \n only: str.splitlines() would also split at U+2028, U+0085 and others,
+        # which JSON allows inside strings
+        for i, line in enumerate(text.split("\n"), 1):
             if line.strip():
                 try:
                     out.append(json.loads(line))
-                except json.JSONDecodeError as e:
+                except RecursionError:
+                    raise DataError(f"{name}:{i}: not valid JSON: nested too deeply") from None
+                except ValueError as e:  # json.JSONDecodeError, or a number past Python's digit limit
                     raise DataError(f"{name}:{i}: not valid JSON: {e}") from None
         return out
+    _allow_long_csv_fields()
     reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
-        raise DataError(f"{name}: empty CSV file (a header row and one row per input are expected)")
     rows = []
-    for i, row in enumerate(reader, 2):
-        if None in row:
-            raise DataError(f"{name}:{i}: more cells than the header's {len(reader.fieldnames)} columns")
-        if any(v not in (None, "") for v in row.values()):
-            rows.append({k: v for k, v in row.items()})
+    try:
+        if not reader.fieldnames:
+            raise DataError(f"{name}: empty CSV file (a header row and one row per input are expected)")
+        for i, row in enumerate(reader, 2):
+            if None in row:
+                raise DataError(f"{name}:{i}: more cells than the header's {len(reader.fieldnames)} columns")
+            if any(v not in (None, "") for v in row.values()):
+                rows.append({k: v for k, v in row.items()})
+    except csv.Error as e:
+        raise DataError(f"{name}:{reader.line_num}: not valid CSV: {e}") from None
     return rows
+
+
+def _allow_long_csv_fields() -> None:
+    """Let the csv module read cells as long as the inputs fmkit accepts (its default stops at
+    131,072 characters, below the server's 1,000,000 per input)."""
+    if csv.field_size_limit() < 2**31 - 1:
+        csv.field_size_limit(2**31 - 1)
 
 
 def default_input(record: Any) -> Any:

@@ -304,7 +304,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         """A page to try the model in a browser (public or keyed like /docs)."""
         return HTMLResponse(page)
 
-    @app.get("/v1/health")
+    @app.api_route("/v1/health", methods=["GET", "HEAD"])  # HEAD: probes that only want the status
     async def health():
         return {"status": "ok"}
 

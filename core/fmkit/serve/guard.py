@@ -39,8 +39,9 @@ class RequestGuard:
         self.public = {HEALTH_PATH} | set(HEALTH_PATHS) | ({"/metrics"} if public_metrics else set()) | (DOC_PATHS if public_docs else set())
 
     @staticmethod
-    async def _reply(send, status: int, detail: str, close: bool = False) -> None:
-        body = json.dumps({"detail": detail}).encode()
+    async def _reply(send, status: int, detail: str, close: bool = False, protocol_v2: bool = False) -> None:
+        # the Open Inference Protocol's errors are {"error": ...}; the /v1 API's FastAPI's {"detail": ...}
+        body = json.dumps({"error": detail} if protocol_v2 else {"detail": detail}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if close:
             headers.append((b"connection", b"close"))
@@ -53,14 +54,14 @@ class RequestGuard:
         headers = dict(scope["headers"])
         if (self.api_key and scope["path"] not in self.public and not scope["path"].startswith(ASSETS_PREFIX)
                 and headers.get(b"x-api-key") != self.api_key):
-            return await self._reply(send, 401, "missing or wrong X-API-Key header")
+            return await self._reply(send, 401, "missing or wrong X-API-Key header", protocol_v2=_v2(scope))
         size = headers.get(b"content-length")
         if size is not None:
             if not size.isdigit():
-                return await self._reply(send, 400, "Content-Length is not a number")
+                return await self._reply(send, 400, "Content-Length is not a number", protocol_v2=_v2(scope))
             if int(size) > self.max_body_bytes:
                 return await self._reply(send, 413, f"request body of {int(size)} bytes exceeds the limit of "
-                                                    f"{self.max_body_bytes}")
+                                                    f"{self.max_body_bytes}", protocol_v2=_v2(scope))
         return await self._guarded(scope, receive, send, counted=size is None)
 
     async def _guarded(self, scope, receive, send, counted: bool) -> None:
@@ -81,7 +82,7 @@ class RequestGuard:
                 except TimeoutError:
                     state["refused"] = True
                     await self._reply(send, 408, f"the request body did not arrive within {self.body_timeout:g} s",
-                                      close=True)
+                                      close=True, protocol_v2=_v2(scope))
                     return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 state["complete"] = not message.get("more_body", False)
@@ -89,7 +90,8 @@ class RequestGuard:
                     state["read"] += len(message.get("body", b""))
                     if state["read"] > self.max_body_bytes:
                         state["refused"] = True
-                        await self._reply(send, 413, f"request body exceeds the limit of {self.max_body_bytes} bytes")
+                        await self._reply(send, 413, f"request body exceeds the limit of {self.max_body_bytes} bytes",
+                                          protocol_v2=_v2(scope))
                         return {"type": "http.disconnect"}
             return message
 
@@ -98,3 +100,8 @@ class RequestGuard:
                 await send(message)
 
         await self.app(scope, guarded_receive, guarded_send)
+
+
+def _v2(scope: dict[str, Any]) -> bool:
+    """Whether a request is the Open Inference Protocol's (its errors have another shape)."""
+    return scope["path"].startswith("/v2/")

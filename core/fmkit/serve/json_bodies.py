@@ -24,8 +24,8 @@ except ImportError:  # optional: part of fmkit[serve]
 
 def loads(body: bytes | str) -> Any:
     """The JSON value of ``body``; raises :class:`json.JSONDecodeError` as :func:`json.loads` does,
-    and for JSON nested deeper than the parser's recursion allows (where ``json`` raises
-    ``RecursionError``)."""
+    and also where ``json`` raises something else for bad input: JSON nested deeper than its recursion
+    allows, a body that is not UTF-8, a number with more digits than Python converts."""
     if orjson is not None:
         try:
             return orjson.loads(body)
@@ -33,8 +33,15 @@ def loads(body: bytes | str) -> Any:
             pass  # the standard library decides: it accepts a little more, and its error is the one users see
     try:
         return json.loads(body)
+    except json.JSONDecodeError:
+        raise
     except RecursionError:  # thousands of nested brackets: bad input, not a server error
         raise json.JSONDecodeError("the JSON is nested too deeply", "", 0) from None
+    except UnicodeDecodeError as e:
+        raise json.JSONDecodeError(f"the body is not UTF-8 text ({e.reason}: byte 0x{e.object[e.start]:02x} "
+                                   f"at offset {e.start})", "", 0) from None
+    except ValueError as e:  # a number past Python's digit limit, and the like
+        raise json.JSONDecodeError(str(e).split(";")[0], "", 0) from None
 
 
 def fast_json_route_class():

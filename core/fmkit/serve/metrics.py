@@ -45,8 +45,9 @@ class ServingMetrics:
 
 
 class MetricsMiddleware:
-    """Counts and times every HTTP response; known paths keep their name, others count as ``other``
-    (so a scan of random URLs cannot grow the label set without bound)."""
+    """Counts and times every HTTP response; known paths keep their name, a templated route's requests
+    count under its template (``/v2/models/{model}/infer``), others as ``other`` (so a scan of random
+    URLs cannot grow the label set without bound)."""
 
     def __init__(self, app, metrics: ServingMetrics, paths: set[str]):
         self.app, self.metrics, self.paths = app, metrics, paths
@@ -54,7 +55,6 @@ class MetricsMiddleware:
     async def __call__(self, scope: dict[str, Any], receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        path = scope["path"] if scope["path"] in self.paths else "other"
         status = {"code": 500}
 
         async def recording_send(message):
@@ -68,5 +68,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, recording_send)
         finally:
             self.metrics.in_flight.dec()
+            # a templated route (``/v2/models/{model}/infer``) counts under its template, set by the router
+            template = getattr(scope.get("route"), "path", None)
+            path = scope["path"] if scope["path"] in self.paths else template if template in self.paths else "other"
             self.metrics.requests.labels(path, str(status["code"])).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - t0)

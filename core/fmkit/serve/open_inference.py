@@ -43,9 +43,35 @@ def _reshape(flat: list, shape: list[int]) -> list:
 
 
 def _flatten(data: Any) -> list:
-    if isinstance(data, list):
-        return [x for item in data for x in _flatten(item)]
-    return [data]
+    """The elements of ``data`` in row-major order, however deeply it nests (no recursion: a hostile
+    body may nest a thousand levels)."""
+    out, stack = [], [iter([data])]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            out.append(item)
+        else:
+            stack.pop()
+    return out
+
+
+def _is_number(x: Any, datatype: str) -> bool:
+    if datatype == "BOOL":
+        return isinstance(x, bool)
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def wanted_outputs(body: dict) -> list[str] | None:
+    """The output names a request asks for (``"outputs": [{"name": ...}, ...]``), ``None`` for all."""
+    outputs = body.get("outputs")
+    if outputs is None:
+        return None
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
+                                                for o in outputs):
+        raise ProtocolError('outputs must be a list of {"name": "..."} with string names', 422)
+    return [o["name"] for o in outputs] or None
 
 
 def request_items(body: Any) -> list[Any]:
@@ -67,7 +93,40 @@ def request_items(body: Any) -> list[Any]:
         return flat
     if datatype not in NUMERIC:
         raise ProtocolError(f"inputs[0].datatype {datatype!r} is not a datatype of the protocol")
+    bad = next((i for i, x in enumerate(flat) if not _is_number(x, datatype)), None)
+    if bad is not None:
+        raise ProtocolError(f"inputs[0] is {datatype} but its element {bad} is {flat[bad]!r:.60}")
     return _reshape(flat, shape) if len(shape) > 1 else flat
+
+
+def _binary_data(chunk: bytes, datatype: str, i: int) -> list:
+    """The elements of input ``i``'s raw bytes (BYTES: each a 4-byte little-endian length, then
+    that many bytes of UTF-8; numeric: the datatype's little-endian values)."""
+    import numpy as np
+
+    if datatype == "BYTES":
+        items, pos = [], 0
+        while pos < len(chunk):
+            if pos + 4 > len(chunk):
+                raise ProtocolError(f"inputs[{i}]: {len(chunk) - pos} stray byte(s) at the end of its BYTES data")
+            length = int.from_bytes(chunk[pos:pos + 4], "little")
+            if pos + 4 + length > len(chunk):
+                raise ProtocolError(f"inputs[{i}]: element {len(items)} says {length} bytes but "
+                                    f"{len(chunk) - pos - 4} remain in its BYTES data")
+            try:
+                items.append(chunk[pos + 4:pos + 4 + length].decode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise ProtocolError(f"inputs[{i}]: element {len(items)} is not UTF-8 ({e.reason} at byte {e.start})") \
+                    from None
+            pos += 4 + length
+        return items
+    if datatype not in _DTYPES:
+        raise ProtocolError(f"inputs[{i}].datatype {datatype!r} is not a datatype of the protocol")
+    width = np.dtype(_DTYPES[datatype]).itemsize
+    if len(chunk) % width:
+        raise ProtocolError(f"inputs[{i}]: {len(chunk)} bytes of {datatype} data is not a whole number of "
+                            f"{width}-byte values")
+    return np.frombuffer(chunk, dtype=_DTYPES[datatype]).tolist()
 
 
 _DTYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1",
@@ -77,9 +136,7 @@ _DTYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT6
 def parse_body(raw: bytes, header_length: str | None) -> Any:
     """The request as JSON; with the binary tensor extension (``Inference-Header-Content-Length``,
     what tritonclient sends by default) the JSON header is followed by each input's raw bytes,
-    which become its ``data`` (BYTES: 4-byte little-endian lengths, each followed by the bytes)."""
-    import numpy as np
-
+    which become its ``data`` (see :func:`_binary_data`)."""
     from .json_bodies import loads
 
     if header_length is None:
@@ -88,28 +145,31 @@ def parse_body(raw: bytes, header_length: str | None) -> Any:
         n = int(header_length)
     except ValueError:
         raise ProtocolError("Inference-Header-Content-Length must be a number of bytes", 422) from None
-    if not 0 <= n <= len(raw):
+    if n < 0:
+        raise ProtocolError(f"Inference-Header-Content-Length {n} is negative: give the JSON header's size in bytes", 422)
+    if n > len(raw):
         raise ProtocolError(f"Inference-Header-Content-Length {n} is past the body's {len(raw)} bytes", 422)
     body, offset = loads(raw[:n]), n
-    for i, tensor in enumerate(body.get("inputs") or [] if isinstance(body, dict) else []):
-        size = ((tensor.get("parameters") or {}).get("binary_data_size")) if isinstance(tensor, dict) else None
+    if not isinstance(body, dict) or not isinstance(body.get("inputs", []), list):
+        raise ProtocolError('the JSON header must be {"inputs": [{"name", "shape", "datatype", ...}, ...]}', 422)
+    for i, tensor in enumerate(body.get("inputs") or []):
+        if not isinstance(tensor, dict):
+            continue  # request_items names what is wrong with it
+        parameters = tensor.get("parameters")
+        if parameters is None:
+            continue
+        if not isinstance(parameters, dict):
+            raise ProtocolError(f"inputs[{i}].parameters must be an object; got {parameters!r:.60}", 422)
+        size = parameters.get("binary_data_size")
         if size is None:
             continue
-        chunk, offset = raw[offset:offset + int(size)], offset + int(size)
-        if len(chunk) != int(size):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ProtocolError(f"inputs[{i}].parameters.binary_data_size must be a whole number of bytes; "
+                                f"got {size!r:.60}", 422)
+        chunk, offset = raw[offset:offset + size], offset + size
+        if len(chunk) != size:
             raise ProtocolError(f"inputs[{i}]: binary_data_size {size} is past the end of the body")
-        datatype = str(tensor.get("datatype", "")).upper()
-        if datatype == "BYTES":
-            items, pos = [], 0
-            while pos + 4 <= len(chunk):
-                length = int.from_bytes(chunk[pos:pos + 4], "little")
-                items.append(chunk[pos + 4:pos + 4 + length].decode("utf-8", errors="strict"))
-                pos += 4 + length
-            tensor["data"] = items
-        elif datatype in _DTYPES:
-            tensor["data"] = np.frombuffer(chunk, dtype=_DTYPES[datatype]).tolist()
-        else:
-            raise ProtocolError(f"inputs[{i}].datatype {datatype!r} is not a datatype of the protocol")
+        tensor["data"] = _binary_data(chunk, str(tensor.get("datatype", "")).upper(), i)
     return body
 
 
@@ -201,11 +261,11 @@ def add_routes(app, name: str, version: str, task, meta: dict, predict: Callable
             body = parse_body(await request.body(), request.headers.get("inference-header-content-length"))
         except ProtocolError as e:
             return error(e.status, str(e))
-        except ValueError:  # JSON, or UTF-8 of a BYTES element
-            return error(422, "the body is not JSON (or a BYTES element is not UTF-8)")
+        except ValueError as e:  # json.JSONDecodeError
+            return error(422, f"the body is not JSON: {e}")
         try:
             items = request_items(body)
-            wanted = [o.get("name") for o in body.get("outputs") or [] if isinstance(o, dict)] or None
+            wanted = wanted_outputs(body)
             answer = await predict(items, "inputs", request)
             if isinstance(answer, Response):
                 return answer

@@ -82,9 +82,15 @@ class TextClassification(ClassificationTask, TokenizedTextTask):
         if isinstance(raw, str):
             return {"text": raw}
         if isinstance(raw, (list, tuple)) and len(raw) == 2:
-            return {"text": str(raw[0]), "text_pair": str(raw[1])}
+            if not all(isinstance(t, str) for t in raw):
+                raise DataError(f"a [text, text_pair] pair holds two strings; got [{_kind(raw[0])}, {_kind(raw[1])}]")
+            return {"text": raw[0], "text_pair": raw[1]}
         if isinstance(raw, dict) and "text" in raw:
-            return {"text": str(raw["text"]), "text_pair": raw.get("text_pair")}
+            pair = raw.get("text_pair")
+            if not isinstance(raw["text"], str) or not (pair is None or isinstance(pair, str)):
+                wrong = "text" if not isinstance(raw["text"], str) else "text_pair"
+                raise DataError(f"'{wrong}' must be a string; got {_kind(raw[wrong])}")
+            return {"text": raw["text"], "text_pair": pair}
         raise DataError(f"a text input must be a string, a [text, text_pair] pair or {{'text': ...}}; got {type(raw).__name__}")
 
     def encode_examples(self, examples):
@@ -112,3 +118,9 @@ def _head_tail(ids: list[int], n: int) -> list[int]:
     room = n - 2
     head = room // 4
     return ids[:1 + head] + ids[len(ids) - 1 - (room - head):]
+
+
+def _kind(value) -> str:
+    """A JSON-ish name of ``value``'s type, for error messages."""
+    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object",
+            type(None): "null", str: "a string"}.get(type(value), type(value).__name__)
