@@ -103,7 +103,30 @@ def test_record_files_with_long_cells_deep_json_and_unicode_line_separators(tmp_
 
     assert len(read_records("text\n" + "a" * 200_000 + "\n", "big.csv")[0]["text"]) == 200_000
     assert read_records('"a\u2028b"\n{"x": 1}\r\n', "x.jsonl") == ["a\u2028b", {"x": 1}]
+    with pytest.raises(DataError, match="q.csv:2: not valid CSV: unexpected end of data \\(a quote that is never closed"):
+        read_records('text,label\n"unterminated,x\n', "q.csv")  # was one input holding the rest of the file
+    assert read_records('text\n"a ""quoted"" word"\n', "q.csv") == [{"text": 'a "quoted" word'}]
     for text, words in (("[" * 3000 + "]" * 3000, "d.jsonl:1: not valid JSON: nested too deeply"),
                         ('{"ok": 1}\n' + "1" * 5000, "d.jsonl:2: not valid JSON: Exceeds the limit")):
         with pytest.raises(DataError, match=words.replace("(", "\\(")):
             read_records(text, "d.jsonl")
+
+
+def test_predict_names_unreadable_inputs_and_unwritable_outputs(export, tmp_path, capsys):
+    """A non-UTF-8 input file, an output path that is a folder or lies under a file: one line, exit 2,
+    nothing written (each was a traceback)."""
+    from fmkit.cli.main import main
+
+    good = tmp_path / "in.txt"
+    good.write_text("good film\n")
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"ok\n\xff\xfe\x00bad\n")
+    folder = tmp_path / "outdir"
+    folder.mkdir()
+    for args, words in (([str(binary)], "is not UTF-8 text (invalid start byte: byte 0xff at offset 3)"),
+                        ([str(good), "-o", str(folder)], "it is a folder; give a file path"),
+                        ([str(good), "-o", str(good / "out.jsonl")], "in.txt is a file, not a folder")):
+        assert main(["predict", export, *args]) == 2, args
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, err
+    assert list(folder.iterdir()) == [] and good.read_text() == "good film\n"

@@ -40,8 +40,8 @@ def read_records(text: str, name: str) -> list[Any]:
                     raise DataError(f"{name}:{i}: not valid JSON: {e}") from None
         return out
     _allow_long_csv_fields()
-    reader = csv.DictReader(io.StringIO(text))
-    rows = []
+    reader = csv.DictReader(io.StringIO(text), strict=True)  # strict: an unclosed quote is an error, not one long cell
+    rows, done = [], 1  # done: the last line fully read (the header's, at first)
     try:
         if not reader.fieldnames:
             raise DataError(f"{name}: empty CSV file (a header row and one row per input are expected)")
@@ -50,8 +50,10 @@ def read_records(text: str, name: str) -> list[Any]:
                 raise DataError(f"{name}:{i}: more cells than the header's {len(reader.fieldnames)} columns")
             if any(v not in (None, "") for v in row.values()):
                 rows.append({k: v for k, v in row.items()})
+            done = reader.line_num
     except csv.Error as e:
-        raise DataError(f"{name}:{reader.line_num}: not valid CSV: {e}") from None
+        hint = " (a quote that is never closed?)" if "unexpected end of data" in str(e) else ""
+        raise DataError(f"{name}:{done + 1}: not valid CSV: {e}{hint}") from None
     return rows
 
 

@@ -20,7 +20,11 @@ def read_inputs(path: str, task=None) -> list:
         raise DataError(f"input {path} does not exist (a path relative to {Path.cwd()})")
     if p.is_dir():
         return [str(x) for x in sorted(p.rglob("*")) if x.is_file()]
-    text = p.read_text(encoding="utf-8-sig")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"input {path} is not UTF-8 text ({e.reason}: byte 0x{e.object[e.start]:02x} at offset "
+                        f"{e.start}); save it as UTF-8") from None
     if is_record_file(p.name):
         return inputs_of(text, str(p), task)
     return [line for line in text.splitlines() if line.strip()]

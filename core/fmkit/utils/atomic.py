@@ -15,9 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import DiskFullError
+from ..errors import DiskFullError, UsageError
 
 _FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+#: a target that cannot be written where it is: the caller gave a wrong path (usage), not a crash
+_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
 
 
 def _current_umask() -> int:
@@ -63,7 +65,21 @@ def _write(fd: int, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def unwritable_error(path: Path, e: OSError) -> UsageError:
+    """One line saying why ``path`` cannot be written (a folder where a file goes, a file where a
+    folder goes, no permission, a read-only file system)."""
+    if path.is_dir():
+        return UsageError(f"cannot write {path}: it is a folder; give a file path")
+    blocker = next((a for a in path.parents if a.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        return UsageError(f"cannot write {path}: {blocker} is a file, not a folder")
+    return UsageError(f"cannot write {path}: {e.strerror or e}")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see the module); a full disk is a
+    :class:`~fmkit.errors.DiskFullError`, a path that cannot be written a
+    :class:`~fmkit.errors.UsageError` saying why."""
     path = Path(path)
     tmp = None
     try:
@@ -78,6 +94,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
                 os.unlink(tmp)
         if is_disk_full(e):
             raise disk_full_error(path) from None
+        if isinstance(e, OSError) and e.errno in _UNWRITABLE:
+            raise unwritable_error(path, e) from None
         raise
 
 
