@@ -130,3 +130,16 @@ def test_predict_names_unreadable_inputs_and_unwritable_outputs(export, tmp_path
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err, err
     assert list(folder.iterdir()) == [] and good.read_text() == "good film\n"
+
+
+def test_an_empty_input_says_so_and_evaluate_on_an_export_names_the_mistake(export, tmp_path, capsys):
+    from fmkit.cli.main import main
+
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    assert main(["predict", export, str(empty)]) == 0
+    assert "holds no inputs" in capsys.readouterr().err  # it printed nothing at all
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\ngood film,pos\n")
+    assert main(["evaluate", export, "--data", str(data)]) == 2
+    assert "is an export folder, which holds no checkpoints" in capsys.readouterr().err

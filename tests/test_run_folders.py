@@ -140,3 +140,11 @@ def test_runs_lists_and_compare_puts_runs_side_by_side(recipe, tmp_path):
     assert text.count("data:image/png;base64,") >= 2  # train loss and validation curves, overlaid
     one = run_cli("compare", str(a.run_dir), "-o", str(tmp_path / "x.html"))
     assert one.returncode == 2 and "at least two runs" in one.stderr and not (tmp_path / "x.html").exists()
+
+
+def test_resume_with_a_run_dir_is_refused_not_ignored(recipe, tmp_path, capsys):
+    from fmkit.cli.main import main
+
+    code = main(["train", str(recipe), "--resume", str(tmp_path / "a"), "--run-dir", str(tmp_path / "b")])
+    assert code == 2 and "would be ignored" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

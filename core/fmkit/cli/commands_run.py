@@ -29,6 +29,12 @@ def _run_and_print(args, recipe) -> int:
     from ..engine.api import train as run_train
     from ..engine.distributed import world
 
+    if getattr(args, "resume", None) and getattr(args, "run_dir", None):
+        from ..errors import UsageError
+
+        raise UsageError(f"--resume {args.resume} continues that run in its own directory; --run-dir "
+                         f"{args.run_dir} would be ignored: give one of the two")
+
     if args.json:  # stdout carries the one JSON object; progress and notices go to stderr
         import contextlib
 
@@ -127,6 +133,9 @@ def predict(args) -> int:
                      trust_remote_code=args.trust_remote_code, backend=args.backend)
     if args.output:
         print(f"wrote {n} predictions to {args.output}", file=sys.stderr)
+    elif not n:
+        print(f"warning: {args.input} holds no inputs (no non-blank line or record): nothing was predicted",
+              file=sys.stderr)
     return 0
 
 

@@ -113,6 +113,9 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best", trust_remote_cod
     recipe = read_run_recipe(run_dir, import_plugins=trust_remote_code)
     weights = run_dir / "checkpoints" / checkpoint / "model.safetensors"
     if not weights.is_file():
+        if (run_dir / "export.json").is_file():
+            raise UsageError(f"{run_dir} is an export folder, which holds no checkpoints: give the run directory it "
+                             "was exported from (fmkit evaluate RUN_DIR), or predict with fmkit predict")
         raise UsageError(f"no checkpoint {checkpoint!r} in {run_dir}/checkpoints; did training finish an evaluation?")
     task = load_task(recipe, run_dir / "artifacts")
     override: dict = {k: v for k, v in recipe.model.as_dict().items() if k == "trust_remote_code"}
