@@ -78,6 +78,11 @@ def test_new_recipe_for_an_installed_task_validates_once_paths_are_set(tmp_path)
     r = run_cli("validate", str(out), "--skip-data", "--set", "data.train=x.csv", "--set", "model.pretrained=some/folder")
     assert r.returncode == 0, r.stderr + r.stdout
     assert yaml.safe_load(text)["task"]["name"] == "text-classification"
+    out.write_text(text + "# my edits\n")
+    r = run_cli("new", "recipe", "text-classification", "-o", str(out))  # would lose the edits
+    assert r.returncode == 2 and "--force" in r.stderr and out.read_text().endswith("# my edits\n"), r.stderr
+    assert run_cli("new", "recipe", "text-classification", "-o", str(out), "--force").returncode == 0
+    assert out.read_text() == text
     r = run_cli("new", "recipe", "text-clasification")
     assert r.returncode == 2 and "did you mean" in r.stderr
 

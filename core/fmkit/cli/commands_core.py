@@ -248,6 +248,10 @@ def new_plugin(args) -> int:
 def new_recipe(args) -> int:
     from ..scaffold import starter_recipe
 
+    if args.output and Path(args.output).is_file() and not getattr(args, "force", False):
+        from ..errors import UsageError
+
+        raise UsageError(f"{args.output} exists (an edited recipe, perhaps): give another -o, or --force to replace it")
     manager = get_plugin_manager()
     text = starter_recipe(args.task, manager.registry, manager.recipe_sections, data=getattr(args, "data", None))
     if args.output:

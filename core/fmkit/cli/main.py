@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
     p.add_argument("--data", metavar="FILE",
                    help="a training data file: its columns are looked at and filled in (default: placeholders)")
+    p.add_argument("--force", action="store_true", help="replace an existing --output file")
     p.set_defaults(func=core.new_recipe)
     _list_tasks_in_help(p)
 
