@@ -103,6 +103,12 @@ RECIPE_CASES = [
     ("--set into a list that does not exist", ["data.augment.0.name=x"], "data.augment.0.name", None,
      "data.augment is not a list here"),
     ("--set with a negative index", ["data.clean.-1.name=x"], "data.clean.-1.name", None, "does not exist"),
+    ("true where a number goes (was read as 1)", ("epochs: 2", "epochs: true"), "train.epochs", 18,
+     "Input should be a number, not true"),
+    ("--set yes where a number goes", ["train.batch_size=yes"], "train.batch_size", None,
+     "Input should be a number, not true"),
+    ("true for a task parameter (a plugin's model)", ("max_length: 32", "max_length: true"), "task.max_length", 3,
+     "Input should be a number, not true"),
 ]
 
 
@@ -120,7 +126,7 @@ def test_validate_reports_the_field_and_line(tmp_path, capsys, case, edit, path,
     assert match, errors
     assert words in match[0]["message"], match[0]
     assert match[0]["line"] == line, match[0]
-    assert match[0]["file"] == (str(tmp_path / "recipe.yaml") if not sets else "--set")
+    assert match[0]["file"] == str(tmp_path / "recipe.yaml") if not sets else match[0]["file"].startswith("--set")
 
 
 ENCODING_CASES = [

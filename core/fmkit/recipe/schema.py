@@ -21,10 +21,28 @@ class _Documented(BaseModel):
             cls.model_rebuild(force=True)
 
 
+def _takes_numbers_not_booleans(annotation: Any) -> bool:
+    """Whether a field of this type takes an int or a float but not a bool (pydantic would read
+    ``true`` as 1 there)."""
+    import typing
+
+    args = set(typing.get_args(annotation)) or {annotation}
+    return bool(args & {int, float}) and bool not in args
+
+
 class Section(_Documented):
-    """A recipe section: unknown keys and non-finite numbers are errors."""
+    """A recipe section: unknown keys, non-finite numbers and ``true``/``false`` where a number goes
+    are errors."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info) -> Any:
+        if isinstance(value, bool) and info.field_name in cls.model_fields \
+                and _takes_numbers_not_booleans(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"Input should be a number, not {str(value).lower()}")
+        return value
 
 
 class ComponentRef(BaseModel):
