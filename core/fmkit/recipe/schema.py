@@ -21,13 +21,17 @@ class _Documented(BaseModel):
             cls.model_rebuild(force=True)
 
 
-def _takes_numbers_not_booleans(annotation: Any) -> bool:
-    """Whether a field of this type takes an int or a float but not a bool (pydantic would read
-    ``true`` as 1 there)."""
+def boolean_for_number(annotation: Any, value: Any) -> str | None:
+    """The error for ``value`` when it is ``true``/``false`` and a field of this type takes an int or
+    a float but not a bool (pydantic would read it as 1 or 0); ``None`` otherwise."""
     import typing
 
+    if not isinstance(value, bool):
+        return None
     args = set(typing.get_args(annotation)) or {annotation}
-    return bool(args & {int, float}) and bool not in args
+    if args & {int, float} and bool not in args:
+        return f"Input should be a number, not {str(value).lower()}"
+    return None
 
 
 class Section(_Documented):
@@ -39,9 +43,10 @@ class Section(_Documented):
     @field_validator("*", mode="before")
     @classmethod
     def _no_boolean_numbers(cls, value: Any, info) -> Any:
-        if isinstance(value, bool) and info.field_name in cls.model_fields \
-                and _takes_numbers_not_booleans(cls.model_fields[info.field_name].annotation):
-            raise ValueError(f"Input should be a number, not {str(value).lower()}")
+        field = cls.model_fields.get(info.field_name)
+        problem = boolean_for_number(field.annotation, value) if field is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
 

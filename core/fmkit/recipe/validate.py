@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import AmbiguousComponentError, ComponentNotFoundError, RecipeError, RecipeIssue
 from .loader import Lines, apply_overrides, read_recipe_file
-from .schema import ComponentRef, DataSection, Recipe, _takes_numbers_not_booleans
+from .schema import ComponentRef, DataSection, Recipe, boolean_for_number
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..plugins import PluginManager
@@ -102,11 +102,12 @@ class _Checker:
             return None
         try:
             model = comp.params_model()
-            booleans = [k for k, v in params.items() if isinstance(v, bool) and k in model.model_fields
-                        and _takes_numbers_not_booleans(model.model_fields[k].annotation)]
-            for k in booleans:  # pydantic would read true as 1 here
-                self.issue(loc + (k,), f"Input should be a number, not {str(params[k]).lower()}")
-            if booleans:
+            booleans = {k: boolean_for_number(model.model_fields[k].annotation, v) for k, v in params.items()
+                        if k in model.model_fields}  # pydantic would read true as 1 where a number goes
+            for k, problem in booleans.items():
+                if problem:
+                    self.issue(loc + (k,), problem)
+            if any(booleans.values()):
                 return None
             validated = model.model_validate(params)
         except ValidationError as e:

@@ -179,8 +179,8 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     from .batching import MicroBatcher, Overloaded
     from .guard import RequestGuard
     from .limits import InputRejected, check_inputs, input_size
+    from .json_bodies import fast_json_route_class
     from .metrics import CONTENT_TYPE, MetricsMiddleware, ServingMetrics
-
     from .priority import background_predictor, heavy_lane_mode
 
     lane_mode = heavy_lane_mode()  # checked before the model loads
@@ -213,8 +213,6 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
             background.run_batch.close()
 
     app = FastAPI(title="fmkit model server", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
-    from .json_bodies import fast_json_route_class
-
     app.router.route_class = fast_json_route_class()  # every route declared below parses its body with orjson
     offline_docs(app)
     who = model_identity(meta, path)

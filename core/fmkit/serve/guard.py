@@ -39,9 +39,10 @@ class RequestGuard:
         self.public = {HEALTH_PATH} | set(HEALTH_PATHS) | ({"/metrics"} if public_metrics else set()) | (DOC_PATHS if public_docs else set())
 
     @staticmethod
-    async def _reply(send, status: int, detail: str, close: bool = False, protocol_v2: bool = False) -> None:
-        # the Open Inference Protocol's errors are {"error": ...}; the /v1 API's FastAPI's {"detail": ...}
-        body = json.dumps({"error": detail} if protocol_v2 else {"detail": detail}).encode()
+    async def _reply(send, scope: dict[str, Any], status: int, detail: str, close: bool = False) -> None:
+        # the Open Inference Protocol's errors (/v2/...) are {"error": ...}; the /v1 API's FastAPI's {"detail": ...}
+        key = "error" if scope["path"].startswith("/v2/") else "detail"
+        body = json.dumps({key: detail}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if close:
             headers.append((b"connection", b"close"))
@@ -54,14 +55,14 @@ class RequestGuard:
         headers = dict(scope["headers"])
         if (self.api_key and scope["path"] not in self.public and not scope["path"].startswith(ASSETS_PREFIX)
                 and headers.get(b"x-api-key") != self.api_key):
-            return await self._reply(send, 401, "missing or wrong X-API-Key header", protocol_v2=_v2(scope))
+            return await self._reply(send, scope, 401, "missing or wrong X-API-Key header")
         size = headers.get(b"content-length")
         if size is not None:
             if not size.isdigit():
-                return await self._reply(send, 400, "Content-Length is not a number", protocol_v2=_v2(scope))
+                return await self._reply(send, scope, 400, "Content-Length is not a number")
             if int(size) > self.max_body_bytes:
-                return await self._reply(send, 413, f"request body of {int(size)} bytes exceeds the limit of "
-                                                    f"{self.max_body_bytes}", protocol_v2=_v2(scope))
+                return await self._reply(send, scope, 413, f"request body of {int(size)} bytes exceeds the limit "
+                                                           f"of {self.max_body_bytes}")
         return await self._guarded(scope, receive, send, counted=size is None)
 
     async def _guarded(self, scope, receive, send, counted: bool) -> None:
@@ -81,8 +82,8 @@ class RequestGuard:
                         message = await receive()
                 except TimeoutError:
                     state["refused"] = True
-                    await self._reply(send, 408, f"the request body did not arrive within {self.body_timeout:g} s",
-                                      close=True, protocol_v2=_v2(scope))
+                    await self._reply(send, scope, 408,
+                                      f"the request body did not arrive within {self.body_timeout:g} s", close=True)
                     return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 state["complete"] = not message.get("more_body", False)
@@ -90,8 +91,8 @@ class RequestGuard:
                     state["read"] += len(message.get("body", b""))
                     if state["read"] > self.max_body_bytes:
                         state["refused"] = True
-                        await self._reply(send, 413, f"request body exceeds the limit of {self.max_body_bytes} bytes",
-                                          protocol_v2=_v2(scope))
+                        await self._reply(send, scope, 413,
+                                          f"request body exceeds the limit of {self.max_body_bytes} bytes")
                         return {"type": "http.disconnect"}
             return message
 
@@ -101,7 +102,3 @@ class RequestGuard:
 
         await self.app(scope, guarded_receive, guarded_send)
 
-
-def _v2(scope: dict[str, Any]) -> bool:
-    """Whether a request is the Open Inference Protocol's (its errors have another shape)."""
-    return scope["path"].startswith("/v2/")
