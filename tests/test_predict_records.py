@@ -4,6 +4,7 @@ answer per record."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +144,51 @@ def test_an_empty_input_says_so_and_evaluate_on_an_export_names_the_mistake(expo
     data.write_text("text,label\ngood film,pos\n")
     assert main(["evaluate", export, "--data", str(data)]) == 2
     assert "is an export folder, which holds no checkpoints" in capsys.readouterr().err
+
+
+def test_a_record_the_task_cannot_take_is_named_by_file_and_line(export, tmp_path):
+    from fmkit.engine.predict_file import predict_file
+    from fmkit.errors import DataError
+
+    src = tmp_path / "mixed.jsonl"
+    src.write_text('{"text": "good film"}\n\n{"text": 5}\n')
+    with pytest.raises(DataError, match=r"mixed.jsonl:3: a text input must be a string.*got int"):
+        predict_file(export, str(src), str(tmp_path / "o.jsonl"))
+    assert not (tmp_path / "o.jsonl").exists()
+    from fmkit.records import read_located_records
+
+    # a CSV row is located at the line it starts on, past quoted cells that span lines
+    assert [w for _, w in read_located_records('text,label\n"two\nlines",x\n,\nc,y\n', "r.csv")] == ["r.csv:2", "r.csv:5"]
+
+
+def test_a_folder_of_text_files_predicts_their_texts_and_names_each_file(export, tmp_path):
+    from fmkit.engine.predict_file import predict_file
+
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    for i, t in enumerate(TEXTS):
+        (folder / ("sub" if i % 2 else "") / f"{i}.txt").write_text(t)
+    assert predict_file(export, str(folder), str(tmp_path / "o.jsonl"), batch_size=3) == len(TEXTS)
+    rows = _read(tmp_path / "o.jsonl")
+    by_name = {r["input"]: r for r in rows}
+    assert sorted(by_name) == sorted(str(p) for p in folder.rglob("*.txt"))  # each answer names its file
+    expected = dict(zip(TEXTS, _expected(export)))
+    for name, r in by_name.items():  # the model read the file's text, not its path
+        assert r["label"] == expected[TEXTS[int(Path(name).stem)]]["label"]
+        assert r["scores"] == pytest.approx(expected[TEXTS[int(Path(name).stem)]]["scores"], abs=1e-5)
+
+
+def test_standard_input_is_read_with_a_dash(export, tmp_path, monkeypatch, capsys):
+    import io
+
+    from fmkit.cli.main import main
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("\n".join(TEXTS).encode() + b"\n\n")))
+    assert main(["predict", export, "-"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["input"] for r in out] == TEXTS
+    assert [r["label"] for r in out] == [p["label"] for p in _expected(export)]
+    records = "".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:2]) + '{"text": [1]}\n'
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(records.encode())))
+    assert main(["predict", export, "-", "--input-format", "jsonl", "-o", str(tmp_path / "p.jsonl")]) == 2
+    assert "<stdin>:3" in capsys.readouterr().err and not (tmp_path / "p.jsonl").exists()

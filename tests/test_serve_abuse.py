@@ -60,6 +60,25 @@ def test_lone_surrogates_and_oversized_inputs_are_4xx_naming_the_input(export):
         assert c.get("/v1/health").status_code == 200
 
 
+def test_a_json_route_sent_another_content_type_says_to_send_json(export):
+    """``curl -d`` sends application/x-www-form-urlencoded; FastAPI would validate the raw bytes and
+    answer "Input should be a valid dictionary". The answer is a 415 that says what to send."""
+    import httpx
+    from fmkit.serve.app import create_app
+
+    body = b'{"inputs": ["good film"]}'
+    with Server(create_app(export)) as url, httpx.Client(base_url=url, timeout=30) as c:
+        for kind in ("text/plain", "application/x-www-form-urlencoded", "application/xml", None):
+            r = c.post("/v1/predict", content=body, headers={"content-type": kind} if kind else {})
+            assert r.status_code == 415, (kind, r.text)
+            assert (kind or "no Content-Type") in r.json()["detail"] and "application/json" in r.json()["detail"]
+        for kind in ("application/json; charset=utf-8", "Application/JSON", "application/vnd.fmkit+json"):
+            r = c.post("/v1/predict", content=body, headers={"content-type": kind})
+            assert r.status_code == 200 and len(r.json()["predictions"]) == 1, (kind, r.text)
+        up = c.post("/v1/predict/files", files=[("files", ("a.txt", b"good film", "text/plain"))])
+        assert up.status_code == 200, up.text  # multipart routes are not JSON routes
+
+
 def test_a_large_request_does_not_hold_up_other_clients(export):
     """Small requests keep being answered while a large (allowed) request is served: the large
     inputs run in the batcher's own lane for them. (How much their latency rises is a performance

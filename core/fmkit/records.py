@@ -26,14 +26,21 @@ def is_record_file(name: str) -> bool:
 def read_records(text: str, name: str) -> list[Any]:
     """The records of a CSV (each row after the header as a dict) or JSONL (each non-empty line's
     JSON value) text. ``name`` says which (by its ending) and names the file in errors."""
-    if name.lower().endswith(".jsonl"):
+    return [record for record, _ in read_located_records(text, name)]
+
+
+def read_located_records(text: str, name: str, fmt: str | None = None) -> list[tuple[Any, str]]:
+    """:func:`read_records`, each record with where it is (``"NAME:LINE"``, the line its row starts
+    on), for errors about one record found after reading. ``fmt`` (``jsonl`` or ``csv``) says how
+    to read it where ``name``'s ending does not (standard input)."""
+    if (fmt or ("jsonl" if name.lower().endswith(".jsonl") else "csv")) == "jsonl":
         out = []
         # lines end at \n only: str.splitlines() would also split at U+2028, U+0085 and others,
         # which JSON allows inside strings
         for i, line in enumerate(text.split("\n"), 1):
             if line.strip():
                 try:
-                    out.append(json.loads(line))
+                    out.append((json.loads(line), f"{name}:{i}"))
                 except RecursionError:
                     raise DataError(f"{name}:{i}: not valid JSON: nested too deeply") from None
                 except ValueError as e:  # json.JSONDecodeError, or a number past Python's digit limit
@@ -45,11 +52,11 @@ def read_records(text: str, name: str) -> list[Any]:
     try:
         if not reader.fieldnames:
             raise DataError(f"{name}: empty CSV file (a header row and one row per input are expected)")
-        for i, row in enumerate(reader, 2):
+        for row in reader:
             if None in row:
-                raise DataError(f"{name}:{i}: more cells than the header's {len(reader.fieldnames)} columns")
+                raise DataError(f"{name}:{done + 1}: more cells than the header's {len(reader.fieldnames)} columns")
             if any(v not in (None, "") for v in row.values()):
-                rows.append({k: v for k, v in row.items()})
+                rows.append(({k: v for k, v in row.items()}, f"{name}:{done + 1}"))
             done = reader.line_num
     except csv.Error as e:
         hint = " (a quote that is never closed?)" if "unexpected end of data" in str(e) else ""
@@ -72,11 +79,24 @@ def default_input(record: Any) -> Any:
 def inputs_of(text: str, name: str, task: Any | None) -> list[Any]:
     """The raw inputs of a CSV or JSONL file: a one-column CSV gives its cells; any other record
     goes through ``task.inputs_from_record`` (without a task: :func:`default_input`)."""
-    records = read_records(text, name)
-    if name.lower().endswith(".csv") and records and len(records[0]) == 1:
-        return [next(iter(r.values())) for r in records]
+    return [x for x, _ in located_inputs_of(text, name, task)]
+
+
+def located_inputs_of(text: str, name: str, task: Any | None, fmt: str | None = None) -> list[tuple[Any, str]]:
+    """:func:`inputs_of`, each input with where its record is (``"NAME:LINE"``); ``fmt`` as for
+    :func:`read_located_records`."""
+    fmt = fmt or ("jsonl" if name.lower().endswith(".jsonl") else "csv")
+    records = read_located_records(text, name, fmt)
+    if fmt == "csv" and records and len(records[0][0]) == 1:
+        return [(next(iter(r.values())), where) for r, where in records]
     pick = task.inputs_from_record if task is not None else default_input
-    return [pick(r) for r in records]
+    out = []
+    for r, where in records:
+        try:
+            out.append((pick(r), where))
+        except DataError as e:
+            raise DataError(f"{where}: {e}") from None
+    return out
 
 
 def decode_upload(data: bytes, name: str) -> str:

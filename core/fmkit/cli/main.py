@@ -229,8 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="batch inference on a file of raw inputs")
     p.add_argument("run_dir", help="run directory or export folder")
-    p.add_argument("input", help="file of raw inputs (one per line, CSV, JSONL, or a folder)")
+    p.add_argument("input", help="file of raw inputs (one per line, CSV, JSONL, or a folder of files; "
+                                 "- reads standard input)")
     p.add_argument("-o", "--output", help="JSONL or CSV output (default: stdout as JSONL)")
+    p.add_argument("--input-format", choices=["auto", "lines", "jsonl", "csv"], default="auto",
+                   help="how to read INPUT: auto (default) goes by its ending (.jsonl, .csv; anything else and "
+                        "standard input: one input per line)")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="inputs per model call (default 32)")
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="auto (default): ONNX Runtime when the export has an ONNX model, else torch")

@@ -31,6 +31,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     408: {"description": "the request body did not arrive within --body-timeout seconds"},
     413: {"description": "too many inputs, an input or the request too large (--max-items, --max-input-chars, "
                          "--max-request-chars, --max-body-bytes); `detail` says which limit"},
+    415: {"description": "/v1/predict was sent a body announced as something other than JSON (`curl -d` "
+                         "sends `application/x-www-form-urlencoded`): send `Content-Type: application/json`"},
     422: {"description": "the body is not `{\"inputs\": [...]}` (or a file upload for /v1/predict/files)"},
     503: {"description": "the queue is full (--max-queue); retry after the `Retry-After` header's seconds"},
 }

@@ -44,9 +44,24 @@ def loads(body: bytes | str) -> Any:
         raise json.JSONDecodeError(str(e).split(";")[0], "", 0) from None
 
 
+def is_json_content_type(value: str | None) -> bool:
+    """Whether a ``Content-Type`` header announces JSON (``application/json``, ``application/*+json``,
+    parameters such as ``charset`` allowed). An absent header does not: FastAPI no longer reads such
+    a body as JSON (a browser form may post one across sites without asking first)."""
+    if not value:
+        return False
+    kind = value.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
 def fast_json_route_class():
     """A FastAPI route class whose requests parse their JSON body with :func:`loads` (FastAPI's own
-    handler reads it through ``Request.json``)."""
+    handler reads it through ``Request.json``). A route that takes a JSON body answers a request
+    announcing another content type (``text/plain``, or ``application/x-www-form-urlencoded``, which
+    is what ``curl -d`` sends unless told otherwise) with a 415 saying what to send, where FastAPI
+    would validate the raw bytes and answer "Input should be a valid dictionary"."""
+    from fastapi import params
+    from fastapi.responses import JSONResponse
     from fastapi.routing import APIRoute
     from starlette.requests import Request
 
@@ -59,8 +74,15 @@ def fast_json_route_class():
     class FastJSONRoute(APIRoute):
         def get_route_handler(self):
             handler = super().get_route_handler()
+            takes_json = self.body_field is not None and not isinstance(self.body_field.field_info, params.Form)
 
             async def handle(request: Request):
+                sent = request.headers.get("content-type")
+                if takes_json and not is_json_content_type(sent):
+                    said = f"Content-Type is {sent!r}" if sent else "has no Content-Type header"
+                    return JSONResponse({"detail": f"{self.path} takes a JSON body; this request's {said}: send it "
+                                                   "as application/json (with curl: -H 'Content-Type: "
+                                                   "application/json')"}, status_code=415)
                 return await handler(FastJSONRequest(request.scope, request.receive))
 
             return handle

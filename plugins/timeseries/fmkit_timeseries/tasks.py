@@ -109,10 +109,16 @@ class Forecasting(Task):
     # ---------------------------------------------------------------- inference
     def raw_to_example(self, raw):
         """The most recent ``context_length`` rows: an array (rows x columns, or a 1-D array for one
-        column), ``{"context": ...}``, or CSV text with the training columns as header."""
+        column), ``{"context": ...}``, or CSV text (or a CSV file's bytes) with the training columns
+        as header."""
         L = self.params.context_length
         if isinstance(raw, dict):
             raw = raw.get("context")
+        if isinstance(raw, (bytes, bytearray, memoryview)):  # an uploaded CSV file (or one of a folder)
+            try:
+                raw = bytes(raw).decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                raise DataError(f"the context file is not UTF-8 CSV text ({e.reason} at byte {e.start})") from None
         if isinstance(raw, str):
             import pandas as pd
 
