@@ -196,7 +196,22 @@ DATA_CASES = [
     ("a relative train path that does not exist", "train", lambda p: "no-such-folder/train.csv",
      "data.train: no-such-folder/train.csv does not exist (relative paths are read from the current folder"),
     ("an absolute test path that does not exist", "test", lambda p: str(p.parent / "gone.csv"), "data.test:"),
+    ("an empty folder as the train data", "train", lambda p: _folder(p.parent / "empty"),
+     "no class sub-folders with text files"),
+    ("plain text lines (no labels) to train a classifier", "train",
+     lambda p: _write(p.with_suffix(".txt"), "good film\nbad film\n"), "is plain text, one example per line, without labels"),
 ]
+#: the cases ``fmkit validate`` finds too, from a quick look (a single class or blank labels need the whole file)
+QUICK_LOOK = {"0-byte train file", "header-only train file", "header-only test file", "FIFO as the train file",
+              "FIFO as the test file", "a relative train path that does not exist",
+              "an absolute test path that does not exist", "an empty folder as the train data",
+              "plain text lines (no labels) to train a classifier"}
+
+
+def _folder(path: Path) -> str:
+    path.mkdir()
+    (path / "pos").mkdir()  # a class sub-folder, but no file in it
+    return str(path)
 
 
 @pytest.fixture
@@ -232,6 +247,9 @@ def test_bad_data_is_a_clear_error_and_leaves_no_run(tmp_path, capsys, no_hang, 
     assert code == 2, err
     assert "Traceback" not in err and words in err and bad in err, err
     assert not (tmp_path / "run").exists(), "bad data must leave no run directory behind"
+    if case in QUICK_LOOK:  # validate says it before any training is tried
+        code, out, err = cli(capsys, "validate", str(path))
+        assert code == 2 and words in err and bad in err and "Traceback" not in err, (case, err)
 
 
 def test_blank_rows_are_dropped_counted_and_named(tmp_path, capsys, caplog):

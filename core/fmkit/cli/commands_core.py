@@ -162,17 +162,20 @@ def _check_data(recipe, source: str) -> None:
     for a ``distill.teacher`` that is not there (a missing path, a folder neither a run nor an export)."""
     from ..datasets import missing_split_files
     from ..engine.builder import Builder
+    from ..engine.data import special_data_paths
     from ..errors import FmkitError, RecipeError, RecipeIssue
     from ..recipe.loader import read_recipe_file
 
+    special = special_data_paths(recipe.data.dataset_params())  # FIFOs and devices: never opened
     try:
         builder = Builder(recipe)
         dataset = builder.dataset(builder.task())
         check = getattr(dataset, "check", None)
-        problems = check() if callable(check) else missing_split_files(recipe.data.dataset_params())
+        problems = [] if special else check() if callable(check) else missing_split_files(recipe.data.dataset_params())
     except FmkitError as e:
         problems = [("", f"the data cannot be checked: {e}")]
     problems = [(("data", *field.split(".")) if field else ("data",), message) for field, message in problems]
+    problems = [(tuple(where.split(".")), message) for where, message in special] + problems
     if recipe.distill is not None:  # the teacher is read like the data: it must be there
         from ..utils.paths import teacher_problem
 

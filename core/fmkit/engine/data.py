@@ -179,9 +179,19 @@ def _paths(value: Any, where: str):
 def check_data_paths(params: Any, root: str = "data") -> None:
     """Refuse data paths that are neither regular files nor folders (a FIFO would block the read
     forever, a device would stream without end) before any dataset opens them."""
+    problems = special_data_paths(params, root)
+    if problems:
+        where, message = problems[0]
+        raise DataError(f"{where}: {message}")
+
+
+def special_data_paths(params: Any, root: str = "data") -> list[tuple[str, str]]:
+    """``(field path, message)`` for each data path that exists but is neither a regular file nor a
+    folder (``fmkit validate`` lists them all; :func:`check_data_paths` refuses the first)."""
     import os
     import stat
 
+    out = []
     for where, value in _paths(params, root):
         if "\0" in value or len(value) > 4096:
             continue
@@ -192,7 +202,8 @@ def check_data_paths(params: Any, root: str = "data") -> None:
         if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) \
                 else "a device" if (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) else "not a regular file"
-            raise DataError(f"{where}: {value} is {kind}; fmkit reads data from regular files and folders only")
+            out.append((where, f"{value} is {kind}; fmkit reads data from regular files and folders only"))
+    return out
 
 
 def _is_blank(value: Any) -> bool:

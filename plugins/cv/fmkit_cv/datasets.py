@@ -87,6 +87,24 @@ class ImageFolder:
                   for name in ("train", "validation", "test") if getattr(self.p, name)}
         return carve_split(splits, "test", self.p.test_fraction, self.p.seed)
 
+    def check(self) -> list[tuple[str, str]]:
+        """For ``fmkit validate``: each split's folder exists and holds at least one image in a class
+        sub-folder (the first one found is enough; nothing is decoded)."""
+        from fmkit import missing_split_files
+
+        problems = missing_split_files(self.p)
+        for name in ("train", "validation", "test"):
+            value = getattr(self.p, name)
+            if not value or any(field == name for field, _ in problems):
+                continue
+            root = Path(value)
+            if not root.is_dir():
+                problems.append((name, f"{root} is a file; data.{name} is a folder of class sub-folders "
+                                       f"({root}/<label>/<image>.jpg)"))
+            elif not any(f.suffix.lower() in IMAGE_SUFFIXES for d in root.iterdir() if d.is_dir() for f in d.rglob("*")):
+                problems.append((name, f"{root}: no images in class sub-folders (expected {root}/<label>/<image>.jpg)"))
+        return problems
+
 
 class ManifestParams(_Splits):
     #: CSV or JSONL files of (path, label) rows; relative paths are relative to the manifest

@@ -180,3 +180,24 @@ def test_multi_label_from_a_manifest(tmp_path):
     assert run.results["accuracy"] >= 0.6  # exact-match accuracy over all labels
     pred = fmkit.load(run.run_dir).predict([np.full((32, 32, 3), [230, 10, 230], np.uint8)])[0]
     assert set(pred["labels"]) == {"red", "blue"}
+
+
+def test_image_folder_check_finds_what_loading_would_refuse(tmp_path):
+    """``fmkit validate`` (the dataset's check) names an empty folder, a folder whose class
+    sub-folders hold no image, and a file where a folder goes, before any training."""
+    from fmkit_cv.datasets import ImageFolder, ImageFolderParams
+
+    empty = tmp_path / "empty"
+    (empty / "ants").mkdir(parents=True)
+    (empty / "ants" / "notes.txt").write_text("not an image")
+    good = tmp_path / "good"
+    (good / "bees" / "deep").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(good / "bees" / "deep" / "b.png")
+    a_file = tmp_path / "list.csv"
+    a_file.write_text("x")
+    problems = ImageFolder(ImageFolderParams(train=str(good), validation=str(empty), test=str(a_file))).check()
+    assert [field for field, _ in problems] == ["validation", "test"]
+    assert "no images in class sub-folders" in problems[0][1] and "is a file" in problems[1][1]
+    assert ImageFolder(ImageFolderParams(train=str(good))).check() == []
+    gone = ImageFolder(ImageFolderParams(train=str(tmp_path / "gone"))).check()
+    assert [field for field, _ in gone] == ["train"] and "does not exist" in gone[0][1]

@@ -62,6 +62,7 @@ class TextFiles:
 
     def __init__(self, params: TextFilesParams, context: dict | None = None):
         self.p = params
+        self.task = (context or {}).get("task")
         #: rows left out while reading, {split/reason: count} (the engine adds them to the cleaning report)
         self.dropped: dict[str, int] = {}
 
@@ -144,11 +145,24 @@ class TextFiles:
         missing = {f for f, _ in problems}
         for split in ("train", "validation", "test"):
             value = getattr(p, split)
-            if not value or split in missing or not Path(value).is_file():
+            if not value or split in missing:
                 continue
             path = Path(value)
-            columns = self._columns(path, self._format(path))
-            if not columns:  # another format, or an empty file: loading says so in its own words
+            fmt = self._format(path)
+            empty = self._emptiness(path, fmt)
+            if empty:
+                problems.append((split, empty))
+                continue
+            if fmt == "lines" and split == "train" and not p.label_files and self._needs_labels():
+                problems.append((split, f"{path} (data.train) is plain text, one example per line, without labels; "
+                                        f"{type(self.task).__name__} learns from labelled examples: give a CSV, TSV "
+                                        "or JSONL file with a label column, a folder of class sub-folders, or "
+                                        "data.label_files"))
+                continue
+            if not path.is_file():
+                continue
+            columns = self._columns(path, fmt)
+            if not columns:  # another format, or an unreadable file: loading says so in its own words
                 continue
             wanted = [("text_column", p.text_column)] + ([("text_pair_column", p.text_pair_column)]
                                                           if p.text_pair_column else [])
@@ -159,6 +173,37 @@ class TextFiles:
                     problems.append((field, f"{path} (data.{split}) has no column {column!r}; its columns are "
                                             f"{columns}: set data.{field} to one of them"))
         return problems
+
+    def _needs_labels(self) -> bool:
+        """Whether the recipe's task learns from labels (a classification task), so that a file
+        without any cannot train it."""
+        from fmkit import ClassificationTask
+
+        return isinstance(self.task, ClassificationTask)
+
+    def _emptiness(self, path: Path, fmt: str) -> str | None:
+        """What :meth:`load_file` would refuse without reading more than a few lines: a folder without
+        class sub-folders holding files, a file that is empty, blank or only a header."""
+        if fmt == "folder":
+            if not path.is_dir():
+                return None
+            if any(f.is_file() for d in path.iterdir() if d.is_dir() for f in d.iterdir()):
+                return None
+            return f"{path}: no class sub-folders with text files (expected {path}/<label>/<file>.txt)"
+        if not path.is_file() or fmt not in ("csv", "tsv", "jsonl", "lines"):
+            return None
+        try:
+            with open(path, encoding=self.p.encoding, newline="") as f:
+                lines = (line for line in f if line.strip())
+                first = next(lines, None)
+                if first is None:
+                    return f"{path} has no rows (the file is {'empty' if path.stat().st_size == 0 else 'blank'}); " \
+                           "give a file with examples"
+                if fmt in ("csv", "tsv") and next(lines, None) is None:
+                    return f"{path} has no rows (the file is only a header); give a file with examples"
+        except (OSError, UnicodeDecodeError):
+            return None  # loading names the problem in its own words
+        return None
 
     def _columns(self, path: Path, fmt: str) -> list[str] | None:
         """The column names of a CSV/TSV header or a JSONL file's first record; None for other formats."""
