@@ -252,6 +252,48 @@ def test_bad_data_is_a_clear_error_and_leaves_no_run(tmp_path, capsys, no_hang, 
         assert code == 2 and words in err and bad in err and "Traceback" not in err, (case, err)
 
 
+def _bytes(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+# (case, data fields to set: value or maker of the path, words in the error); validate and train alike
+DATA_FIELD_CASES = [
+    ("a JSONL record that is not an object", {"train": lambda t: _write(t / "l.jsonl", "[1, 2]\n")},
+     "l.jsonl:1: a record is a JSON object"),
+    ("JSONL that is not JSON", {"train": lambda t: _write(t / "b.jsonl", "{bad\n")}, "b.jsonl:1: not valid JSON"),
+    ("an empty JSON object", {"train": lambda t: _write(t / "e.jsonl", "{}\n")}, "has no column 'text'"),
+    ("a latin-1 file read as UTF-8", {"train": lambda t: _bytes(t / "l1.csv", b"text,label\ncaf\xe9,x\n")},
+     "is not utf-8 text"),
+    ("an unknown encoding", {"encoding": "bogus"}, "unknown text encoding 'bogus'"),
+    ("a codec that is not a text encoding", {"encoding": "rot13"}, "'rot13' is not a text encoding"),
+    ("UTF-16 without a byte-order mark", {"encoding": "utf-16"}, "UTF-16 stream does not start with BOM"),
+    ("format folder for a file", {"format": "folder"}, "is a file, but data.format is folder"),
+    ("a folder read as CSV", {"train": lambda t: _folder(t / "f"), "format": "csv"},
+     "is a folder, but data.format is csv"),
+    ("no training data", {"train": ""}, "no training data: set data.train"),
+    ("plain text lines as the validation split of a classifier",
+     {"validation": lambda t: _write(t / "v.txt", "good film\n")}, "(data.validation) is plain text"),
+]
+
+
+@pytest.mark.parametrize("case,fields,words", DATA_FIELD_CASES, ids=[c[0] for c in DATA_FIELD_CASES])
+def test_validate_and_train_refuse_the_same_data(tmp_path, capsys, case, fields, words):
+    """What a hostile review found ``fmkit validate`` calling valid (or crashing on: an unknown
+    encoding was a LookupError) while ``fmkit train`` refused it or crashed (format: folder on a
+    file was a NotADirectoryError; plain text as the validation split trained, scored accuracy 0)."""
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    for field, value in fields.items():
+        recipe["data"][field] = value(tmp_path) if callable(value) else value
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code, out, err = cli(capsys, "validate", str(path))
+    assert code == 2 and words in err and "Traceback" not in err, (case, out, err)
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", str(tmp_path / "run"))
+    assert code == 2 and words in err and "Traceback" not in err, (case, err)
+    assert not (tmp_path / "run").exists()
+
+
 def test_blank_rows_are_dropped_counted_and_named(tmp_path, capsys, caplog):
     recipe = tiny_recipe(tmp_path, epochs=1)
     rows = Path(recipe["data"]["train"]).read_text().splitlines()

@@ -178,7 +178,7 @@ def test_a_folder_of_text_files_predicts_their_texts_and_names_each_file(export,
         assert r["scores"] == pytest.approx(expected[TEXTS[int(Path(name).stem)]]["scores"], abs=1e-5)
 
 
-def test_standard_input_is_read_with_a_dash(export, tmp_path, monkeypatch, capsys):
+def test_standard_input_is_read_with_a_dash(export, tmp_path, monkeypatch, capsys, caplog):
     import io
 
     from fmkit.cli.main import main
@@ -192,3 +192,75 @@ def test_standard_input_is_read_with_a_dash(export, tmp_path, monkeypatch, capsy
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(records.encode())))
     assert main(["predict", export, "-", "--input-format", "jsonl", "-o", str(tmp_path / "p.jsonl")]) == 2
     assert "<stdin>:3" in capsys.readouterr().err and not (tmp_path / "p.jsonl").exists()
+    import logging
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(records.encode())))
+    with caplog.at_level(logging.WARNING, logger="fmkit"):
+        assert main(["predict", export, "-", "-o", str(tmp_path / "q.jsonl")]) == 0  # read as texts, as documented
+    assert "--input-format jsonl" in caplog.text
+
+
+def test_predict_refuses_what_a_hostile_review_found(export, tmp_path, monkeypatch, capsys):
+    """Each was a traceback or a silent wrong result: a lone surrogate in a JSONL record, a file of
+    a folder that cannot be read, `-o .` (found only after every prediction), a closed standard
+    input, a JSONL file read with --input-format csv, --input-format on a folder."""
+    import os
+
+    from fmkit.cli.main import main
+
+    def run(*args):
+        code = main(["predict", export, *args])
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        return code, err
+
+    (tmp_path / "s.jsonl").write_text('{"text": "fine"}\n{"text": "bad \\ud800"}\n')
+    code, err = run(str(tmp_path / "s.jsonl"))
+    assert code == 2 and "s.jsonl:2: not valid Unicode" in err and "surrogate" in err, err
+    if os.path.exists("/proc/self/mem"):  # a file that exists but cannot be read (EIO)
+        folder = tmp_path / "unreadable"
+        folder.mkdir()
+        (folder / "a.txt").write_text("good film")
+        (folder / "mem").symlink_to("/proc/self/mem")
+        code, err = run(str(folder), "-o", str(tmp_path / "u.jsonl"))
+        assert code == 2 and "mem: cannot read it" in err and not (tmp_path / "u.jsonl").exists(), err
+    (tmp_path / "in.txt").write_text("good film\n")
+    monkeypatch.chdir(tmp_path)
+    code, err = run("in.txt", "-o", ".")
+    assert code == 2 and "it is a folder" in err, err
+    monkeypatch.setattr("sys.stdin", None)
+    code, err = run("-")
+    assert code == 2 and "standard input is closed" in err, err
+    (tmp_path / "m.jsonl").write_text('{"text": "good film"}\n{"text": "bad film"}\n')
+    code, err = run("m.jsonl", "--input-format", "csv")
+    assert code == 2 and "--input-format jsonl" in err, err
+    code, err = run(str(tmp_path), "--input-format", "lines")
+    assert code == 2 and "is a folder" in err, err
+
+
+def test_line_numbers_and_outputs_match_the_files(export, tmp_path):
+    """Lines end at \\n only (a form feed or U+2028 inside a text is not a new input), a CSV row is
+    named by the line it starts on after blank lines, a file name that is not UTF-8 can be written
+    to a CSV, and OUT.CSV is CSV."""
+    import csv
+    import os
+
+    from fmkit.engine.predict_file import predict_file
+    from fmkit.errors import DataError
+
+    text = tmp_path / "t.txt"
+    text.write_text("good\x0cfilm\u2028here\n\nbad film\n")
+    assert predict_file(export, str(text), str(tmp_path / "o.jsonl")) == 2
+    assert [r["input"] for r in _read(tmp_path / "o.jsonl")] == ["good\x0cfilm\u2028here", "bad film"]
+    ragged = tmp_path / "r.csv"
+    ragged.write_text("text,intent\nhello,x\n\n\na,b,c\n")
+    with pytest.raises(DataError, match=r"r.csv:5: more cells"):
+        predict_file(export, str(ragged), None)
+    folder = tmp_path / "names"
+    folder.mkdir()
+    odd = os.fsencode(folder) + b"/x\xff.txt"
+    with open(odd, "wb") as f:
+        f.write(b"good film")
+    assert predict_file(export, str(folder), str(tmp_path / "OUT.CSV")) == 1
+    rows = list(csv.DictReader((tmp_path / "OUT.CSV").open(encoding="utf-8")))
+    assert rows[0]["input"].endswith("x\\xff.txt") and rows[0]["label"]

@@ -68,10 +68,16 @@ def test_a_json_route_sent_another_content_type_says_to_send_json(export):
 
     body = b'{"inputs": ["good film"]}'
     with Server(create_app(export)) as url, httpx.Client(base_url=url, timeout=30) as c:
-        for kind in ("text/plain", "application/x-www-form-urlencoded", "application/xml", None):
-            r = c.post("/v1/predict", content=body, headers={"content-type": kind} if kind else {})
+        for kind in ("text/plain", "application/x-www-form-urlencoded", "application/xml", "application/a/b+json",
+                     None, "", "x" * 5000):
+            r = c.post("/v1/predict", content=body, headers={"content-type": kind} if kind is not None else {})
             assert r.status_code == 415, (kind, r.text)
-            assert (kind or "no Content-Type") in r.json()["detail"] and "application/json" in r.json()["detail"]
+            detail = r.json()["detail"]
+            said = {None: "this request has no Content-Type header", "": "Content-Type header is empty"}.get(
+                kind, (kind or "")[:100])
+            assert said in detail and "application/json" in detail and len(detail) < 400, detail
+        r = c.post("/v1/predict/files", json={"inputs": ["good film"]})  # JSON where a form goes
+        assert r.status_code == 415 and "multipart/form-data" in r.json()["detail"], r.text
         for kind in ("application/json; charset=utf-8", "Application/JSON", "application/vnd.fmkit+json"):
             r = c.post("/v1/predict", content=body, headers={"content-type": kind})
             assert r.status_code == 200 and len(r.json()["predictions"]) == 1, (kind, r.text)

@@ -110,7 +110,8 @@ def read_text(raw: Any, what: str = "text", encoding: str = "utf-8") -> str:
         try:
             return bytes(raw).decode("utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding)
         except UnicodeDecodeError as e:
-            raise DataError(f"uploaded {what} is not {encoding.upper() if encoding.lower() == 'utf-8' else encoding}: {e}") from None
+            raise DataError(f"the {what} file is not {encoding.upper() if encoding.lower() == 'utf-8' else encoding}: "
+                            f"{e}") from None
     raise DataError(f"a {what} input must be a string or uploaded bytes; got {type(raw).__name__}")
 
 

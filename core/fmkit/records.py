@@ -47,20 +47,30 @@ def read_located_records(text: str, name: str, fmt: str | None = None) -> list[t
                     raise DataError(f"{name}:{i}: not valid JSON: {e}") from None
         return out
     _allow_long_csv_fields()
-    reader = csv.DictReader(io.StringIO(text), strict=True)  # strict: an unclosed quote is an error, not one long cell
-    rows, done = [], 1  # done: the last line fully read (the header's, at first)
+    # csv.reader, not DictReader: DictReader skips blank lines unseen, so the line a row starts on
+    # could not be told; here every row, blank ones included, moves ``done`` on
+    reader = csv.reader(io.StringIO(text), strict=True)  # strict: an unclosed quote is an error, not one long cell
+    rows: list[tuple[Any, str]] = []
+    header: list[str] | None = None
+    done = 0  # the last line fully read
     try:
-        if not reader.fieldnames:
-            raise DataError(f"{name}: empty CSV file (a header row and one row per input are expected)")
-        for row in reader:
-            if None in row:
-                raise DataError(f"{name}:{done + 1}: more cells than the header's {len(reader.fieldnames)} columns")
+        for cells in reader:
+            start, done = done + 1, reader.line_num
+            if not cells:  # a blank line
+                continue
+            if header is None:
+                header = cells
+                continue
+            if len(cells) > len(header):
+                raise DataError(f"{name}:{start}: more cells than the header's {len(header)} columns")
+            row = dict(zip(header, cells + [None] * (len(header) - len(cells))))
             if any(v not in (None, "") for v in row.values()):
-                rows.append(({k: v for k, v in row.items()}, f"{name}:{done + 1}"))
-            done = reader.line_num
+                rows.append((row, f"{name}:{start}"))
     except csv.Error as e:
         hint = " (a quote that is never closed?)" if "unexpected end of data" in str(e) else ""
         raise DataError(f"{name}:{done + 1}: not valid CSV: {e}{hint}") from None
+    if header is None:
+        raise DataError(f"{name}: empty CSV file (a header row and one row per input are expected)")
     return rows
 
 

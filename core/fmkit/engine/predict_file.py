@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import logging
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import DataError
 from ..records import echo, is_record_file, located_inputs_of
+from ..serve.limits import bad_unicode
 
 #: how ``fmkit predict --input-format`` reads its input; ``auto``: by the file's ending (standard
 #: input, ``-``, as lines)
@@ -21,41 +26,89 @@ def _text_of(path: str) -> tuple[str, str]:
     name = "<stdin>" if path == "-" else path
     try:
         if path == "-":
-            return sys.stdin.buffer.read().decode("utf-8-sig"), name
+            if sys.stdin is None:
+                raise DataError("standard input is closed: pipe the inputs in, or give a file")
+            stream = getattr(sys.stdin, "buffer", None)
+            data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+            return data.decode("utf-8-sig"), name
         return Path(path).read_text(encoding="utf-8-sig"), name
     except UnicodeDecodeError as e:
         raise DataError(f"input {name} is not UTF-8 text ({e.reason}: byte 0x{e.object[e.start]:02x} at offset "
                         f"{e.start}); save it as UTF-8") from None
+    except OSError as e:
+        raise DataError(f"cannot read input {name}: {e.strerror or e}") from None
+
+
+def _lines(text: str, name: str) -> list[tuple[str, str]]:
+    """One input per non-blank line. Lines end at ``\n`` (and ``\r\n``) only, so line numbers are
+    those an editor shows: ``str.splitlines`` would also split at form feeds, U+2028 and others."""
+    out = []
+    for i, line in enumerate(text.split("\n"), 1):
+        line = line[:-1] if line.endswith("\r") else line
+        if line.strip():
+            out.append((line, f"{name}:{i}"))
+    return out
+
+
+def display_path(path: Path) -> str:
+    """A file's path as text that any output can hold: bytes of a name that are not UTF-8 are
+    shown as ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def located_inputs(path: str, task=None, input_format: str = "auto") -> list[tuple[Any, str]]:
     """Raw inputs, each with where it came from (``FILE:LINE``, or a file's path). ``path``: CSV or
     JSON Lines records (each turned into an input by ``task.inputs_from_record``; a one-column CSV
-    gives its cells), a folder (one input per file: a :class:`~pathlib.Path`, read as bytes when
-    its turn comes, as an upload to ``/v1/predict/files`` is), ``-`` for standard input, or plain
-    text (one input per non-blank line). ``input_format`` overrides what the file's ending says."""
+    gives its cells), a folder (one input per file, a :class:`~pathlib.Path` read as bytes when its
+    turn comes, as an upload to ``/v1/predict/files`` is; folders linked from it are not followed,
+    so a link loop cannot recurse), ``-`` for standard input, or plain text (one input per non-blank
+    line). ``input_format`` overrides what the file's ending says."""
     if input_format not in INPUT_FORMATS:
         raise DataError(f"input format {input_format!r}: choose one of {', '.join(INPUT_FORMATS)}")
     p = Path(path)
     if path != "-":
-        if not p.exists():
-            raise DataError(f"input {path} does not exist (a path relative to {Path.cwd()})")
-        if p.is_dir():
-            return [(x, str(x)) for x in sorted(p.rglob("*")) if x.is_file()]
-        if not p.is_file():  # a FIFO or a device would block the read, or never end
+        try:
+            mode = p.stat().st_mode
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                raise DataError(f"input {path} does not exist (a path relative to {Path.cwd()})") from None
+            raise DataError(f"input {path[:300]}: {e.strerror or e}") from None
+        if stat.S_ISDIR(mode):
+            if input_format != "auto":
+                raise DataError(f"--input-format {input_format} reads one file; {path} is a folder, whose files "
+                                "are each one input (leave --input-format out)")
+            return [(x, display_path(x)) for x in sorted(p.rglob("*")) if x.is_file()]
+        if not stat.S_ISREG(mode):  # a FIFO or a device would block the read, or never end
             raise DataError(f"input {path} is not a regular file or a folder")
     text, name = _text_of(path)
     fmt = input_format
     if fmt == "auto":
         fmt = "lines" if path == "-" or not is_record_file(p.name) else p.suffix.lower().lstrip(".")
+    if fmt == "csv":
+        first = next((line.lstrip() for line in text.split("\n") if line.strip()), "")
+        if first[:1] in ("{", "["):
+            raise DataError(f"{name}: its first line is JSON ({first[:40]!r}...), not a CSV header: read it "
+                            "with --input-format jsonl")
     if fmt in ("jsonl", "csv"):
         return located_inputs_of(text, name, task, fmt)
-    return [(line, f"{name}:{i}") for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    lines = _lines(text, name)
+    if lines and all(x.lstrip().startswith("{") and x.rstrip().endswith("}") for x, _ in lines[:100]):
+        logging.getLogger("fmkit").warning("%s: every line looks like a JSON object, but is read as one text per "
+                                           "line; give --input-format jsonl to read them as records", name)
+    return lines
 
 
 def read_inputs(path: str, task=None, input_format: str = "auto") -> list:
     """The raw inputs of :func:`located_inputs` alone (a folder's files as paths)."""
     return [x for x, _ in located_inputs(path, task, input_format)]
+
+
+def _read_file(path: Path, where: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{where}: cannot read it: {e.strerror or e}; remove it from the folder, or fix its "
+                        "permissions") from None
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
@@ -78,22 +131,28 @@ def predict_file(source: str, input_path: str, output: str | None, batch_size: i
         from ..serve.settings import resolve_backend
 
         backend = resolve_backend(source)
+    if output and Path(output).is_dir():  # found now, not after every prediction has run
+        raise UsageError(f"cannot write {output}: it is a folder; give a file path")
     predictor = load_predictor(source, backend=backend, trust_remote_code=trust_remote_code)
     task = predictor.task
     located = located_inputs(input_path, task, input_format)
     rows = []
     for chunk in _chunks(located, batch_size):
-        raws = [x.read_bytes() if isinstance(x, Path) else x for x, _ in chunk]
-        examples = []
-        for raw, (_, where) in zip(raws, chunk):
+        raws, examples = [], []
+        for x, where in chunk:
+            raw = _read_file(x, where) if isinstance(x, Path) else x
+            bad = bad_unicode(raw)
+            if bad:
+                raise DataError(f"{where}: not valid Unicode: {bad}")
             try:
                 examples.append(task.raw_to_example(raw))
             except DataError as e:
                 raise DataError(f"{where}: {e}") from None
+            raws.append(raw)
         preds = (predictor.predict_examples(examples, batch_size) if task.encodes_examples()
                  else predictor.predict(raws, batch_size))
-        rows += [{"input": str(x) if isinstance(x, Path) else echo(x), **p} for (x, _), p in zip(chunk, preds)]
-    if output and output.endswith(".csv"):
+        rows += [{"input": where if isinstance(x, Path) else echo(x), **p} for (x, where), p in zip(chunk, preds)]
+    if output and output.lower().endswith(".csv"):
         from ..utils.atomic import atomic_write_text
 
         buf = io.StringIO()

@@ -44,14 +44,42 @@ def loads(body: bytes | str) -> Any:
         raise json.JSONDecodeError(str(e).split(";")[0], "", 0) from None
 
 
+def _content_type(value: str) -> tuple[str, str]:
+    """``(maintype, subtype)`` of a ``Content-Type`` value, read as FastAPI reads it (the standard
+    library's e-mail parser, which takes anything malformed for ``text/plain``)."""
+    from email.message import Message
+
+    message = Message()
+    message["content-type"] = value
+    return message.get_content_maintype(), message.get_content_subtype()
+
+
 def is_json_content_type(value: str | None) -> bool:
-    """Whether a ``Content-Type`` header announces JSON (``application/json``, ``application/*+json``,
-    parameters such as ``charset`` allowed). An absent header does not: FastAPI no longer reads such
-    a body as JSON (a browser form may post one across sites without asking first)."""
+    """Whether a ``Content-Type`` header announces JSON as FastAPI decides it (``application/json``,
+    ``application/*+json``, parameters such as ``charset`` allowed). An absent header does not:
+    FastAPI no longer reads such a body as JSON (a browser form may post one across sites without
+    asking first)."""
     if not value:
         return False
-    kind = value.split(";", 1)[0].strip().lower()
-    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+    main, sub = _content_type(value)
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
+def is_form_content_type(value: str | None) -> bool:
+    """Whether a ``Content-Type`` header announces a form (``multipart/form-data`` or URL-encoded)."""
+    if not value:
+        return False
+    main, sub = _content_type(value)
+    return (main, sub) in (("multipart", "form-data"), ("application", "x-www-form-urlencoded"))
+
+
+def _said(sent: str | None) -> str:
+    """How a 415 names the Content-Type a request sent (a long value is cut)."""
+    if sent is None:
+        return "this request has no Content-Type header"
+    if not sent.strip():
+        return "this request's Content-Type header is empty"
+    return f"this request's Content-Type is {sent[:100] + '...' if len(sent) > 100 else sent!r}"
 
 
 def fast_json_route_class():
@@ -59,7 +87,8 @@ def fast_json_route_class():
     handler reads it through ``Request.json``). A route that takes a JSON body answers a request
     announcing another content type (``text/plain``, or ``application/x-www-form-urlencoded``, which
     is what ``curl -d`` sends unless told otherwise) with a 415 saying what to send, where FastAPI
-    would validate the raw bytes and answer "Input should be a valid dictionary"."""
+    would validate the raw bytes and answer "Input should be a valid dictionary"; a route that takes
+    files answers a request that is not a form likewise (FastAPI: "Field required")."""
     from fastapi import params
     from fastapi.responses import JSONResponse
     from fastapi.routing import APIRoute
@@ -74,15 +103,18 @@ def fast_json_route_class():
     class FastJSONRoute(APIRoute):
         def get_route_handler(self):
             handler = super().get_route_handler()
-            takes_json = self.body_field is not None and not isinstance(self.body_field.field_info, params.Form)
+            takes_form = self.body_field is not None and isinstance(self.body_field.field_info, params.Form)
+            takes_json = self.body_field is not None and not takes_form
 
             async def handle(request: Request):
                 sent = request.headers.get("content-type")
                 if takes_json and not is_json_content_type(sent):
-                    said = f"Content-Type is {sent!r}" if sent else "has no Content-Type header"
-                    return JSONResponse({"detail": f"{self.path} takes a JSON body; this request's {said}: send it "
-                                                   "as application/json (with curl: -H 'Content-Type: "
+                    return JSONResponse({"detail": f"{self.path} takes a JSON body; {_said(sent)}: send it as "
+                                                   "application/json (with curl: -H 'Content-Type: "
                                                    "application/json')"}, status_code=415)
+                if takes_form and not is_form_content_type(sent):
+                    return JSONResponse({"detail": f"{self.path} takes files as multipart/form-data; {_said(sent)}: "
+                                                   "send a form (with curl: -F files=@FILE)"}, status_code=415)
                 return await handler(FastJSONRequest(request.scope, request.receive))
 
             return handle

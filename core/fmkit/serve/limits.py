@@ -31,7 +31,7 @@ def input_size(value: Any) -> int:
     return total
 
 
-def _bad_unicode(value: Any) -> str | None:
+def bad_unicode(value: Any) -> str | None:
     """Where a string of ``value`` cannot be encoded as UTF-8 (a lone surrogate such as the JSON
     escape ``\\ud800``), in words; ``None`` when all are valid."""
     stack = [value]
@@ -63,7 +63,7 @@ def check_inputs(items: list[Any], what: str, max_items: int, max_input_chars: i
         if max_input_chars is not None and size > max_input_chars:
             raise InputRejected(413, f"{what}[{i}] has {size} characters (bytes for files); the limit per input is "
                                      f"{max_input_chars} (--max-input-chars)")
-        bad = _bad_unicode(item)
+        bad = bad_unicode(item)
         if bad:
             raise InputRejected(400, f"{what}[{i}] is not valid Unicode: {bad}; send text as UTF-8 without "
                                      "unpaired surrogate escapes")

@@ -19,7 +19,7 @@ from ..errors import DiskFullError, UsageError
 
 _FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 #: a target that cannot be written where it is: the caller gave a wrong path (usage), not a crash
-_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
+_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EBUSY}
 
 
 def _current_umask() -> int:

@@ -10,6 +10,7 @@ from typing import Literal
 from fmkit import carve_split
 from fmkit.components import Params
 from fmkit.errors import DataError
+from pydantic import field_validator
 
 log = logging.getLogger("fmkit")
 
@@ -50,6 +51,20 @@ class TextFilesParams(Params):
     list_columns: list[str] = ["text", "label"]
     #: seed of the shuffles that carve test_fraction and split_sizes and sample limits (same seed, same rows)
     seed: int = 0
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_text_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            info = codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown text encoding {value!r}; use a name Python knows, such as utf-8, latin-1, "
+                             "cp1252 or utf-16") from None
+        if not getattr(info, "_is_text_encoding", True):  # rot13, base64: codecs, not encodings of text files
+            raise ValueError(f"{value!r} is not a text encoding; use utf-8, latin-1, cp1252 or the like")
+        return value
 
 
 def _blank(value) -> bool:
@@ -143,26 +158,28 @@ class TextFiles:
         problems = missing_split_files(p) + missing_split_files(p.label_files or {}, tuple(p.label_files or ()))
         problems = [(f"label_files.{f}" if p.label_files and f in p.label_files else f, m) for f, m in problems]
         missing = {f for f, _ in problems}
+        if not p.train and not p.label_files and not p.json_keys:
+            problems.append(("train", "no training data: set data.train (a file or folder) or data.label_files"))
         for split in ("train", "validation", "test"):
             value = getattr(p, split)
             if not value or split in missing:
                 continue
             path = Path(value)
             fmt = self._format(path)
-            empty = self._emptiness(path, fmt)
-            if empty:
-                problems.append((split, empty))
+            wrong = self._kind_mismatch(path, fmt, split) or self._emptiness(path, fmt)
+            if wrong:
+                problems.append((split, wrong))
                 continue
-            if fmt == "lines" and split == "train" and not p.label_files and self._needs_labels():
-                problems.append((split, f"{path} (data.train) is plain text, one example per line, without labels; "
-                                        f"{type(self.task).__name__} learns from labelled examples: give a CSV, TSV "
-                                        "or JSONL file with a label column, a folder of class sub-folders, or "
-                                        "data.label_files"))
+            if fmt == "lines" and self._needs_labels() and not (split == "train" and p.label_files):
+                problems.append((split, self._unlabelled(path, split)))
                 continue
             if not path.is_file():
                 continue
-            columns = self._columns(path, fmt)
-            if not columns:  # another format, or an unreadable file: loading says so in its own words
+            columns, unreadable = self._columns(path, fmt)
+            if unreadable:
+                problems.append((split, unreadable))
+                continue
+            if columns is None:  # another format (Parquet, a JSON document): loading checks it
                 continue
             wanted = [("text_column", p.text_column)] + ([("text_pair_column", p.text_pair_column)]
                                                           if p.text_pair_column else [])
@@ -173,6 +190,22 @@ class TextFiles:
                     problems.append((field, f"{path} (data.{split}) has no column {column!r}; its columns are "
                                             f"{columns}: set data.{field} to one of them"))
         return problems
+
+    def _unlabelled(self, path: Path, split: str) -> str:
+        return (f"{path} (data.{split}) is plain text, one example per line, without labels; "
+                f"{type(self.task).__name__} learns and is scored from labelled examples: give a CSV, TSV or JSONL "
+                "file with a label column, a folder of class sub-folders, or (for train) data.label_files")
+
+    @staticmethod
+    def _kind_mismatch(path: Path, fmt: str, split: str) -> str | None:
+        """A folder where data.format names a file format, or a file where it says folder."""
+        if fmt == "folder" and path.exists() and not path.is_dir():
+            return f"{path} (data.{split}) is a file, but data.format is folder: give a folder of class " \
+                   "sub-folders, or set data.format to the file's format (auto reads it by its ending)"
+        if fmt != "folder" and path.is_dir():
+            return f"{path} (data.{split}) is a folder, but data.format is {fmt}: give a {fmt} file, or set " \
+                   "data.format: auto (a folder is read as class sub-folders)"
+        return None
 
     def _needs_labels(self) -> bool:
         """Whether the recipe's task learns from labels (a classification task), so that a file
@@ -201,33 +234,50 @@ class TextFiles:
                            "give a file with examples"
                 if fmt in ("csv", "tsv") and next(lines, None) is None:
                     return f"{path} has no rows (the file is only a header); give a file with examples"
-        except (OSError, UnicodeDecodeError):
-            return None  # loading names the problem in its own words
+        except (OSError, ValueError, LookupError):  # not the encoding, utf-16 without a BOM: _columns says so
+            return None
         return None
 
-    def _columns(self, path: Path, fmt: str) -> list[str] | None:
-        """The column names of a CSV/TSV header or a JSONL file's first record; None for other formats."""
+    def _columns(self, path: Path, fmt: str) -> tuple[list[str] | None, str | None]:
+        """``(columns, problem)``: the column names of a CSV/TSV header or a JSONL file's first
+        record (``None`` for other formats), or what makes the start of the file unreadable."""
+        enc = self.p.encoding
         try:
-            with open(path, encoding=self.p.encoding, newline="") as f:
+            with open(path, encoding=enc, newline="") as f:
                 if fmt in ("csv", "tsv"):
-                    return next(csv.reader(f, delimiter="\t" if fmt == "tsv" else ","), [])
+                    return next(csv.reader(f, delimiter="\t" if fmt == "tsv" else ","), []), None
                 if fmt == "jsonl":
                     import json
 
-                    first = next((line for line in f if line.strip()), "{}")
-                    record = json.loads(first)
-                    return sorted(record) if isinstance(record, dict) else None
-        except (OSError, UnicodeDecodeError, ValueError, csv.Error):
-            return None  # training reports unreadable files in its own words
-        return None
+                    for n, line in enumerate(f, 1):
+                        if line.strip():
+                            try:
+                                record = json.loads(line)
+                            except (ValueError, RecursionError) as e:
+                                return None, f"{path}:{n}: not valid JSON: {e}"
+                            if not isinstance(record, dict):
+                                return None, (f"{path}:{n}: a record is a JSON object ({{\"text\": ..., \"label\": "
+                                              f"...}}), not {type(record).__name__}")
+                            return sorted(record), None
+                    return [], None
+        except UnicodeDecodeError as e:
+            return None, f"{path} is not {enc} text ({e.reason} at byte {e.start}); set data.encoding (latin-1, say)"
+        except (OSError, ValueError, LookupError, csv.Error) as e:  # utf-16 without a BOM, a field too long...
+            return None, f"cannot read {path} as {enc} {fmt}: {e}"
+        return None, None
 
     def load_file(self, path_str: str, split: str = "train") -> list[dict]:
         path = Path(path_str)
         if not path.exists():
             raise DataError(f"data file {path} does not exist (check data.train/validation/test in the recipe)")
         fmt = self._format(path)
+        wrong = self._kind_mismatch(path, fmt, split)
+        if wrong:
+            raise DataError(wrong)
         if fmt == "folder":
             return self._folder(path)
+        if fmt == "lines" and self._needs_labels():
+            raise DataError(self._unlabelled(path, split))
         if fmt == "lines":  # plain text, one example per non-empty line (language-model corpora)
             try:
                 out = [{"text": t} for t in path.read_text(encoding=self.p.encoding).splitlines() if t.strip()]
