@@ -7,11 +7,16 @@ one-text requests back to back; in the "loaded" part of a round another process 
 answer them). Issue 16's target: loaded p99 within 2x of unloaded p99. The large inputs take the
 batcher's heavy lane; this measures whether that keeps the small requests moving.
 
-Each round alternates --segments times between alone (--unloaded-requests / segments small
-requests, no large one in flight) and loaded (--loaded-seconds / segments), and pools each side's
-latencies into one p99: the machines here are shared, and a minute when a neighbour is busy then
-falls on both sides of the ratio instead of on one. ``--segments 1`` is the earlier design (all
-alone, then all loaded), kept for comparison with older figures.
+Each round alternates --segments times between alone (no large request in flight, for
+--unloaded-seconds / segments) and loaded (--loaded-seconds / segments, measured from the moment the
+first large request is sent until the last one is answered, so every arrival and every end is
+measured), and pools each side's latencies into one p99: the machines here are shared, and a
+minute when a neighbour is busy then falls on both sides of the ratio, in equal time, instead of on
+one. The first SETTLE_SECONDS after a large request are timed on neither side. A round whose
+unloaded p99 is far above the run's usual one is flagged at the end (outside load pulls its ratio
+towards 1). ``--segments 1 --unloaded-requests N`` is the earlier design (N small requests alone,
+then all loaded), kept for comparison with older figures. Each server is warmed up with small
+requests and one large one; with several servers, they take turns going first.
 
 --servers picks which servers of the same export take part; each round measures them in turn, so
 their ratios (and each one's ratio to the first's, round by round) come from the same minutes:
@@ -28,8 +33,8 @@ their ratios (and each one's ratio to the first's, round by round) come from the
 Each round also prints the small requests' median and p90, unloaded and loaded.
 
 Usage: python benchmarks/serve_heavy_lane.py [EXPORT_DIR] [--rounds 5] [--backend onnx]
-       [--servers default,before] [--isolate-parse] [--unloaded-requests 300] [--loaded-seconds 4]
-       [--segments 6]
+       [--servers default,before] [--isolate-parse] [--loaded-seconds 9] [--unloaded-seconds S]
+       [--segments 6] [--unloaded-requests N]
 Without EXPORT_DIR the main job's recipe is trained as it stands and exported (onnx).
 """
 from __future__ import annotations
@@ -70,11 +75,11 @@ def small_latencies(client, until) -> list[float]:
     return out
 
 
-def _send_large(url: str, go, idle, done, out, expect: int = 200, pace: float = 0.0) -> None:
+def _send_large(url: str, go, sending, idle, done, out, expect: int = 200, pace: float = 0.0) -> None:
     """Child process: while ``go`` is set, large requests back to back (one per ``pace`` seconds at
-    most); ``idle`` is set whenever none is in flight, and the process ends when ``done`` is set. The
-    requests' times go to ``out``. A process of its own, so encoding and sending 1 MB bodies never
-    holds the measuring client's GIL."""
+    most); ``sending`` is set just before each is sent, ``idle`` whenever none is in flight, and
+    the process ends when ``done`` is set. The requests' times go to ``out``. A process of its own,
+    so encoding and sending 1 MB bodies never holds the measuring client's GIL."""
     import httpx
 
     body = json.dumps(BIG).encode()
@@ -87,6 +92,7 @@ def _send_large(url: str, go, idle, done, out, expect: int = 200, pace: float = 
             idle.clear()
             while go.is_set():
                 t = time.perf_counter()
+                sending.set()
                 r = c.post("/v1/predict", content=body)
                 times.append(time.perf_counter() - t)
                 assert r.status_code == expect, r.text[:300]
@@ -95,33 +101,52 @@ def _send_large(url: str, go, idle, done, out, expect: int = 200, pace: float = 
     out.put(times)
 
 
-def one_round(url: str, unloaded_n: int, loaded_seconds: float, segments: int = 1, expect: int = 200,
-              pace: float = 0.0) -> tuple[float, float, int, float, int]:
+#: small requests sent just after a large one is answered, timed but counted on neither side: the
+#: server may still be freeing the large request's memory (counting them as "alone" would raise
+#: the unloaded p99 and lower the ratio)
+SETTLE_SECONDS = 0.05
+
+
+def one_round(url: str, unloaded_n: int | None, loaded_seconds: float, segments: int = 1, expect: int = 200,
+              pace: float = 0.0, unloaded_seconds: float | None = None) -> tuple[float, float, int, float, int]:
     """p99 of small requests alone, against their p99 while another process sends large requests back
     to back (a large request takes well under a second, so one alone would leave too few small
-    requests beside it to give a p99). The round is cut into ``segments`` alternating pairs (alone
-    for ``unloaded_n / segments`` requests, then loaded for ``loaded_seconds / segments``), pooled,
-    so a slow change in the machine's other load falls on both sides alike; small requests are only
-    counted as "alone" when no large one is in flight."""
+    requests beside it to give a p99).
+
+    The round is cut into ``segments`` alternating pairs, pooled, so a slow change in the machine's
+    other load falls on both sides alike. Alone: ``unloaded_seconds / segments`` seconds (or, given
+    ``unloaded_n``, that many requests in all, as the earlier design did); small requests count
+    only once no large one is in flight and ``SETTLE_SECONDS`` have passed. Loaded: from the moment
+    the first large request is sent until the last one sent in the ``loaded_seconds / segments``
+    window is answered, so its arrival and its end are both measured."""
     import httpx
 
     ctx = multiprocessing.get_context("spawn")
-    go, idle, done, out = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Queue()
-    sender = ctx.Process(target=_send_large, args=(url, go, idle, done, out, expect, pace))
+    go, sending, idle, done, out = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event(), ctx.Queue()
+    sender = ctx.Process(target=_send_large, args=(url, go, sending, idle, done, out, expect, pace))
     sender.start()
     unloaded, loaded = [], []
+    alone_seconds = (unloaded_seconds if unloaded_seconds is not None else loaded_seconds) / segments
     try:
         with httpx.Client(base_url=url, timeout=120) as c:
-            idle.wait(60)
+            assert idle.wait(60), "the large-request sender did not start"
             for _ in range(segments):
-                count = iter(range(unloaded_n // segments + 1))
-                unloaded += small_latencies(c, lambda: next(count) >= unloaded_n // segments)
+                settle = time.perf_counter() + SETTLE_SECONDS
+                small_latencies(c, lambda: time.perf_counter() >= settle)  # timed, not counted
+                if unloaded_n is not None:
+                    count = iter(range(unloaded_n // segments + 1))
+                    unloaded += small_latencies(c, lambda: next(count) >= unloaded_n // segments)
+                else:
+                    stop = time.perf_counter() + alone_seconds
+                    unloaded += small_latencies(c, lambda: time.perf_counter() >= stop)
+                sending.clear()
                 go.set()
-                time.sleep(0.1)  # let the first large request reach the server
+                assert sending.wait(60), "no large request was sent"
                 stop = time.perf_counter() + loaded_seconds / segments
                 loaded += small_latencies(c, lambda: time.perf_counter() >= stop or not sender.is_alive())
                 go.clear()
-                idle.wait(300)  # the last large request has been answered
+                loaded += small_latencies(c, lambda: idle.is_set() or not sender.is_alive())  # the last one's end
+                assert idle.wait(300), "the last large request was not answered"
         done.set()
         big_seconds = out.get(timeout=300)
     finally:
@@ -177,6 +202,10 @@ def start_server(export: Path, backend: str, kind: str) -> tuple[subprocess.Pope
         time.sleep(0.2)
     for _ in range(30):  # warm-up
         httpx.post(f"{url}/v1/predict", json=SMALL, timeout=30)
+    # and one large request: the first use of the large-input lane (its own ONNX Runtime session)
+    # would otherwise fall in the first round's loaded half
+    httpx.post(f"{url}/v1/predict", content=json.dumps(BIG).encode(), timeout=300,
+               headers={"content-type": "application/json"})
     return proc, url
 
 
@@ -192,9 +221,12 @@ def main() -> int:
     ap.add_argument("--backend", default="onnx", choices=["onnx", "torch"])
     ap.add_argument("--servers", default="default",
                     help=f"comma-separated, measured in turn in each round, of {', '.join(SERVERS)}")
-    ap.add_argument("--unloaded-requests", type=int, default=300)
-    ap.add_argument("--loaded-seconds", type=float, default=4.0,
-                    help="how long large requests are sent back to back in each round's loaded half")
+    ap.add_argument("--loaded-seconds", type=float, default=9.0,
+                    help="how long large requests are sent back to back in each round's loaded half (default 9)")
+    ap.add_argument("--unloaded-seconds", type=float, default=None,
+                    help="how long small requests are timed alone in each round (default: as --loaded-seconds)")
+    ap.add_argument("--unloaded-requests", type=int, default=None,
+                    help="time this many small requests alone per round instead (the earlier design)")
     ap.add_argument("--segments", type=int, default=6,
                     help="alternating alone/loaded pairs per round, pooled (default 6; 1: all alone, then all loaded)")
     ap.add_argument("--isolate-parse", action="store_true", help="add the parse-only server")
@@ -210,6 +242,7 @@ def main() -> int:
     export = Path(args.export) if args.export else export_dir([])
     servers: dict[str, tuple[subprocess.Popen, str]] = {}
     ratios: dict[str, list[float]] = {k: [] for k in kinds}
+    alone: dict[str, list[float]] = {k: [] for k in kinds}
     try:
         for kind in kinds:
             servers[kind] = start_server(export, args.backend, kind)
@@ -218,14 +251,21 @@ def main() -> int:
         print(f"{'round':>5} {'server':>10} {'p99 unloaded ms':>16} {'p99 loaded ms':>14} {'ratio':>6} "
               f"{'small served':>12} {'large n':>7} {'large s':>8}")
         pace = 0.0
+        serving = [k for k in kinds if k != "parse-only"]
         for i in range(args.rounds):
-            for kind in kinds:
+            # the serving servers take turns going first (one place further each round); parse-only
+            # goes last, paced to the first server's large requests of the same round
+            order = serving[i % len(serving):] + serving[:i % len(serving)] + [k for k in kinds if k == "parse-only"]
+            for kind in order:
                 parse_only = kind == "parse-only"
-                a, b, n, big_s, big_n = one_round(servers[kind][1], args.unloaded_requests, args.loaded_seconds, args.segments,
-                                                  expect=413 if parse_only else 200, pace=pace if parse_only else 0.0)
+                a, b, n, big_s, big_n = one_round(servers[kind][1], args.unloaded_requests, args.loaded_seconds,
+                                                  args.segments, expect=413 if parse_only else 200,
+                                                  pace=pace if parse_only else 0.0,
+                                                  unloaded_seconds=args.unloaded_seconds)
                 if kind == kinds[0]:
                     pace = big_s
                 ratios[kind].append(b / a)
+                alone[kind].append(a)
                 print(f"{i + 1:>5} {kind:>10} {1000 * a:>16.1f} {1000 * b:>14.1f} {b / a:>6.2f} {n:>12} {big_n:>7} "
                       f"{'(413)' if parse_only else f'{big_s:.2f}':>8}", flush=True)
     finally:
@@ -234,6 +274,11 @@ def main() -> int:
             proc.wait(timeout=30)
     for kind in kinds:
         print(_summary(f"{kind} ({WHAT[kind]}): ", ratios[kind]))
+        typical = statistics.median(alone[kind])
+        noisy = [i + 1 for i, a in enumerate(alone[kind]) if a > 1.5 * typical]
+        if noisy:  # counted above all the same: a busy neighbour raises both sides and pulls the ratio to 1
+            print(f"  {kind}: round(s) {noisy} had an unloaded p99 over 1.5x the run's median ({1000 * typical:.1f} ms): "
+                  "outside load; their ratios say little either way")
     for kind in kinds[1:]:
         paired = [b / a for a, b in zip(ratios[kinds[0]], ratios[kind])]
         print(f"{kind} / {kinds[0]}, round by round: median {statistics.median(paired):.2f}, "

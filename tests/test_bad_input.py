@@ -274,7 +274,53 @@ DATA_FIELD_CASES = [
     ("no training data", {"train": ""}, "no training data: set data.train"),
     ("plain text lines as the validation split of a classifier",
      {"validation": lambda t: _write(t / "v.txt", "good film\n")}, "(data.validation) is plain text"),
+    # a second hostile review
+    ("a negative sample limit", {"limits": {"train": -1}}, "data.limits.train"),
+    ("a negative carved split size", {"split_sizes": {"validation": -5}}, "data.split_sizes.validation"),
+    ("label files and a train file", {"label_files": {"a": lambda t: _write(t / "a.txt", "x\n"),
+                                                      "b": lambda t: _write(t / "b.txt", "y\n")}},
+     "give data.train or data.label_files, not both"),
+    ("label files of one label", {"train": None, "label_files": {"a": lambda t: _write(t / "a.txt", "x\n")}},
+     "names one label"),
+    ("a label file that is a folder", {"train": None, "label_files": {"a": lambda t: _folder(t / "lf"),
+                                                                       "b": lambda t: _write(t / "b.txt", "y\n")}},
+     "data.label_files.a: "),
+    ("the label column as the pair column", {"text_pair_column": "label"}, "is also the label column"),
+    ("a carved test split beside a test file", {"split_sizes": {"test": 10}}, "data.split_sizes.test carves"),
+    ("a JSON document's keys without the document", {"train": None, "json_keys": {"train": "tr"}},
+     "no training data"),
+    ("a test file without the label column", {"test": lambda t: _write(t / "nl.csv", "text\ngood film\n")},
+     "has no column 'label'"),
+    ("a CSV read as Parquet", {"format": "parquet"}, "is not a Parquet file"),
 ]
+#: what only a whole read finds: ``train`` refuses it, ``validate`` (a quick look) cannot
+TRAIN_FINDS = [
+    ("a later JSONL line that is not an object",
+     {"train": lambda t: _write(t / "late.jsonl", '{"text": "good film", "label": "pos"}\n' * 5 + "5\n")},
+     "late.jsonl:6: a record is a JSON object"),
+    ("a test file with a label training never saw",
+     {"test": lambda t: _write(t / "unseen.csv", "text,label\ngood film,pos\nodd film,meh\n")},
+     "labels the model was never trained on: 'meh' (1)"),
+]
+
+
+def _resolve(value, tmp: Path):
+    if isinstance(value, dict):
+        return {k: _resolve(v, tmp) for k, v in value.items()}
+    return value(tmp) if callable(value) else value
+
+
+@pytest.mark.parametrize("case,fields,words", TRAIN_FINDS, ids=[c[0] for c in TRAIN_FINDS])
+def test_train_refuses_data_only_a_whole_read_finds(tmp_path, capsys, case, fields, words):
+    """A traceback (a non-object JSONL line past the first) and a NaN "divergence" (a test label
+    the model never saw) before: now one line naming the file and line, or the labels."""
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    recipe["data"].update(_resolve(fields, tmp_path))
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", str(tmp_path / "run"))
+    assert code == 2 and words in err and "Traceback" not in err, (case, err)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("case,fields,words", DATA_FIELD_CASES, ids=[c[0] for c in DATA_FIELD_CASES])
@@ -283,8 +329,7 @@ def test_validate_and_train_refuse_the_same_data(tmp_path, capsys, case, fields,
     encoding was a LookupError) while ``fmkit train`` refused it or crashed (format: folder on a
     file was a NotADirectoryError; plain text as the validation split trained, scored accuracy 0)."""
     recipe = tiny_recipe(tmp_path, epochs=1)
-    for field, value in fields.items():
-        recipe["data"][field] = value(tmp_path) if callable(value) else value
+    recipe["data"].update(_resolve(fields, tmp_path))
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     code, out, err = cli(capsys, "validate", str(path))

@@ -264,3 +264,54 @@ def test_line_numbers_and_outputs_match_the_files(export, tmp_path):
     assert predict_file(export, str(folder), str(tmp_path / "OUT.CSV")) == 1
     rows = list(csv.DictReader((tmp_path / "OUT.CSV").open(encoding="utf-8")))
     assert rows[0]["input"].endswith("x\\xff.txt") and rows[0]["label"]
+
+
+def test_outputs_never_destroy_inputs_links_or_devices(export, tmp_path, capsys):
+    """Found by a second hostile review: `-o` equal to the input replaced it; `-o -` wrote a file
+    named "-"; `-o` through a link replaced the link (through a link to a device, the device node);
+    a 245-character name failed after every prediction (the temporary's name was too long)."""
+    import os
+    import stat
+
+    from fmkit.cli.main import main
+
+    src = tmp_path / "same.txt"
+    src.write_text("good film\nbad film\n")
+    assert main(["predict", export, str(src), "-o", str(src)]) == 2
+    assert "is the input file" in capsys.readouterr().err and src.read_text() == "good film\nbad film\n"
+    os.chdir(tmp_path)
+    assert main(["predict", export, str(src), "-o", "-"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2 and not (tmp_path / "-").exists()
+    target = tmp_path / "real.jsonl"
+    target.write_text("old\n")
+    (tmp_path / "link.jsonl").symlink_to(target)
+    assert main(["predict", export, str(src), "-o", str(tmp_path / "link.jsonl")]) == 0
+    assert (tmp_path / "link.jsonl").is_symlink() and len(_read(target)) == 2  # the file behind the link
+    (tmp_path / "null").symlink_to(os.devnull)
+    assert main(["predict", export, str(src), "-o", str(tmp_path / "null")]) == 0
+    assert (tmp_path / "null").is_symlink() and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    long_name = tmp_path / ("n" * 245 + ".jsonl")
+    assert main(["predict", export, str(src), "-o", str(long_name)]) == 0 and len(_read(long_name)) == 2
+    capsys.readouterr()
+    assert main(["predict", export, str(src), "-o", str(tmp_path / ("n" * 300 + ".jsonl"))]) == 2
+    assert "at most 255 bytes" in capsys.readouterr().err
+
+
+def test_carriage_returns_duplicate_headers_and_json_named_csv(export, tmp_path):
+    """A lone \\r inside a line is part of its text (a file read it as a line end, standard input
+    did not); a CSV header naming a column twice, or a .csv holding JSON Lines, is refused naming
+    the file (they predicted one column silently, or nothing), for uploads too."""
+    from fmkit.engine.predict_file import predict_file
+    from fmkit.errors import DataError
+    from fmkit.records import read_records
+
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_bytes(b"one\rtwo\nthree\r\n")
+    assert predict_file(export, str(mixed), str(tmp_path / "o.jsonl")) == 2
+    assert [r["input"] for r in _read(tmp_path / "o.jsonl")] == ["one\rtwo", "three"]
+    with pytest.raises(DataError, match=r"d.csv:1: the header names 'text' more than once"):
+        read_records("text,text\nx,y\n", "d.csv")
+    with pytest.raises(DataError, match=r"j.csv: its first line is JSON"):
+        read_records('{"text": "hi"}\n', "j.csv")
+    with pytest.raises(DataError, match=r"c.csv:2: .*carriage return"):
+        read_records("text\na\rb\n", "c.csv")

@@ -46,6 +46,10 @@ def read_located_records(text: str, name: str, fmt: str | None = None) -> list[t
                 except ValueError as e:  # json.JSONDecodeError, or a number past Python's digit limit
                     raise DataError(f"{name}:{i}: not valid JSON: {e}") from None
         return out
+    first = next((line.lstrip() for line in text.split("\n") if line.strip()), "")
+    if first[:1] in ("{", "["):
+        raise DataError(f"{name}: its first line is JSON ({first[:40]!r}...), not a CSV header: name the file "
+                        ".jsonl (fmkit predict: or give --input-format jsonl)")
     _allow_long_csv_fields()
     # csv.reader, not DictReader: DictReader skips blank lines unseen, so the line a row starts on
     # could not be told; here every row, blank ones included, moves ``done`` on
@@ -59,6 +63,10 @@ def read_located_records(text: str, name: str, fmt: str | None = None) -> list[t
             if not cells:  # a blank line
                 continue
             if header is None:
+                twice = sorted({c for c in cells if cells.count(c) > 1})
+                if twice:
+                    raise DataError(f"{name}:{start}: the header names {', '.join(repr(c) for c in twice)} more than "
+                                    "once; give each column its own name")
                 header = cells
                 continue
             if len(cells) > len(header):
@@ -67,6 +75,9 @@ def read_located_records(text: str, name: str, fmt: str | None = None) -> list[t
             if any(v not in (None, "") for v in row.values()):
                 rows.append((row, f"{name}:{start}"))
     except csv.Error as e:
+        if "new-line character seen in unquoted field" in str(e):
+            raise DataError(f"{name}:{done + 1}: not valid CSV: a carriage return (\\r) alone inside a row; save "
+                            "the file with \\n or \\r\\n line ends, or quote the cell") from None
         hint = " (a quote that is never closed?)" if "unexpected end of data" in str(e) else ""
         raise DataError(f"{name}:{done + 1}: not valid CSV: {e}{hint}") from None
     if header is None:

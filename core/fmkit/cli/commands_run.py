@@ -132,7 +132,7 @@ def predict(args) -> int:
     n = predict_file(args.run_dir, args.input, args.output, batch_size=args.batch_size,
                      trust_remote_code=args.trust_remote_code, backend=args.backend,
                      input_format=args.input_format)
-    if args.output:
+    if args.output and args.output != "-":
         print(f"wrote {n} predictions to {args.output}", file=sys.stderr)
     elif not n:
         print(f"warning: {'standard input' if args.input == '-' else args.input} holds no inputs (no non-blank line or record): nothing was predicted",

@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="run directory or export folder")
     p.add_argument("input", help="file of raw inputs (one per line, CSV, JSONL, or a folder of files; "
                                  "- reads standard input)")
-    p.add_argument("-o", "--output", help="JSONL or CSV output (default: stdout as JSONL)")
+    p.add_argument("-o", "--output", help="JSONL or CSV output (default, or -: standard output as JSONL)")
     p.add_argument("--input-format", choices=["auto", "lines", "jsonl", "csv"], default="auto",
                    help="how to read INPUT: auto (default) goes by its ending (.jsonl, .csv; anything else and "
                         "standard input: one input per line)")

@@ -31,7 +31,8 @@ def _text_of(path: str) -> tuple[str, str]:
             stream = getattr(sys.stdin, "buffer", None)
             data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
             return data.decode("utf-8-sig"), name
-        return Path(path).read_text(encoding="utf-8-sig"), name
+        # bytes, then decoded: read_text would turn a lone \r into a line end, standard input does not
+        return Path(path).read_bytes().decode("utf-8-sig"), name
     except UnicodeDecodeError as e:
         raise DataError(f"input {name} is not UTF-8 text ({e.reason}: byte 0x{e.object[e.start]:02x} at offset "
                         f"{e.start}); save it as UTF-8") from None
@@ -84,11 +85,6 @@ def located_inputs(path: str, task=None, input_format: str = "auto") -> list[tup
     fmt = input_format
     if fmt == "auto":
         fmt = "lines" if path == "-" or not is_record_file(p.name) else p.suffix.lower().lstrip(".")
-    if fmt == "csv":
-        first = next((line.lstrip() for line in text.split("\n") if line.strip()), "")
-        if first[:1] in ("{", "["):
-            raise DataError(f"{name}: its first line is JSON ({first[:40]!r}...), not a CSV header: read it "
-                            "with --input-format jsonl")
     if fmt in ("jsonl", "csv"):
         return located_inputs_of(text, name, task, fmt)
     lines = _lines(text, name)
@@ -131,8 +127,16 @@ def predict_file(source: str, input_path: str, output: str | None, batch_size: i
         from ..serve.settings import resolve_backend
 
         backend = resolve_backend(source)
-    if output and Path(output).is_dir():  # found now, not after every prediction has run
-        raise UsageError(f"cannot write {output}: it is a folder; give a file path")
+    if output == "-":  # as for the input: standard output
+        output = None
+    if output:  # found now, not after every prediction has run
+        from ..utils.atomic import check_writable
+
+        check_writable(output)
+        if input_path != "-" and Path(output).exists() and Path(input_path).exists() \
+                and os.path.samefile(output, input_path):
+            raise UsageError(f"-o {output} is the input file: the predictions would replace the inputs; give "
+                             "another output path")
     predictor = load_predictor(source, backend=backend, trust_remote_code=trust_remote_code)
     task = predictor.task
     located = located_inputs(input_path, task, input_format)

@@ -114,8 +114,16 @@ class TrainingSession:
 
         recipe, task, rank = self.recipe, self.task, self.rank
         self.resume = resume
-        if resume:
+        if resume:  # first: a resumed run whose labels changed is told so, not that its test set is odd
             _check_same_labels(Path(resume), task)
+        if task.classification:  # a split given as its own file is scored on the labels training learnt
+            from .api import _check_known_labels
+
+            for name in ("validation", "test"):
+                path = recipe.data.dataset_params().get(name)
+                if self.splits.get(name) and isinstance(path, str) and path:
+                    _check_known_labels(task, self.splits[name], f"data.{name} ({path})")
+        if resume:
             rd = Path(resume)
             restore_fitted_task(task, rd / "artifacts")
         elif rank == 0:

@@ -19,7 +19,8 @@ from ..errors import DiskFullError, UsageError
 
 _FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 #: a target that cannot be written where it is: the caller gave a wrong path (usage), not a crash
-_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EBUSY}
+_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EBUSY,
+               errno.ENAMETOOLONG, errno.ENOENT}
 
 
 def _current_umask() -> int:
@@ -76,15 +77,63 @@ def unwritable_error(path: Path, e: OSError) -> UsageError:
     return UsageError(f"cannot write {path}: {e.strerror or e}")
 
 
+def _not_a_regular_file(path: Path) -> bool:
+    """Whether ``path`` exists (through links) as something other than a file or a folder: a
+    character device, a FIFO, a socket."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _write_through(path: Path, data: bytes) -> None:
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        if is_disk_full(e):
+            raise disk_full_error(path) from None
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise :class:`UsageError` now, before any work, when a file could not be written at ``path``:
+    a folder there, a file where a parent folder goes, a name longer than file systems allow, a
+    parent folder that exists but cannot be written. (The write itself may still fail later: a full
+    disk, say.)"""
+    path = Path(path)
+    if len(os.fsencode(path.name)) > 255:
+        raise UsageError(f"cannot write {str(path)[:80]}...: a file name may have at most 255 bytes")
+    if _not_a_regular_file(path):
+        return
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a folder; give a file path")
+    blocker = next((a for a in path.absolute().parents if a.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UsageError(f"cannot write {path}: {blocker} is a file, not a folder")
+    if blocker is not None and not os.access(blocker, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {path}: {blocker} is not writable")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see the module); a full disk is a
     :class:`~fmkit.errors.DiskFullError`, a path that cannot be written a
     :class:`~fmkit.errors.UsageError` saying why."""
     path = Path(path)
+    special = _not_a_regular_file(path)
+    if special:  # a device or a pipe (-o /dev/stdout): written through, as a shell's > would
+        _write_through(path, data)
+        return
+    if path.is_symlink():  # replace the file the link points to, never the link itself
+        path = Path(os.path.realpath(path))
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+        # the temporary's name stays within the 255 bytes a file name may have
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name[:100]}-", dir=path.parent)
         _write(fd, data)
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)

@@ -10,7 +10,7 @@ from typing import Literal
 from fmkit import carve_split
 from fmkit.components import Params
 from fmkit.errors import DataError
-from pydantic import field_validator
+from pydantic import PositiveInt, field_validator, model_validator
 
 log = logging.getLogger("fmkit")
 
@@ -42,15 +42,34 @@ class TextFilesParams(Params):
     #: carve a seeded test split out of train when the data has none
     test_fraction: float = 0.0
     #: carve seeded splits of exact sizes out of train ({validation: 1066, test: 1066}; rt_polarity)
-    split_sizes: dict[Literal["validation", "test"], int] = {}
+    split_sizes: dict[Literal["validation", "test"], PositiveInt] = {}
     #: keep a seeded random sample of this many rows per split ({train: 8000}): quick experiments
-    limits: dict[Literal["train", "validation", "test"], int] = {}
+    limits: dict[Literal["train", "validation", "test"], PositiveInt] = {}
     #: a JSON file holding every split (CLINC150's data_full.json): {split: key in the file}
     json_keys: dict[Literal["train", "validation", "test"], str] = {}
     #: column names for rows stored as lists ([text, label]) in JSON files
     list_columns: list[str] = ["text", "label"]
     #: seed of the shuffles that carve test_fraction and split_sizes and sample limits (same seed, same rows)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_source_per_column_and_split(self):
+        if self.train and self.label_files:
+            raise ValueError("give data.train or data.label_files, not both (label_files would be ignored)")
+        if self.text_pair_column and self.text_pair_column in (self.label_column, self.text_column):
+            raise ValueError(f"data.text_pair_column {self.text_pair_column!r} is also the "
+                             f"{'label' if self.text_pair_column == self.label_column else 'text'} column: the "
+                             "model would read it as input")
+        if self.text_column == self.label_column:
+            raise ValueError(f"data.text_column and data.label_column are both {self.text_column!r}: the model "
+                             "would read its label as input")
+        for name in ("validation", "test"):
+            if self.split_sizes.get(name) and getattr(self, name):
+                raise ValueError(f"data.split_sizes.{name} carves a {name} split out of train, but data.{name} "
+                                 "gives one already: keep one of the two")
+        if self.label_files is not None and len(self.label_files) == 1:
+            raise ValueError("data.label_files names one label; a classifier learns from at least two")
+        return self
 
     @field_validator("encoding")
     @classmethod
@@ -158,7 +177,11 @@ class TextFiles:
         problems = missing_split_files(p) + missing_split_files(p.label_files or {}, tuple(p.label_files or ()))
         problems = [(f"label_files.{f}" if p.label_files and f in p.label_files else f, m) for f, m in problems]
         missing = {f for f, _ in problems}
-        if not p.train and not p.label_files and not p.json_keys:
+        for label, path in (p.label_files or {}).items():
+            if f"label_files.{label}" not in missing and Path(path).is_dir():
+                problems.append((f"label_files.{label}", f"{path} is a folder; data.label_files.{label} is a text "
+                                                         "file with one example per line"))
+        if not p.train and not p.label_files:
             problems.append(("train", "no training data: set data.train (a file or folder) or data.label_files"))
         for split in ("train", "validation", "test"):
             value = getattr(p, split)
@@ -183,7 +206,7 @@ class TextFiles:
                 continue
             wanted = [("text_column", p.text_column)] + ([("text_pair_column", p.text_pair_column)]
                                                           if p.text_pair_column else [])
-            if split == "train":
+            if split == "train" or self._needs_labels():  # a classifier is scored on labels too
                 wanted.append(("label_column", p.label_column))
             for field, column in wanted:
                 if column not in columns:
@@ -207,6 +230,14 @@ class TextFiles:
                    "data.format: auto (a folder is read as class sub-folders)"
         return None
 
+    @property
+    def _reading(self) -> str:
+        """The codec files are opened with: ``data.encoding``, except that UTF-8 also drops the
+        byte-order mark Excel writes (its first column would be named ``\ufefftext``)."""
+        import codecs
+
+        return "utf-8-sig" if codecs.lookup(self.p.encoding).name == "utf-8" else self.p.encoding
+
     def _needs_labels(self) -> bool:
         """Whether the recipe's task learns from labels (a classification task), so that a file
         without any cannot train it."""
@@ -226,7 +257,7 @@ class TextFiles:
         if not path.is_file() or fmt not in ("csv", "tsv", "jsonl", "lines"):
             return None
         try:
-            with open(path, encoding=self.p.encoding, newline="") as f:
+            with open(path, encoding=self._reading, newline="") as f:
                 lines = (line for line in f if line.strip())
                 first = next(lines, None)
                 if first is None:
@@ -241,11 +272,12 @@ class TextFiles:
     def _columns(self, path: Path, fmt: str) -> tuple[list[str] | None, str | None]:
         """``(columns, problem)``: the column names of a CSV/TSV header or a JSONL file's first
         record (``None`` for other formats), or what makes the start of the file unreadable."""
-        enc = self.p.encoding
+        enc = self._reading
         try:
             with open(path, encoding=enc, newline="") as f:
                 if fmt in ("csv", "tsv"):
-                    return next(csv.reader(f, delimiter="\t" if fmt == "tsv" else ","), []), None
+                    reader = csv.reader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=self._quoting(fmt))
+                    return next(reader, []), None
                 if fmt == "jsonl":
                     import json
 
@@ -261,9 +293,17 @@ class TextFiles:
                             return sorted(record), None
                     return [], None
         except UnicodeDecodeError as e:
-            return None, f"{path} is not {enc} text ({e.reason} at byte {e.start}); set data.encoding (latin-1, say)"
+            return None, (f"{path} is not {self.p.encoding} text ({e.reason} at byte {e.start}); set data.encoding "
+                          "(latin-1, say)")
         except (OSError, ValueError, LookupError, csv.Error) as e:  # utf-16 without a BOM, a field too long...
             return None, f"cannot read {path} as {enc} {fmt}: {e}"
+        if fmt == "parquet":
+            try:
+                self._check_parquet(path)
+            except DataError as e:
+                return None, str(e)
+            except OSError:
+                pass
         return None, None
 
     def load_file(self, path_str: str, split: str = "train") -> list[dict]:
@@ -280,7 +320,7 @@ class TextFiles:
             raise DataError(self._unlabelled(path, split))
         if fmt == "lines":  # plain text, one example per non-empty line (language-model corpora)
             try:
-                out = [{"text": t} for t in path.read_text(encoding=self.p.encoding).splitlines() if t.strip()]
+                out = [{"text": t} for t in path.read_text(encoding=self._reading).splitlines() if t.strip()]
             except UnicodeDecodeError as e:
                 raise DataError(f"{path} is not {self.p.encoding}: {e}; set data.encoding (for example latin-1)") from None
             if not out:
@@ -318,26 +358,51 @@ class TextFiles:
                             f"{p.label_column!r}; check data.text_column and data.label_column")
         return out
 
+    def _quoting(self, fmt: str) -> int:
+        none = self.p.quoting == "none" or (self.p.quoting == "auto" and fmt == "tsv")
+        return csv.QUOTE_NONE if none else csv.QUOTE_MINIMAL
+
     def _table(self, path: Path, fmt: str) -> list[dict]:
-        enc = self.p.encoding
+        enc = self._reading
         try:
             if fmt in ("csv", "tsv"):
-                quoting = csv.QUOTE_NONE if (self.p.quoting == "none" or (self.p.quoting == "auto" and fmt == "tsv")) \
-                    else csv.QUOTE_MINIMAL
+                if csv.field_size_limit() < 2**31 - 1:  # cells past csv's 131,072-character default
+                    csv.field_size_limit(2**31 - 1)
                 with open(path, encoding=enc, newline="") as f:
-                    return list(csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=quoting))
+                    return list(csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=self._quoting(fmt)))
             if fmt == "jsonl":
                 import json
 
+                rows = []
                 with open(path, encoding=enc) as f:
-                    return [json.loads(line) for line in f if line.strip()]
+                    for n, line in enumerate(f, 1):
+                        if not line.strip():
+                            continue
+                        try:
+                            record = json.loads(line)
+                        except (ValueError, RecursionError) as e:
+                            raise DataError(f"{path}:{n}: not valid JSON: {e}") from None
+                        if not isinstance(record, dict):
+                            raise DataError(f"{path}:{n}: a record is a JSON object ({{\"text\": ..., \"label\": ...}}), "
+                                            f"not {type(record).__name__}")
+                        rows.append(record)
+                return rows
+            if fmt == "parquet":
+                self._check_parquet(path)
             import pandas as pd
 
             return pd.read_parquet(path).to_dict("records")
         except UnicodeDecodeError as e:
-            raise DataError(f"{path} is not {enc}: {e}; set data.encoding (for example latin-1)") from None
+            raise DataError(f"{path} is not {self.p.encoding}: {e}; set data.encoding (for example latin-1)") from None
         except (csv.Error, ValueError) as e:
             raise DataError(f"{path}: cannot parse as {fmt}: {e}") from None
+
+    @staticmethod
+    def _check_parquet(path: Path) -> None:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PAR1":
+                raise DataError(f"{path} is not a Parquet file (no PAR1 magic bytes at its start): set data.format to "
+                                "its format, or auto to read it by its ending")
 
     def _json_split(self, path: Path, split: str) -> list[dict]:
         import json
@@ -346,7 +411,7 @@ class TextFiles:
         if key is None:
             raise DataError(f"{path} holds several splits: name the key of {split!r} in data.json_keys")
         try:
-            doc = json.loads(path.read_text(encoding=self.p.encoding))
+            doc = json.loads(path.read_text(encoding=self._reading))
         except (UnicodeDecodeError, ValueError) as e:
             raise DataError(f"{path}: not a JSON document in {self.p.encoding}: {e}") from None
         if not isinstance(doc, dict) or key not in doc:
@@ -360,7 +425,7 @@ class TextFiles:
         for label_dir in sorted(p for p in root.iterdir() if p.is_dir()):
             for f in sorted(label_dir.iterdir()):
                 if f.is_file():
-                    out.append({"text": f.read_text(encoding=self.p.encoding, errors="replace"), "label": label_dir.name})
+                    out.append({"text": f.read_text(encoding=self._reading, errors="replace"), "label": label_dir.name})
         if not out:
             raise DataError(f"{root}: no class sub-folders with text files (expected {root}/<label>/<file>.txt)")
         return out
@@ -371,9 +436,12 @@ class TextFiles:
             rows = []
             for label, path in p.label_files.items():
                 try:
-                    lines = Path(path).read_text(encoding=p.encoding).splitlines()
+                    lines = Path(path).read_text(encoding=self._reading).splitlines()
                 except FileNotFoundError:
                     raise DataError(f"data.label_files.{label}: {path} does not exist") from None
+                except IsADirectoryError:
+                    raise DataError(f"data.label_files.{label}: {path} is a folder; give a text file with one "
+                                    "example per line") from None
                 except UnicodeDecodeError as e:
                     raise DataError(f"{path} is not {p.encoding}: {e}; set data.encoding: latin-1") from None
                 self._drop(Path(path), "train", "blank-text", [i + 1 for i, t in enumerate(lines) if not t.strip()])
