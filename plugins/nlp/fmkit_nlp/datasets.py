@@ -202,7 +202,12 @@ class TextFiles:
             if unreadable:
                 problems.append((split, unreadable))
                 continue
-            if columns is None:  # another format (Parquet, a JSON document): loading checks it
+            if fmt == "json":  # one document holding every split: its keys are checked (the whole file is read)
+                wrong = self._json_key_problem(path, split)
+                if wrong:
+                    problems.append((f"json_keys.{split}" if split in p.json_keys else split, wrong))
+                continue
+            if columns is None:  # another format (Parquet): loading checks it
                 continue
             wanted = [("text_column", p.text_column)] + ([("text_pair_column", p.text_pair_column)]
                                                           if p.text_pair_column else [])
@@ -218,6 +223,15 @@ class TextFiles:
         return (f"{path} (data.{split}) is plain text, one example per line, without labels; "
                 f"{type(self.task).__name__} learns and is scored from labelled examples: give a CSV, TSV or JSONL "
                 "file with a label column, a folder of class sub-folders, or (for train) data.label_files")
+
+    def _json_key_problem(self, path: Path, split: str) -> str | None:
+        try:
+            self._json_split(path, split)
+        except DataError as e:
+            return str(e)
+        except OSError as e:
+            return f"cannot read {path}: {e.strerror or e}"
+        return None
 
     @staticmethod
     def _kind_mismatch(path: Path, fmt: str, split: str) -> str | None:
