@@ -315,3 +315,32 @@ def test_carriage_returns_duplicate_headers_and_json_named_csv(export, tmp_path)
         read_records('{"text": "hi"}\n', "j.csv")
     with pytest.raises(DataError, match=r"c.csv:2: .*carriage return"):
         read_records("text\na\rb\n", "c.csv")
+
+
+def test_a_model_trained_on_a_named_column_reads_that_column_of_a_prediction_file(tmp_path):
+    """A model trained with data.text_column: message predicts a CSV of id,message rows by its
+    messages (it read the first column, the ids, before), from the run and from its export."""
+    import csv
+
+    import yaml
+    from conftest import tiny_recipe
+
+    import fmkit
+    from fmkit.engine.predict_file import predict_file
+
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    for split in ("train", "test"):
+        path = recipe["data"][split]
+        rows = list(csv.DictReader(open(path)))
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "message", "label"])
+            w.writerows([i, r["text"], r["label"]] for i, r in enumerate(rows))
+    recipe["data"]["text_column"] = "message"
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    run = fmkit.train(str(tmp_path / "r.yaml"))
+    src = tmp_path / "new.csv"
+    src.write_text("id,message\n7,good film\n8,awful boring film\n")
+    for model in (str(run.run_dir), str(fmkit.export(str(run.run_dir), "safetensors"))):
+        assert predict_file(model, str(src), str(tmp_path / "o.jsonl")) == 2
+        assert [r["input"] for r in _read(tmp_path / "o.jsonl")] == ["good film", "awful boring film"]

@@ -244,6 +244,11 @@ class TextFiles:
                    "data.format: auto (a folder is read as class sub-folders)"
         return None
 
+    def metadata(self) -> dict:
+        """The columns the texts come from, so the trained task reads prediction files laid out like
+        the training file (``{"text_columns": [text_column, text_pair_column?]}``)."""
+        return {"text_columns": [self.p.text_column] + ([self.p.text_pair_column] if self.p.text_pair_column else [])}
+
     @property
     def _reading(self) -> str:
         """The codec files are opened with: ``data.encoding``, except that UTF-8 also drops the

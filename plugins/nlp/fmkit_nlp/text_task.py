@@ -26,9 +26,21 @@ class TokenizedTextTask(Task):
     """Base of the text tasks: ``self.tokenizer`` from the pretrained folder, ``task.tokenizer.path``,
     or trained on the training texts; token batches with ``input_ids`` and ``attention_mask``."""
 
+    #: the columns the training texts were read from (``data.text_column``, then
+    #: ``data.text_pair_column``), as the dataset reported them: a prediction file laid out like the
+    #: training file is read by them (``None`` for data that has no such columns)
+    state_attributes = ("record_columns",)
+    record_columns: list[str] | None = None
+
     def __init__(self, params, context: dict | None = None):
         super().__init__(params, context)
         self.tokenizer = None
+
+    def receive_dataset_metadata(self, metadata):
+        super().receive_dataset_metadata(metadata)
+        columns = metadata.get("text_columns")
+        if isinstance(columns, list) and columns and all(isinstance(c, str) for c in columns):
+            self.record_columns = list(columns)
 
     def fit_tokenizer(self, model_params: dict, texts: Iterable[str]) -> None:
         """Load the tokenizer of ``tokenizer.path``, the pretrained model or the teacher of
@@ -46,9 +58,15 @@ class TokenizedTextTask(Task):
             self.tokenizer = cached_trained_tokenizer(texts, self.params.tokenizer, getattr(self, "cache_dir", None))
 
     def inputs_from_record(self, record):
-        """A record's ``text`` (with ``text_pair``: the pair) or ``input`` column, else its first
-        column: a CSV of ``text,label`` rows predicts the texts."""
+        """A record's text: the column the training texts came from (``data.text_column``, with
+        ``data.text_pair_column`` the pair) when the record has it, else its ``text`` (with
+        ``text_pair``) or ``input`` column, else its first column: the file the model was trained
+        on predicts as it is."""
         if isinstance(record, dict) and record:
+            trained = self.record_columns or []
+            if trained and trained[0] in record:
+                pair = record.get(trained[1]) if len(trained) > 1 else None
+                return [record[trained[0]], pair] if pair not in (None, "") else record[trained[0]]
             if "text" in record:
                 pair = record.get("text_pair")
                 return [record["text"], pair] if pair not in (None, "") else record["text"]
