@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any
 
 from .errors import DataError
@@ -21,6 +22,9 @@ RECORD_SUFFIXES = (".csv", ".jsonl")
 def is_record_file(name: str) -> bool:
     """Whether a file of this name is read as records (CSV or JSON Lines)."""
     return name.lower().endswith(RECORD_SUFFIXES)
+
+
+_FIRST_CHARACTER = re.compile(r"\S")
 
 
 def read_records(text: str, name: str) -> list[Any]:
@@ -46,10 +50,10 @@ def read_located_records(text: str, name: str, fmt: str | None = None) -> list[t
                 except ValueError as e:  # json.JSONDecodeError, or a number past Python's digit limit
                     raise DataError(f"{name}:{i}: not valid JSON: {e}") from None
         return out
-    first = next((line.lstrip() for line in text.split("\n") if line.strip()), "")
-    if first[:1] in ("{", "["):
-        raise DataError(f"{name}: its first line is JSON ({first[:40]!r}...), not a CSV header: name the file "
-                        ".jsonl (fmkit predict: or give --input-format jsonl)")
+    first = _FIRST_CHARACTER.search(text)  # of the first non-blank line: no copy of the text
+    if first and first.group() in "{[":
+        raise DataError(f"{name}: its first line is JSON ({text[first.start():first.start() + 40]!r}...), not a CSV "
+                        "header: name the file .jsonl (fmkit predict: or give --input-format jsonl)")
     _allow_long_csv_fields()
     # csv.reader, not DictReader: DictReader skips blank lines unseen, so the line a row starts on
     # could not be told; here every row, blank ones included, moves ``done`` on

@@ -94,11 +94,6 @@ def located_inputs(path: str, task=None, input_format: str = "auto") -> list[tup
     return lines
 
 
-def read_inputs(path: str, task=None, input_format: str = "auto") -> list:
-    """The raw inputs of :func:`located_inputs` alone (a folder's files as paths)."""
-    return [x for x, _ in located_inputs(path, task, input_format)]
-
-
 def _read_file(path: Path, where: str) -> bytes:
     try:
         return path.read_bytes()
@@ -157,20 +152,18 @@ def predict_file(source: str, input_path: str, output: str | None, batch_size: i
                  else predictor.predict(raws, batch_size))
         rows += [{"input": where if isinstance(x, Path) else echo(x), **p} for (x, where), p in zip(chunk, preds)]
     if output and output.lower().endswith(".csv"):
-        from ..utils.atomic import atomic_write_text
-
         buf = io.StringIO()
         flat = [{k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()} for r in rows]
         w = csv.DictWriter(buf, fieldnames=list(flat[0]) if flat else ["input"])
         w.writeheader()
         w.writerows(flat)
-        atomic_write_text(output, buf.getvalue())
+        text = buf.getvalue()
     else:
         text = "".join(json.dumps(r) + "\n" for r in rows)
-        if output:
-            from ..utils.atomic import atomic_write_text
+    if output:
+        from ..utils.atomic import atomic_write_text
 
-            atomic_write_text(output, text)
-        else:
-            sys.stdout.write(text)
+        atomic_write_text(output, text)
+    else:
+        sys.stdout.write(text)
     return len(rows)

@@ -66,15 +66,21 @@ def _write(fd: int, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def _misplaced(path: Path) -> str | None:
+    """Why no file can be written at ``path`` whatever the permissions: a folder is there, or a file
+    stands where one of its parent folders goes; ``None`` otherwise."""
+    if path.is_dir():
+        return "it is a folder; give a file path"
+    blocker = next((a for a in path.parents if a.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        return f"{blocker} is a file, not a folder"
+    return None
+
+
 def unwritable_error(path: Path, e: OSError) -> UsageError:
     """One line saying why ``path`` cannot be written (a folder where a file goes, a file where a
     folder goes, no permission, a read-only file system)."""
-    if path.is_dir():
-        return UsageError(f"cannot write {path}: it is a folder; give a file path")
-    blocker = next((a for a in path.parents if a.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        return UsageError(f"cannot write {path}: {blocker} is a file, not a folder")
-    return UsageError(f"cannot write {path}: {e.strerror or e}")
+    return UsageError(f"cannot write {path}: {_misplaced(path) or e.strerror or e}")
 
 
 def _not_a_regular_file(path: Path) -> bool:
@@ -109,13 +115,12 @@ def check_writable(path: str | os.PathLike) -> None:
         raise UsageError(f"cannot write {str(path)[:80]}...: a file name may have at most 255 bytes")
     if _not_a_regular_file(path):
         return
-    if path.is_dir():
-        raise UsageError(f"cannot write {path}: it is a folder; give a file path")
-    blocker = next((a for a in path.absolute().parents if a.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise UsageError(f"cannot write {path}: {blocker} is a file, not a folder")
-    if blocker is not None and not os.access(blocker, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write {path}: {blocker} is not writable")
+    wrong = _misplaced(path)
+    if wrong:
+        raise UsageError(f"cannot write {path}: {wrong}")
+    nearest = next((a for a in path.absolute().parents if a.exists()), None)
+    if nearest is not None and not os.access(nearest, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {path}: {nearest} is not writable")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -123,8 +128,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     :class:`~fmkit.errors.DiskFullError`, a path that cannot be written a
     :class:`~fmkit.errors.UsageError` saying why."""
     path = Path(path)
-    special = _not_a_regular_file(path)
-    if special:  # a device or a pipe (-o /dev/stdout): written through, as a shell's > would
+    if _not_a_regular_file(path):  # a device or a pipe (-o /dev/stdout): written through, as a shell's > would
         _write_through(path, data)
         return
     if path.is_symlink():  # replace the file the link points to, never the link itself

@@ -86,6 +86,21 @@ class TextFilesParams(Params):
         return value
 
 
+def _jsonl_record(path: Path, n: int, line: str) -> dict:
+    """Line ``n`` of a JSONL data file as its record; :class:`DataError` naming the file and line
+    when it is not JSON or not an object."""
+    import json
+
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError) as e:
+        raise DataError(f"{path}:{n}: not valid JSON: {e}") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{path}:{n}: a record is a JSON object ({{\"text\": ..., \"label\": ...}}), "
+                        f"not {type(record).__name__}")
+    return record
+
+
 def _blank(value) -> bool:
     """None, NaN (pandas' missing value) or only whitespace."""
     return value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not value.strip())
@@ -97,6 +112,7 @@ class TextFiles:
     def __init__(self, params: TextFilesParams, context: dict | None = None):
         self.p = params
         self.task = (context or {}).get("task")
+        self._documents: dict[str, object] = {}  # JSON files holding every split, parsed (see _json_document)
         #: rows left out while reading, {split/reason: count} (the engine adds them to the cleaning report)
         self.dropped: dict[str, int] = {}
 
@@ -298,19 +314,10 @@ class TextFiles:
                     reader = csv.reader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=self._quoting(fmt))
                     return next(reader, []), None
                 if fmt == "jsonl":
-                    import json
-
-                    for n, line in enumerate(f, 1):
-                        if line.strip():
-                            try:
-                                record = json.loads(line)
-                            except (ValueError, RecursionError) as e:
-                                return None, f"{path}:{n}: not valid JSON: {e}"
-                            if not isinstance(record, dict):
-                                return None, (f"{path}:{n}: a record is a JSON object ({{\"text\": ..., \"label\": "
-                                              f"...}}), not {type(record).__name__}")
-                            return sorted(record), None
-                    return [], None
+                    first = next(((n, line) for n, line in enumerate(f, 1) if line.strip()), None)
+                    return (sorted(_jsonl_record(path, *first)) if first else []), None
+        except DataError as e:
+            return None, str(e)
         except UnicodeDecodeError as e:
             return None, (f"{path} is not {self.p.encoding} text ({e.reason} at byte {e.start}); set data.encoding "
                           "(latin-1, say)")
@@ -390,22 +397,8 @@ class TextFiles:
                 with open(path, encoding=enc, newline="") as f:
                     return list(csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=self._quoting(fmt)))
             if fmt == "jsonl":
-                import json
-
-                rows = []
                 with open(path, encoding=enc) as f:
-                    for n, line in enumerate(f, 1):
-                        if not line.strip():
-                            continue
-                        try:
-                            record = json.loads(line)
-                        except (ValueError, RecursionError) as e:
-                            raise DataError(f"{path}:{n}: not valid JSON: {e}") from None
-                        if not isinstance(record, dict):
-                            raise DataError(f"{path}:{n}: a record is a JSON object ({{\"text\": ..., \"label\": ...}}), "
-                                            f"not {type(record).__name__}")
-                        rows.append(record)
-                return rows
+                    return [_jsonl_record(path, n, line) for n, line in enumerate(f, 1) if line.strip()]
             if fmt == "parquet":
                 self._check_parquet(path)
             import pandas as pd
@@ -423,16 +416,24 @@ class TextFiles:
                 raise DataError(f"{path} is not a Parquet file (no PAR1 magic bytes at its start): set data.format to "
                                 "its format, or auto to read it by its ending")
 
-    def _json_split(self, path: Path, split: str) -> list[dict]:
+    def _json_document(self, path: Path):
+        """The parsed document of a JSON file holding every split, read once however many splits
+        (and checks) name it."""
         import json
 
+        key = str(path.resolve())
+        if key not in self._documents:
+            try:
+                self._documents[key] = json.loads(path.read_text(encoding=self._reading))
+            except (UnicodeDecodeError, ValueError) as e:
+                raise DataError(f"{path}: not a JSON document in {self.p.encoding}: {e}") from None
+        return self._documents[key]
+
+    def _json_split(self, path: Path, split: str) -> list[dict]:
         key = self.p.json_keys.get(split)
         if key is None:
             raise DataError(f"{path} holds several splits: name the key of {split!r} in data.json_keys")
-        try:
-            doc = json.loads(path.read_text(encoding=self._reading))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise DataError(f"{path}: not a JSON document in {self.p.encoding}: {e}") from None
+        doc = self._json_document(path)
         if not isinstance(doc, dict) or key not in doc:
             keys = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
             raise DataError(f"{path}: no key {key!r} (data.json_keys.{split}); the file has {keys}")
