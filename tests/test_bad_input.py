@@ -250,6 +250,9 @@ def test_bad_data_is_a_clear_error_and_leaves_no_run(tmp_path, capsys, no_hang, 
     if case in QUICK_LOOK:  # validate says it before any training is tried
         code, out, err = cli(capsys, "validate", str(path))
         assert code == 2 and words in err and bad in err and "Traceback" not in err, (case, err)
+    # validate --read-data reads the data as training does: it finds every case, the whole-file ones too
+    code, out, err = cli(capsys, "validate", str(path), "--read-data")
+    assert code == 2 and words in err and bad in err and "Traceback" not in err, (case, err)
 
 
 def _bytes(path: Path, data: bytes) -> str:
@@ -323,6 +326,32 @@ def test_train_refuses_data_only_a_whole_read_finds(tmp_path, capsys, case, fiel
     code, out, err = cli(capsys, "train", str(path), "--run-dir", str(tmp_path / "run"))
     assert code == 2 and words in err and "Traceback" not in err, (case, err)
     assert not (tmp_path / "run").exists()
+    code, out, err = cli(capsys, "validate", str(path))  # a quick look cannot see it ...
+    assert code == 0, (case, err)
+    code, out, err = cli(capsys, "validate", str(path), "--read-data")  # ... a whole read does
+    assert code == 2 and words in err and "(read with --read-data" in err and "Traceback" not in err, (case, err)
+
+
+def test_validate_read_data_reports_what_training_would_read(tmp_path, capsys):
+    """--read-data on good data: valid, with examples per split, classes and the rows cleaning drops
+    (as text and as JSON); it writes nothing, and it cannot be combined with --skip-data."""
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    train = Path(recipe["data"]["train"])
+    train.write_text(train.read_text() + "a row without a label,\n")
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = cli(capsys, "validate", str(path), "--read-data")
+    assert code == 0, err
+    assert "valid" in out and "train " in out and "examples" in out and "2 classes" in out, out
+    assert "train/blank-label: 1" in out, out
+    code, out, err = cli(capsys, "validate", str(path), "--read-data", "--json")
+    found = json.loads(out)
+    assert found["valid"] and found["data"]["classes"] == 2 and found["data"]["dropped"] == {"train/blank-label": 1}
+    assert found["data"]["examples"]["train"] > 0, found
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "validate --read-data must write nothing"
+    code, out, err = cli(capsys, "validate", str(path), "--read-data", "--skip-data")
+    assert code == 2 and "--skip-data" in err, err
 
 
 @pytest.mark.parametrize("case,fields,words", DATA_FIELD_CASES, ids=[c[0] for c in DATA_FIELD_CASES])

@@ -197,16 +197,55 @@ def _check_data(recipe, source: str) -> None:
     raise RecipeError(issues, source)
 
 
+def _read_data(recipe, source: str) -> dict:
+    """``--read-data``: the whole data set read, cleaned and checked, and the task fitted, by the same
+    function as training's first step (nothing is written); a problem becomes a ``data`` issue."""
+    from ..errors import DataError, RecipeError, RecipeIssue
+    from ..engine.training_data import check_scored_splits, read_training_data
+    from ..recipe.loader import read_recipe_file
+
+    try:
+        found = read_training_data(recipe)
+        check_scored_splits(recipe, found.task, found.splits)
+    except DataError as e:
+        line = None
+        try:
+            line = read_recipe_file(Path(source))[1].get(("data",))
+        except Exception:
+            pass
+        raise RecipeError([RecipeIssue("data", f"{e} (read with --read-data, as training reads it)", line, source)],
+                          source) from None
+    return found.summary()
+
+
+def _describe_data(summary: dict) -> str:
+    """One line: examples per split, classes, and what cleaning dropped."""
+    text = ", ".join(f"{name} {count:,} examples" for name, count in summary["examples"].items())
+    if "classes" in summary:
+        text += f"; {summary['classes']} classes"
+    dropped = summary.get("dropped") or {}
+    text += ("; dropped " + ", ".join(f"{k}: {v}" for k, v in dropped.items())) if dropped else "; nothing dropped"
+    return text
+
+
 def validate(args) -> int:
     """``fmkit validate``: the recipe's ``plugins:`` are imported only with ``--import-plugins``."""
     from ..errors import RecipeError
     from ..recipe import load_recipe
 
     import_plugins = getattr(args, "import_plugins", False)
+    read_data = getattr(args, "read_data", False)
+    if read_data and getattr(args, "skip_data", False):
+        from ..errors import UsageError
+
+        raise UsageError("--read-data reads the data that --skip-data skips: give one of them")
+    found = None
     try:
         recipe = load_recipe(args.recipe, args.overrides, import_plugins=import_plugins)
         if not getattr(args, "skip_data", False):
             _check_data(recipe, args.recipe)
+        if read_data:
+            found = _read_data(recipe, args.recipe)
     except RecipeError as e:
         listed = [] if import_plugins else _listed_plugins(args.recipe)
         hint = (f"note: the recipe's plugins: {listed} were not imported (importing runs their code), so the "
@@ -217,7 +256,10 @@ def validate(args) -> int:
         else:
             print(f"error: {e}" + (f"\n{hint}" if hint else ""), file=sys.stderr)
         return 2
-    print(json.dumps({"valid": True, "errors": []}) if args.json else f"{args.recipe}: valid")
+    if args.json:
+        print(json.dumps({"valid": True, "errors": [], **({"data": found} if found is not None else {})}))
+    else:
+        print(f"{args.recipe}: valid" + (f"\ndata: {_describe_data(found)}" if found is not None else ""))
     listed = [] if import_plugins else _listed_plugins(args.recipe)
     if listed:
         print(f"note: the recipe's plugins: {listed} were not imported; --import-plugins checks that they load",

@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "plugins: modules are not imported (importing runs their code) unless "
                                    "--import-plugins is given; components they register are then unknown. "
                                    "The data files the recipe names must exist and hold the columns it names "
-                                   "(only their headers are read), and a distill.teacher must exist, unless --skip-data is given.")
+                                   "(only their headers are read, or the whole data set with --read-data), and a distill.teacher "
+                                   "must exist, unless --skip-data is given.")
     _recipe_args(p)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object (default: text)")
     p.add_argument("--skip-data", action="store_true",
@@ -149,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--import-plugins", action="store_true",
                    help="import the recipe's plugins: modules (runs their code) so their components are checked; "
                         "a module that cannot be imported is an error")
+    p.add_argument("--read-data", action="store_true",
+                   help="also read the whole data set as training's first step does (cleaning, blank labels, "
+                        "a single class, labels the test file has that training lacks, every line's format) "
+                        "and print examples per split; slower, writes nothing")
     p.set_defaults(func=core.validate)
 
     p = sub.add_parser("schema", help="print the JSON Schema of recipes with every installed component")

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import DataError, TrainingError, UsageError
+from ..errors import TrainingError, UsageError
 from ..utils.atomic import atomic_write_text
 from . import distributed
 from .artifacts import restore_fitted_task, save_task_artifacts
-from .builder import Builder
 from .resume import record_amendment
 from .run import MetricsLog, Run, RunContext, environment, new_run_dir, write_json
+from .training_data import check_scored_splits
 
 log = logging.getLogger("fmkit")
 
@@ -71,29 +71,18 @@ class TrainingSession:
 
     # 2 --------------------------------------------------------------------------------------------
     def read_data(self) -> None:
-        from .data import dataset_metadata, load_splits
+        from .training_data import read_training_data
 
         recipe = self.recipe
-        self.builder = b = Builder(recipe, self.pm)
-        self.task = task = b.task()
-        self.dropped: dict[str, int] = {}
-        source = b.dataset(task)
-        self.splits = load_splits(source, recipe, task, self.dropped, lambda: b.transforms("clean", task))
-        task.receive_dataset_metadata(dataset_metadata(source, recipe.data.name))  # what setup may read
         cache_dir = feature_cache_dir(recipe)
-        task.cache_dir = str(cache_dir) if cache_dir else None
-        task.setup(self.splits["train"], recipe.model.as_dict())
-        if task.classification and task.labels is not None and len(task.labels) < 2:
-            raise DataError(f"the training data ({recipe.data.dataset_params().get('train') or 'data.train'}) has "
-                            f"{len(task.labels)} class(es) ({', '.join(map(repr, task.labels)) or 'none'}) in "
-                            f"{len(self.splits['train'])} examples: a classifier needs at least two; check the label "
-                            "column")
+        found = read_training_data(recipe, self.pm, str(cache_dir) if cache_dir else None)
+        self.builder, self.task, self.splits, self.dropped = found.builder, found.task, found.splits, found.dropped
         self.teacher = None
         if recipe.distill is not None:  # a wrong teacher is refused before the run directory exists
             from .distill import check_teacher, load_teacher
 
             self.teacher = load_teacher(recipe.distill.teacher)
-            self.distill_kind = check_teacher(self.teacher, task)
+            self.distill_kind = check_teacher(self.teacher, self.task)
 
     def prune(self, resume: str | None) -> None:
         """``prune:``: the source run's model with its least important structures removed (a resumed
@@ -116,13 +105,7 @@ class TrainingSession:
         self.resume = resume
         if resume:  # first: a resumed run whose labels changed is told so, not that its test set is odd
             _check_same_labels(Path(resume), task)
-        if task.classification:  # a split given as its own file is scored on the labels training learnt
-            from .api import _check_known_labels
-
-            for name in ("validation", "test"):
-                path = recipe.data.dataset_params().get(name)
-                if self.splits.get(name) and isinstance(path, str) and path:
-                    _check_known_labels(task, self.splits[name], f"data.{name} ({path})")
+        check_scored_splits(recipe, task, self.splits)  # a split given as its own file: labels training learnt
         if resume:
             rd = Path(resume)
             restore_fitted_task(task, rd / "artifacts")
