@@ -344,3 +344,30 @@ def test_a_model_trained_on_a_named_column_reads_that_column_of_a_prediction_fil
     for model in (str(run.run_dir), str(fmkit.export(str(run.run_dir), "safetensors"))):
         assert predict_file(model, str(src), str(tmp_path / "o.jsonl")) == 2
         assert [r["input"] for r in _read(tmp_path / "o.jsonl")] == ["good film", "awful boring film"]
+
+
+def test_blank_inputs_are_predicted_with_a_warning_naming_them(export, tmp_path, caplog):
+    """An empty CSV cell, an empty JSONL text and a 0-byte file in a folder are predicted (one answer
+    per input, as asked) but named in a warning: their answer is the model's prior, not a reading."""
+    import logging
+
+    from fmkit.engine.predict_file import predict_file
+
+    src = tmp_path / "gaps.csv"
+    src.write_text('text,label\ngood film,x\n"",x\n"   ",x\nbad film,x\n')
+    with caplog.at_level(logging.WARNING, logger="fmkit"):
+        assert predict_file(export, str(src), str(tmp_path / "o.jsonl")) == 4
+    assert "2 of 4 inputs are blank" in caplog.text and f"{src}:3" in caplog.text and f"{src}:4" in caplog.text
+    assert f"{src}:2" not in caplog.text
+    caplog.clear()
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("good film")
+    (folder / "empty.txt").write_bytes(b"")
+    with caplog.at_level(logging.WARNING, logger="fmkit"):
+        assert predict_file(export, str(folder), str(tmp_path / "f.jsonl")) == 2
+    assert "1 of 2 inputs are blank" in caplog.text and "empty.txt" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fmkit"):
+        assert predict_file(export, str(tmp_path / "o.jsonl"), str(tmp_path / "g.jsonl"), input_format="lines") == 4
+    assert "inputs are blank" not in caplog.text  # nothing blank: no warning

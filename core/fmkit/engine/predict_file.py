@@ -102,6 +102,26 @@ def _read_file(path: Path, where: str) -> bytes:
                         "permissions") from None
 
 
+def is_blank_input(raw: Any) -> bool:
+    """Whether a raw input holds no content: empty or white-space text or bytes (a 0-byte file), or a
+    record (a text pair) whose every value is such text."""
+    if isinstance(raw, str):
+        return not raw.strip()
+    if isinstance(raw, (bytes, bytearray)):
+        return not bytes(raw).strip()
+    if isinstance(raw, dict):
+        return bool(raw) and all(isinstance(v, (str, bytes)) and is_blank_input(v) for v in raw.values())
+    return False
+
+
+def _warn_blank(blank: list[str], total: int) -> None:
+    if blank:
+        shown = ", ".join(blank[:10]) + (f" and {len(blank) - 10} more" if len(blank) > 10 else "")
+        logging.getLogger("fmkit").warning(
+            "%d of %d inputs are blank (%s): each was predicted from no content, so its answer is the model's "
+            "bias, not a reading of the input; check the column read, or remove them", len(blank), total, shown)
+
+
 def _chunks(items: list, size: int) -> Iterator[list]:
     for s in range(0, len(items), size):
         yield items[s:s + size]
@@ -135,11 +155,13 @@ def predict_file(source: str, input_path: str, output: str | None, batch_size: i
     predictor = load_predictor(source, backend=backend, trust_remote_code=trust_remote_code)
     task = predictor.task
     located = located_inputs(input_path, task, input_format)
-    rows = []
+    rows, blank = [], []
     for chunk in _chunks(located, batch_size):
         raws, examples = [], []
         for x, where in chunk:
             raw = _read_file(x, where) if isinstance(x, Path) else x
+            if is_blank_input(raw):
+                blank.append(where)
             bad = bad_unicode(raw)
             if bad:
                 raise DataError(f"{where}: not valid Unicode: {bad}")
@@ -151,6 +173,7 @@ def predict_file(source: str, input_path: str, output: str | None, batch_size: i
         preds = (predictor.predict_examples(examples, batch_size) if task.encodes_examples()
                  else predictor.predict(raws, batch_size))
         rows += [{"input": where if isinstance(x, Path) else echo(x), **p} for (x, where), p in zip(chunk, preds)]
+    _warn_blank(blank, len(rows))
     if output and output.lower().endswith(".csv"):
         buf = io.StringIO()
         flat = [{k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()} for r in rows]
