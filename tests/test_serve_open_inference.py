@@ -115,3 +115,17 @@ def test_malformed_v2_requests_are_4xx_naming_the_field_never_500(app):
         assert r.status_code == 401 and "X-API-Key" in r.json()["error"]
         r = httpx.post(f"{url}/v1/predict", json={"inputs": ["x"]})
         assert r.status_code == 401 and "X-API-Key" in r.json()["detail"]
+
+
+def test_the_infer_route_reads_its_body_whatever_the_content_type_and_refuses_what_is_not_the_protocol(app):
+    """As Triton and KServe do (their binary clients send no Content-Type): a JSON body sent as
+    text/plain, or as curl -d's form type, is read; a form body that is not JSON is a 400 naming it."""
+    body = '{"inputs": [{"name": "input", "shape": [1], "datatype": "BYTES", "data": ["good film"]}]}'
+    with running(app) as url:
+        for kind in ("text/plain", "application/x-www-form-urlencoded", None):
+            headers = {"X-API-Key": "k-1", **({"Content-Type": kind} if kind else {})}
+            r = httpx.post(f"{url}/v2/models/sentiment/infer", content=body.encode(), headers=headers)
+            assert r.status_code == 200 and r.json()["outputs"][0]["name"], (kind, r.text)
+        r = httpx.post(f"{url}/v2/models/sentiment/infer", content=b"text=good+film",
+                       headers={"X-API-Key": "k-1", "Content-Type": "application/x-www-form-urlencoded"})
+        assert 400 <= r.status_code < 500 and "error" in r.json(), r.text
