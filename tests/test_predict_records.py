@@ -317,10 +317,12 @@ def test_carriage_returns_duplicate_headers_and_json_named_csv(export, tmp_path)
         read_records("text\na\rb\n", "c.csv")
 
 
-def test_a_model_trained_on_a_named_column_reads_that_column_of_a_prediction_file(tmp_path):
+def test_a_model_trained_on_a_named_column_reads_that_column_of_a_prediction_file(tmp_path, caplog):
     """A model trained with data.text_column: message predicts a CSV of id,message rows by its
-    messages (it read the first column, the ids, before), from the run and from its export."""
+    messages (it read the first column, the ids, before), from the run and from its export; a file
+    without that column is read by its first column, with a warning naming both."""
     import csv
+    import logging
 
     import yaml
     from conftest import tiny_recipe
@@ -344,11 +346,18 @@ def test_a_model_trained_on_a_named_column_reads_that_column_of_a_prediction_fil
     for model in (str(run.run_dir), str(fmkit.export(str(run.run_dir), "safetensors"))):
         assert predict_file(model, str(src), str(tmp_path / "o.jsonl")) == 2
         assert [r["input"] for r in _read(tmp_path / "o.jsonl")] == ["good film", "awful boring film"]
+    other = tmp_path / "other.csv"
+    other.write_text("id,body\n7,good film\n8,awful boring film\n")
+    with caplog.at_level(logging.WARNING, logger="fmkit"):
+        assert predict_file(str(run.run_dir), str(other), str(tmp_path / "p.jsonl")) == 2
+    assert [r["input"] for r in _read(tmp_path / "p.jsonl")] == ["7", "8"]  # as documented, and said:
+    assert "have none of 'message', 'text', 'input': their first column 'id' is read" in caplog.text, caplog.text
+    assert caplog.text.count("their first column") == 1  # once per layout, not per row
 
 
 def test_blank_inputs_are_predicted_with_a_warning_naming_them(export, tmp_path, caplog):
     """An empty CSV cell, an empty JSONL text and a 0-byte file in a folder are predicted (one answer
-    per input, as asked) but named in a warning: their answer is the model's prior, not a reading."""
+    per input, as asked) but named in a warning: their answer is the model's bias, not a reading."""
     import logging
 
     from fmkit.engine.predict_file import predict_file

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Iterable
@@ -70,8 +71,25 @@ class TokenizedTextTask(Task):
             if "text" in record:
                 pair = record.get("text_pair")
                 return [record["text"], pair] if pair not in (None, "") else record["text"]
-            return record["input"] if "input" in record else next(iter(record.values()))
+            if "input" in record:
+                return record["input"]
+            self._warn_first_column(record)
+            return next(iter(record.values()))
         return record
+
+    def _warn_first_column(self, record: dict) -> None:
+        """Say once per layout of columns that a record's first column is read as its text: a file
+        laid out unlike the training file may hold ids or dates there."""
+        columns = tuple(record)
+        if len(columns) < 2 or getattr(self, "_first_column_said", None) == columns:
+            return
+        self._first_column_said = columns
+        known = [c for c in (self.record_columns or [])[:1] if c not in ("text", "input")] + ["text", "input"]
+        logging.getLogger("fmkit").warning(
+            "records with the columns %s have none of %s: their first column %r is read as the text; rename "
+            "the text column to %r if that is not it", ", ".join(map(repr, columns[:8])) + (" ..." if len(columns) > 8
+                                                                                          else ""),
+            ", ".join(map(repr, known)), columns[0], known[0])
 
     def model_context(self):
         ctx = super().model_context()
