@@ -304,3 +304,64 @@ def test_serve_reads_the_recipes_serve_section_and_flags_override_it(export, tmp
     assert main(["serve", str(run_copy), "--port", "9000"]) == 0
     got = served.pop()
     assert got["max_batch_size"] == 4 and got["port"] == 9000
+
+
+def _read_until_closed(sock: socket.socket, timeout: float = 20.0) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    return data
+
+
+def test_oversized_headers_and_pipelined_floods_are_cut_off(export):
+    """httptools kept every header line (one connection's 300 MiB of headers took 3.8 GB) and parsed
+    pipelined requests far ahead of their answers (RSS +469 MiB for a client that never reads):
+    now a head past 64 KiB or 256 lines gets a 431 and the connection closes after it; more than
+    64 requests queued ahead of their answers close the connection; ordinary pipelining is answered."""
+    import httpx
+    from fmkit.serve.app import create_app
+    from fmkit.serve.protocol import MAX_HEADER_BYTES, MAX_HEADERS, MAX_PIPELINED
+
+    with Server(create_app(export)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        heads = {"many lines": b"X-a: b\r\n" * (MAX_HEADERS + 1),
+                 "one long line": b"Cookie: " + b"a" * (MAX_HEADER_BYTES + 1) + b"\r\n",
+                 "a long URL": None}
+        for case, extra in heads.items():
+            s = socket.create_connection(("127.0.0.1", port), timeout=20)
+            line = (b"GET /v1/health?" + b"q" * (MAX_HEADER_BYTES + 1) if extra is None else b"GET /v1/health")
+            sent = 0
+            try:  # the rest of a 64 MiB flood is refused once the limit is past
+                s.sendall(line + b" HTTP/1.1\r\nHost: x\r\n" + (extra or b""))
+                for _ in range(64):
+                    s.sendall(b"X-b: c\r\n" * (1 << 17))
+                    sent += 1
+                s.sendall(b"\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            answer = _read_until_closed(s)
+            s.close()
+            assert answer.startswith(b"HTTP/1.1 431") and b"connection: close" in answer, (case, answer[:200])
+            assert sent < 64, f"{case}: the server read all 64 MiB of headers"
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)  # a normal 8 KB cookie is fine
+        s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nCookie: " + b"a" * 8000 + b"\r\nConnection: close\r\n\r\n")
+        assert _read_until_closed(s).startswith(b"HTTP/1.1 200")
+        s.close()
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)  # ordinary pipelining: every answer
+        s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n" * 9 + b"GET /v1/health HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: close\r\n\r\n")
+        assert _read_until_closed(s).count(b"HTTP/1.1 200") == 10
+        s.close()
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)  # 20,000 ahead of their answers: closed
+        try:
+            s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n" * 20000)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answered = _read_until_closed(s).count(b"HTTP/1.1 200")
+        s.close()
+        assert answered <= MAX_PIPELINED + 1, answered
+        assert httpx.get(f"{url}/v1/health", timeout=10).status_code == 200
