@@ -276,7 +276,9 @@ def test_inputs_of_the_wrong_type_and_unreadable_bodies_are_named(exported):
                            ([["a"], ["b"]], "got [a list, a list]")):
             r = c.post("/v1/predict", json={"inputs": ["good film", bad]})
             assert r.status_code == 400 and "inputs[1]" in r.text and words in r.text, (bad, r.text)
-        assert c.post("/v1/predict", json={"inputs": [["good film", "a pair"], {"text": "ok"}]}).status_code == 200
+        assert c.post("/v1/predict", json={"inputs": ["good film", {"text": "ok"}]}).status_code == 200
+        r = c.post("/v1/predict", json={"inputs": [["good film", "a pair"]]})  # its second text was dropped unread
+        assert r.status_code == 400 and "trained on single texts" in r.text, r.text
         h = {"content-type": "application/json"}
         for body, words in ((b'{"inputs": ["\xff"]}', "not UTF-8 text (invalid start byte: byte 0xff at offset 13)"),
                             (b'{"inputs": [' + b"1" * 5000 + b"]}", "Exceeds the limit (4300 digits)")):

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
+from collections import Counter
 from typing import Any
 
 from .errors import DataError
@@ -33,16 +35,38 @@ def read_records(text: str, name: str) -> list[Any]:
     return [record for record, _ in read_located_records(text, name)]
 
 
-def read_located_records(text: str, name: str, fmt: str | None = None) -> list[tuple[Any, str]]:
+class TooManyRecords(DataError):
+    """A file holds more records than the reader was allowed (the server's ``--max-items``)."""
+
+
+def _numbered_lines(text: str):
+    """``(line number, line)`` of ``text``, lines ending at ``\n`` only (``str.splitlines`` would also
+    split at U+2028, U+0085 and others, which JSON allows inside strings), one at a time."""
+    start, number = 0, 1
+    while start <= len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        yield number, text[start:end]
+        start, number = end + 1, number + 1
+
+
+def _over(limit: int | None, count: int, name: str) -> None:
+    if limit is not None and count > limit:
+        raise TooManyRecords(f"{name} holds more than {limit} records, the most one request may have")
+
+
+def read_located_records(text: str, name: str, fmt: str | None = None,
+                         limit: int | None = None) -> list[tuple[Any, str]]:
     """:func:`read_records`, each record with where it is (``"NAME:LINE"``, the line its row starts
     on), for errors about one record found after reading. ``fmt`` (``jsonl`` or ``csv``) says how
-    to read it where ``name``'s ending does not (standard input)."""
+    to read it where ``name``'s ending does not (standard input). Past ``limit`` records reading
+    stops with :class:`TooManyRecords`."""
     if (fmt or ("jsonl" if name.lower().endswith(".jsonl") else "csv")) == "jsonl":
         out = []
-        # lines end at \n only: str.splitlines() would also split at U+2028, U+0085 and others,
-        # which JSON allows inside strings
-        for i, line in enumerate(text.split("\n"), 1):
+        for i, line in _numbered_lines(text):
             if line.strip():
+                _over(limit, len(out) + 1, name)
                 try:
                     out.append((json.loads(line), f"{name}:{i}"))
                 except RecursionError:
@@ -67,7 +91,7 @@ def read_located_records(text: str, name: str, fmt: str | None = None) -> list[t
             if not cells:  # a blank line
                 continue
             if header is None:
-                twice = sorted({c for c in cells if cells.count(c) > 1})
+                twice = sorted(c for c, n in Counter(cells).items() if n > 1)
                 if twice:
                     raise DataError(f"{name}:{start}: the header names {', '.join(repr(c) for c in twice)} more than "
                                     "once; give each column its own name")
@@ -77,6 +101,7 @@ def read_located_records(text: str, name: str, fmt: str | None = None) -> list[t
                 raise DataError(f"{name}:{start}: more cells than the header's {len(header)} columns")
             row = dict(zip(header, cells + [None] * (len(header) - len(cells))))
             if any(v not in (None, "") for v in row.values()):
+                _over(limit, len(rows) + 1, name)
                 rows.append((row, f"{name}:{start}"))
     except csv.Error as e:
         if "new-line character seen in unquoted field" in str(e):
@@ -101,17 +126,19 @@ def default_input(record: Any) -> Any:
     return record["input"] if isinstance(record, dict) and "input" in record else record
 
 
-def inputs_of(text: str, name: str, task: Any | None) -> list[Any]:
+def inputs_of(text: str, name: str, task: Any | None, limit: int | None = None) -> list[Any]:
     """The raw inputs of a CSV or JSONL file: a one-column CSV gives its cells; any other record
-    goes through ``task.inputs_from_record`` (without a task: :func:`default_input`)."""
-    return [x for x, _ in located_inputs_of(text, name, task)]
+    goes through ``task.inputs_from_record`` (without a task: :func:`default_input`). Past ``limit``
+    records reading stops with :class:`TooManyRecords`."""
+    return [x for x, _ in located_inputs_of(text, name, task, limit=limit)]
 
 
-def located_inputs_of(text: str, name: str, task: Any | None, fmt: str | None = None) -> list[tuple[Any, str]]:
-    """:func:`inputs_of`, each input with where its record is (``"NAME:LINE"``); ``fmt`` as for
-    :func:`read_located_records`."""
+def located_inputs_of(text: str, name: str, task: Any | None, fmt: str | None = None,
+                      limit: int | None = None) -> list[tuple[Any, str]]:
+    """:func:`inputs_of`, each input with where its record is (``"NAME:LINE"``); ``fmt`` and
+    ``limit`` as for :func:`read_located_records`."""
     fmt = fmt or ("jsonl" if name.lower().endswith(".jsonl") else "csv")
-    records = read_located_records(text, name, fmt)
+    records = read_located_records(text, name, fmt, limit)
     if fmt == "csv" and records and len(records[0][0]) == 1:
         return [(next(iter(r.values())), where) for r, where in records]
     pick = task.inputs_from_record if task is not None else default_input
@@ -138,7 +165,22 @@ def echo(raw: Any) -> Any:
     if isinstance(raw, (bytes, bytearray, memoryview)):
         return {"bytes": len(raw)}
     try:
-        json.dumps(raw)
-    except (TypeError, ValueError):
+        json.dumps(raw, allow_nan=False)
+    except (TypeError, RecursionError):
         return repr(raw)[:200]
+    except ValueError:  # NaN or infinity (JSONL allows them; a JSON answer cannot hold them): null
+        try:
+            return _finite(raw)
+        except RecursionError:
+            return repr(raw)[:200]
     return raw
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -179,6 +179,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     from fastapi.responses import JSONResponse, Response
     from ..exporting.loading import load_predictor
     from .batching import MicroBatcher, Overloaded
+    from .error_answers import error_answers
     from .guard import RequestGuard
     from .limits import InputRejected, check_inputs, input_size
     from .json_bodies import fast_json_route_class
@@ -214,7 +215,10 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         if background is not None:
             background.run_batch.close()
 
-    app = FastAPI(title="fmkit model server", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # redirect_slashes off: "/v1/predict/" is a 404, not a 307 to a Location built from the Host header
+    app = FastAPI(title="fmkit model server", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  redirect_slashes=False)
+    error_answers(app)
     app.router.route_class = fast_json_route_class()  # every route declared below parses its body with orjson
     offline_docs(app)
     who = model_identity(meta, path)
@@ -271,16 +275,24 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         an input (in order, file after file); each answer then echoes its input."""
         if not records:
             return await run_items([await f.read() for f in files], "files", request)
+        from starlette.concurrency import run_in_threadpool
+
         from ..errors import DataError
-        from ..records import decode_upload, echo, inputs_of, is_record_file
+        from ..records import TooManyRecords, decode_upload, echo, inputs_of, is_record_file
+
+        def read_records(data: bytes, name: str, limit: int) -> list[Any]:
+            return inputs_of(decode_upload(data, name), name, task, limit=limit)
 
         items: list[Any] = []
         for i, f in enumerate(files):
             name = f.filename or f"files[{i}]"
             if not is_record_file(name):
                 raise HTTPException(400, f"files[{i}] ({name}): records=true reads .csv or .jsonl uploads")
-            try:
-                items += inputs_of(decode_upload(await f.read(), name), name, task)
+            try:  # parsed off the event loop, and only as far as the request's limit of inputs
+                items += await run_in_threadpool(read_records, await f.read(), name, max_items - len(items))
+            except TooManyRecords:
+                raise HTTPException(413, f"more than {max_items} records in one request; the limit is {max_items} "
+                                         "(--max-items)") from None
             except DataError as e:
                 raise HTTPException(400, f"files[{i}]: {e}") from None
         preds = await predict_list(items, "records", request)
@@ -304,7 +316,8 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         """A page to try the model in a browser (public or keyed like /docs)."""
         return HTMLResponse(page)
 
-    @app.api_route("/v1/health", methods=["GET", "HEAD"])  # HEAD: probes that only want the status
+    @app.get("/v1/health")
+    @app.head("/v1/health", include_in_schema=False)  # probes that only want the status
     async def health():
         return {"status": "ok"}
 
@@ -324,7 +337,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
 
     from .open_inference import add_routes
 
-    add_routes(app, who["name"], who["version"], task, meta, predict_list)
+    add_routes(app, who["name"], who["version"], task, meta, predict_list, max_items)
     paths.update(route.path for route in app.routes)
     app.state.batcher, app.state.metrics = batcher, served
     app.state.background = background  # the large-input lane's predictor (None: it shares the model's)
@@ -350,6 +363,10 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "
     api_key = os.environ.get(api_key_env) if api_key_env else None
     if api_key_env and not api_key:
         raise UsageError(f"--api-key-env {api_key_env}: that environment variable is empty")
+    if api_key and (api_key != api_key.strip() or not api_key.isprintable() or not api_key.isascii()):
+        raise UsageError(f"--api-key-env {api_key_env}: the key has white space at an end (a secret file's final "
+                         "newline?) or characters outside printable ASCII; HTTP strips header values, so no client "
+                         "could send it: store the key without them")
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         print(f"warning: listening on {host} without an API key (use --api-key-env)")
     if backend == "onnx":

@@ -6,14 +6,18 @@ tasks and streams and costs a measurable share of a small model's request time.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import time
 from typing import Any
 
 #: paths FastAPI serves its documentation on
 DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/"})  # "/": the try-it page
-#: the documentation page's own JavaScript and CSS (Swagger UI's published files): always public
+#: the documentation page's own JavaScript, CSS and icon (Swagger UI's published files): always
+#: public; the bundle's other files (its stock index.html) are keyed like the documentation
 ASSETS_PREFIX = "/docs-assets/"
+PUBLIC_ASSETS = frozenset(ASSETS_PREFIX + name for name in ("swagger-ui-bundle.js", "swagger-ui.css",
+                                                            "favicon-32x32.png"))
 #: always public: load balancers and Kubernetes probe it without a key
 HEALTH_PATH = "/v1/health"
 
@@ -23,9 +27,10 @@ class RequestGuard:
     408 (and closes the connection) when a body has not fully arrived ``body_timeout`` seconds
     after its headers.
 
-    With an API key every path needs it except ``/v1/health``, and ``/metrics`` or the
-    documentation (``/docs``, ``/openapi.json``; Swagger UI's own files under ``/docs-assets/`` are public) when ``public_metrics`` or
-    ``public_docs`` says so. The size is checked from ``Content-Length`` before anything is read
+    With an API key every path needs it except ``/v1/health`` (and ``/v2/health/...``), and
+    ``/metrics`` or the documentation (``/docs``, ``/openapi.json``, ``/docs-assets/``) when
+    ``public_metrics`` or ``public_docs`` says so; the documentation page's own script, style sheet
+    and icon are always public. A key sent twice is refused; keys are compared in constant time. The size is checked from ``Content-Length`` before anything is read
     and, for bodies sent without one (chunked), while they are read: the first byte past the limit
     answers 413 and the application's own answer is dropped.
     """
@@ -36,12 +41,14 @@ class RequestGuard:
         self.api_key = api_key.encode() if api_key else None
         from .open_inference import HEALTH_PATHS
 
-        self.public = {HEALTH_PATH} | set(HEALTH_PATHS) | ({"/metrics"} if public_metrics else set()) | (DOC_PATHS if public_docs else set())
+        self.public = ({HEALTH_PATH} | set(HEALTH_PATHS) | PUBLIC_ASSETS | ({"/metrics"} if public_metrics else set())
+                       | (DOC_PATHS if public_docs else set()))
+        self.public_prefixes = (ASSETS_PREFIX,) if public_docs else ()
 
     @staticmethod
     async def _reply(send, scope: dict[str, Any], status: int, detail: str, close: bool = False) -> None:
         # the Open Inference Protocol's errors (/v2/...) are {"error": ...}; the /v1 API's FastAPI's {"detail": ...}
-        key = "error" if scope["path"].startswith("/v2/") else "detail"
+        key = "error" if scope["path"] == "/v2" or scope["path"].startswith("/v2/") else "detail"
         body = json.dumps({key: detail}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if close:
@@ -53,9 +60,16 @@ class RequestGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if (self.api_key and scope["path"] not in self.public and not scope["path"].startswith(ASSETS_PREFIX)
-                and headers.get(b"x-api-key") != self.api_key):
-            return await self._reply(send, scope, 401, "missing or wrong X-API-Key header")
+        if self.api_key and scope["path"] not in self.public and not scope["path"].startswith(self.public_prefixes):
+            keys = [value for name, value in scope["headers"] if name == b"x-api-key"]
+            if len(keys) > 1:  # a proxy reading the first and this server the last would disagree
+                return await self._reply(send, scope, 401, "the X-API-Key header is sent more than once; send it once")
+            if not keys or not hmac.compare_digest(keys[0], self.api_key):  # constant time
+                return await self._reply(send, scope, 401, "missing or wrong X-API-Key header")
+        encoding = headers.get(b"content-encoding", b"identity").strip().lower()
+        if encoding not in (b"identity", b""):
+            return await self._reply(send, scope, 415, f"Content-Encoding {encoding.decode('latin-1')[:40]!r} is not "
+                                                       "supported: send the body uncompressed")
         size = headers.get(b"content-length")
         if size is not None:
             if not size.isdigit():

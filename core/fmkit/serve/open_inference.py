@@ -74,16 +74,32 @@ def wanted_outputs(body: dict) -> list[str] | None:
     return [o["name"] for o in outputs] or None
 
 
-def request_items(body: Any) -> list[Any]:
-    """The raw inputs of an inference request (its first input tensor, split along the batch)."""
+#: the most dimensions an input tensor may have (a thousand overflowed the reshape's recursion)
+MAX_DIMS = 16
+
+
+def _check_shape(shape: Any, max_items: int | None) -> None:
+    """Refuse a shape that is not a short list of sizes, or whose batch is past ``max_items``, before
+    any element is looked at (``[10000000, 0]`` holds no data yet built ten million rows)."""
+    if not (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                      for d in shape)):
+        raise ProtocolError(f"inputs[0].shape must be a list of sizes (whole numbers); got {shape!r:.80}", 422)
+    if len(shape) > MAX_DIMS:
+        raise ProtocolError(f"inputs[0].shape has {len(shape)} dimensions; the limit is {MAX_DIMS}", 422)
+    if max_items is not None and shape[0] > max_items:
+        raise ProtocolError(f"{shape[0]} inputs in one request; the limit is {max_items} (--max-items)", 413)
+
+
+def request_items(body: Any, max_items: int | None = None) -> list[Any]:
+    """The raw inputs of an inference request (its first input tensor, split along the batch);
+    a batch past ``max_items`` is refused (413) from its shape, before its data is read."""
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
         raise ProtocolError('the body must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}', 422)
     tensor = body["inputs"][0]
     if not isinstance(tensor, dict) or not {"shape", "datatype", "data"} <= set(tensor):
         raise ProtocolError("inputs[0] needs name, shape, datatype and data", 422)
     shape, datatype = tensor["shape"], str(tensor["datatype"]).upper()
-    if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d >= 0 for d in shape)):
-        raise ProtocolError(f"inputs[0].shape must be a list of sizes; got {shape!r}", 422)
+    _check_shape(shape, max_items)
     flat = _flatten(tensor["data"])
     if len(flat) != math.prod(shape):
         raise ProtocolError(f"inputs[0] has {len(flat)} elements but its shape {shape} holds {math.prod(shape)}")
@@ -170,6 +186,9 @@ def parse_body(raw: bytes, header_length: str | None) -> Any:
         if len(chunk) != size:
             raise ProtocolError(f"inputs[{i}]: binary_data_size {size} is past the end of the body")
         tensor["data"] = _binary_data(chunk, str(tensor.get("datatype", "")).upper(), i)
+    if offset < len(raw):
+        raise ProtocolError(f"{len(raw) - offset} byte(s) after the last input's binary data: the inputs' "
+                            "binary_data_size values do not add up to the body")
     return body
 
 
@@ -194,22 +213,34 @@ def response_outputs(predictions: list[Any], labels: list[str] | None, wanted: l
     """Output tensors of ``predictions`` (dicts, or plain values as output ``prediction``)."""
     rows = [p if isinstance(p, dict) else {"prediction": p} for p in predictions]
     names = list(dict.fromkeys(k for r in rows for k in r))
-    outputs = []
-    for name in names:
-        if wanted is not None and name not in wanted:
-            continue
-        tensor = _tensor(name, [r.get(name) for r in rows], labels)
-        if tensor is not None:
-            outputs.append(tensor)
-    missing = [w for w in (wanted or []) if w not in {o["name"] for o in outputs}]
+    tensors = [t for t in (_tensor(n, [r.get(n) for r in rows], labels) for n in names) if t is not None]
+    missing = [w for w in (wanted or []) if w not in {t["name"] for t in tensors}]
     if missing:
-        raise ProtocolError(f"no output named {missing}; this model answers {[o['name'] for o in outputs]}")
-    return outputs
+        raise ProtocolError(f"no output named {missing}; this model answers {[t['name'] for t in tensors]}")
+    return [t for t in tensors if wanted is None or t["name"] in wanted]
 
 
-def add_routes(app, name: str, version: str, task, meta: dict, predict: Callable[[list, str, Any], Awaitable[Any]]):
+def request_id(body: Any) -> str | None:
+    """The request's ``id``, echoed in the answer: a string of valid Unicode (a lone surrogate could
+    not be written back), or absent."""
+    from .limits import bad_unicode
+
+    found = body.get("id") if isinstance(body, dict) else None
+    if found is None:
+        return None
+    if not isinstance(found, str):
+        raise ProtocolError(f"id must be a string; got {type(found).__name__}", 422)
+    bad = bad_unicode(found)
+    if bad:
+        raise ProtocolError(f"id is not valid Unicode: {bad}")
+    return found
+
+
+def add_routes(app, name: str, version: str, task, meta: dict, predict: Callable[[list, str, Any], Awaitable[Any]],
+               max_items: int | None = None):
     """Add the protocol's endpoints to ``app``; ``predict(items, what, request)`` answers raw inputs
-    (the /v1 path: same limits, batching and metrics) and returns a list or a Response."""
+    (the /v1 path: same limits, batching and metrics) and returns a list or a Response;
+    ``max_items`` is checked against a tensor's shape before its data is read."""
     from fastapi import HTTPException
     from fastapi.responses import JSONResponse, Response
 
@@ -233,10 +264,12 @@ def add_routes(app, name: str, version: str, task, meta: dict, predict: Callable
         return {"name": "fmkit", "version": __version__, "extensions": []}
 
     @app.get("/v2/health/live", tags=["open inference protocol"])
+    @app.head("/v2/health/live", include_in_schema=False)  # probes that only want the status
     async def live():
         return {"live": True}
 
     @app.get("/v2/health/ready", tags=["open inference protocol"])
+    @app.head("/v2/health/ready", include_in_schema=False)
     async def ready():
         return {"ready": True}
 
@@ -264,8 +297,9 @@ def add_routes(app, name: str, version: str, task, meta: dict, predict: Callable
         except ValueError as e:  # json.JSONDecodeError
             return error(422, f"the body is not JSON: {e}")
         try:
-            items = request_items(body)
+            items = request_items(body, max_items)
             wanted = wanted_outputs(body)
+            asked_id = request_id(body)
             answer = await predict(items, "inputs", request)
             if isinstance(answer, Response):
                 return answer
@@ -275,8 +309,8 @@ def add_routes(app, name: str, version: str, task, meta: dict, predict: Callable
         except HTTPException as e:
             return error(e.status_code, str(e.detail))
         reply = {"model_name": name, "model_version": version, "outputs": outputs}
-        if isinstance(body, dict) and isinstance(body.get("id"), str):
-            reply["id"] = body["id"]
+        if asked_id is not None:
+            reply["id"] = asked_id
         return JSONResponse(reply)
 
     @app.post("/v2/models/{model}/infer", tags=["open inference protocol"])

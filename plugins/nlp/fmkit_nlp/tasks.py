@@ -84,14 +84,22 @@ class TextClassification(ClassificationTask, TokenizedTextTask):
         if isinstance(raw, (list, tuple)) and len(raw) == 2:
             if not all(isinstance(t, str) for t in raw):
                 raise DataError(f"a [text, text_pair] pair holds two strings; got [{_kind(raw[0])}, {_kind(raw[1])}]")
+            self._check_pair(raw[1])
             return {"text": raw[0], "text_pair": raw[1]}
         if isinstance(raw, dict) and "text" in raw:
             pair = raw.get("text_pair")
             if not isinstance(raw["text"], str) or not (pair is None or isinstance(pair, str)):
                 wrong = "text" if not isinstance(raw["text"], str) else "text_pair"
                 raise DataError(f"'{wrong}' must be a string; got {_kind(raw[wrong])}")
+            self._check_pair(pair)
             return {"text": raw["text"], "text_pair": pair}
         raise DataError(f"a text input must be a string, a [text, text_pair] pair or {{'text': ...}}; got {type(raw).__name__}")
+
+    def _check_pair(self, pair) -> None:
+        """A second text given to a model trained on single texts would be dropped unread: refused."""
+        if pair and not self.pairs:
+            raise DataError("this model was trained on single texts, so the second text of a pair would be ignored; "
+                            "send one text per input")
 
     def encode_examples(self, examples):
         """One tokenizer call for the whole batch (the serving path)."""

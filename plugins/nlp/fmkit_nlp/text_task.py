@@ -66,7 +66,9 @@ class TokenizedTextTask(Task):
         if isinstance(record, dict) and record:
             trained = self.record_columns or []
             if trained and trained[0] in record:
-                pair = record.get(trained[1]) if len(trained) > 1 else None
+                # a text_pair column beside the trained text column: for a task that reads pairs to judge
+                pair = record.get(trained[1]) if len(trained) > 1 else \
+                    record.get("text_pair") if hasattr(self, "pairs") else None
                 return [record[trained[0]], pair] if pair not in (None, "") else record[trained[0]]
             if "text" in record:
                 pair = record.get("text_pair")
