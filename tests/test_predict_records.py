@@ -380,3 +380,15 @@ def test_blank_inputs_are_predicted_with_a_warning_naming_them(export, tmp_path,
     with caplog.at_level(logging.WARNING, logger="fmkit"):
         assert predict_file(export, str(tmp_path / "o.jsonl"), str(tmp_path / "g.jsonl"), input_format="lines") == 4
     assert "inputs are blank" not in caplog.text  # nothing blank: no warning
+
+
+def test_a_pair_for_a_single_text_model_is_refused_by_file_and_line(export, tmp_path):
+    """Its second text was dropped unread (the tiny model was trained on single texts)."""
+    from fmkit.engine.predict_file import predict_file
+    from fmkit.errors import DataError
+
+    src = tmp_path / "pairs.jsonl"
+    src.write_text('{"text": "good film"}\n{"text": "good film", "text_pair": "bad film"}\n')
+    with pytest.raises(DataError, match=r"pairs.jsonl:2: this model was trained on single texts"):
+        predict_file(export, str(src), str(tmp_path / "o.jsonl"))
+    assert not (tmp_path / "o.jsonl").exists()
