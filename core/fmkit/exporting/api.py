@@ -15,6 +15,7 @@ from typing import Any
 from .. import __version__
 from ..errors import ExportError, UsageError
 from ..utils.atomic import atomic_directory
+from .target import export_target
 from .collected_warnings import collected_warnings
 from . import verify
 
@@ -123,7 +124,7 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
         raise ExportError(f"model {trained.recipe.model.name!r} cannot be exported as {format!r}; "
                           f"it supports {', '.join(supported)}")
     exporter = registry.build("exporter", {"name": format}, task.model_context())
-    out = Path(output) if output else run_dir / "exports" / (format + (f"-{quantize}" if quantize else ""))
+    out = export_target(output, run_dir) if output else run_dir / "exports" / (format + (f"-{quantize}" if quantize else ""))
     verify.check_finite_weights(model, f"{run_dir}/checkpoints/best")
     batches = _batches(task, examples[:256] if examples is not None else _validation_examples(trained))
     eager = lambda b: task.forward(model, b)  # noqa: E731

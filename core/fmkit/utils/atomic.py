@@ -163,16 +163,19 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = True) -> Iterato
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
+        # the name cut short: with the prefix and suffix a long (valid) name would pass the 255-byte limit
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name[:64]}-", dir=path.parent))
         yield tmp
         os.chmod(tmp, DIR_MODE)
         if path.exists():
             if not overwrite:
                 raise FileExistsError(path)
-            old = path.with_name(f".old-{path.name}-{os.getpid()}")
+            old = path.with_name(f".old-{path.name}-{os.getpid()}")  # the name a killed resume restores
+            if len(os.fsencode(old.name)) > 255:  # a long export name: a holder folder of a shorter name
+                old = Path(tempfile.mkdtemp(prefix=f".old-{path.name[:64]}-", dir=path.parent)) / "old"
             os.replace(path, old)
             os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(old.parent if old.name == "old" else old, ignore_errors=True)
         else:
             os.replace(tmp, path)
     except BaseException as e:

@@ -1,0 +1,57 @@
+"""``fmkit export -o`` replaced whatever was at the path (the current folder, the run being
+exported, a folder of the user's files, a file): only a new path, an empty folder or an earlier
+export may be written now; everything else is refused before any work, untouched."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from helpers.serving import tiny_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    copy = tmp_path_factory.mktemp("export-target") / "run"
+    shutil.copytree(tiny_run(tmp_path_factory), copy)
+    return copy
+
+
+def _export(capsys, run: Path, out: str) -> tuple[int, str]:
+    from fmkit.cli.main import main
+
+    code = main(["export", str(run), "--format", "safetensors", "-o", out])
+    return code, capsys.readouterr().err
+
+
+def test_export_refuses_to_replace_what_is_not_an_export(run, tmp_path, capsys, monkeypatch):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in run.rglob("*"))
+    for out, words in ((str(mine), "is a folder that is not an fmkit export (it holds notes.txt)"),
+                       (str(afile), "exists and is not a folder"),
+                       (".", "is the current folder"),
+                       (str(tmp_path.parent), "is a folder holding the "),
+                       (str(run), "is the run directory being exported"),
+                       (str(run.parent), "a folder holding the run directory"),
+                       ("/", "the file system's root")):
+        code, err = _export(capsys, run, out)
+        assert code == 2 and words in err and "Traceback" not in err, (out, err)
+    assert (mine / "notes.txt").read_text() == "keep" and afile.read_text() == "keep"
+    assert sorted(p.name for p in run.rglob("*")) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".old-", ".tmp-"))]
+
+
+def test_export_writes_a_new_path_an_empty_folder_an_earlier_export_and_a_long_name(run, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    long_name = "y" * 245  # valid, but the temporary folder's prefix once pushed it past 255 bytes
+    for out in ("new", "empty", "new", long_name):  # "new" twice: exporting again replaces the export
+        code, err = _export(capsys, run, str(tmp_path / out))
+        assert code == 0, (out, err)
+        assert (tmp_path / out / "export.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"new", "empty", long_name})
