@@ -133,14 +133,24 @@ ENCODING_CASES = [
     ("latin-1 recipe", BASE.replace("data.csv", "donn\u00e9es.csv").encode("latin-1"), 8, "not UTF-8"),
     ("binary file", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 3, "binary file"),  # NUL on line 3
     ("control character", BASE.replace("epochs: 2", "epochs: 2\x07").encode(), 18, "is this a text file"),
+    # a third hostile review: nested aliases took memory without end (six levels: 670 MB; nine: ~100 GB);
+    # deep nesting was a RecursionError
+    ("nested aliases (billion laughs)",
+     ("a: &a [" + ",".join(['"lol"'] * 9) + "]\n" + "".join(
+         f"{c}: &{c} [" + ",".join([f"*{p}"] * 9) + "]\n" for p, c in zip("abcde", "bcdef")) + BASE).encode(),
+     None, "more than 100,000 values once its YAML aliases"),
+    ("5,000 nested lists", ("task: " + "[" * 5000 + "]" * 5000 + "\n").encode(), None, "nests more than 64 levels"),
+    ("3,000 nested mappings", ("".join("  " * i + f"k{i}:\n" for i in range(3000)) + "  " * 3000 + "x\n").encode(),
+     None, "nests more than 64 levels"),
 ]
 
 
 @pytest.mark.parametrize("case,raw,line,words", ENCODING_CASES, ids=[c[0] for c in ENCODING_CASES])
 def test_a_recipe_that_is_not_utf8_text_is_an_error_not_a_traceback(tmp_path, capsys, case, raw, line, words):
+    started = time.monotonic()
     code, errors = validate(tmp_path, capsys, raw)
-    assert code == 2
-    assert words in errors[0]["message"] and errors[0]["line"] == line, errors
+    assert code == 2 and time.monotonic() - started < 30, "validate took its time (memory without end?)"
+    assert words in errors[0]["message"] and (line is None or errors[0]["line"] == line), errors
 
 
 def test_a_recipe_path_that_is_not_a_regular_file_is_an_error(tmp_path, capsys, no_hang):

@@ -39,6 +39,34 @@ def _walk(node: yaml.Node, path: tuple, lines: Lines, dupes: list[RecipeIssue], 
             _walk(item, path + (i,), lines, dupes, source)
 
 
+#: the most values a recipe may hold once its YAML aliases are expanded, and the deepest nesting:
+#: a real recipe has a few hundred values, six levels deep; nine nested aliases ("billion laughs")
+#: expand a few lines into 387 million values
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+
+
+def _check_size(node: yaml.Node, source: str) -> None:
+    """Refuse a recipe whose values, counted through its aliases, pass :data:`MAX_VALUES`, or that
+    nests past :data:`MAX_DEPTH`, before anything walks it (the count stops at the limit)."""
+    count, stack = 0, [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        count += 1
+        line = current.start_mark.line + 1
+        if count > MAX_VALUES:
+            raise RecipeError([RecipeIssue("", f"the recipe holds more than {MAX_VALUES:,} values once its YAML "
+                                           "aliases (*name) are expanded; write the values out, or use fewer "
+                                           "nested aliases", line, source)], source)
+        if depth > MAX_DEPTH:
+            raise RecipeError([RecipeIssue("", f"the recipe nests more than {MAX_DEPTH} levels deep; a recipe's "
+                                           "sections are a few levels deep", line, source)], source)
+        if isinstance(current, yaml.MappingNode):
+            stack.extend((part, depth + 1) for pair in current.value for part in pair)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((item, depth + 1) for item in current.value)
+
+
 def decode_recipe(raw: bytes, source: str) -> str:
     """The text of a recipe file: UTF-8 (a BOM is allowed); anything else is a :class:`RecipeError`."""
     if b"\0" in raw:
@@ -77,7 +105,12 @@ def load_yaml_with_lines(text: str, source: str = "<recipe>", collect: bool = Fa
     """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_size(node, source)
         data = yaml.safe_load(text)
+    except RecursionError:  # nesting deeper than the parser's recursion (thousands of "[")
+        raise RecipeError([RecipeIssue("", f"the recipe nests more than {MAX_DEPTH} levels deep; a recipe's "
+                                       "sections are a few levels deep", None, source)], source) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = mark.line + 1 if mark else None
