@@ -638,3 +638,18 @@ def test_non_finite_losses_say_no_checkpoint_is_kept_when_none_exists(tmp_path, 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_set_takes_a_string_as_typed_unless_quoted(tmp_path):
+    """YAML cut ``exp #3`` at its comment and read ``|`` as an empty string (which turned a
+    multi-label separator off, silently); numbers, lists and quoted strings keep YAML's reading."""
+    from fmkit.recipe import load_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe(tmp_path)))
+    recipe = load_recipe(str(path), ["tracking.run_name=exp #3", "data.label_separator=|", "train.epochs=3",
+                                     "data.text_column='quoted #1'", "task.max_length= 8 "])
+    assert recipe.tracking.run_name == "exp #3"
+    params = recipe.data.dataset_params()
+    assert params["label_separator"] == "|" and params["text_column"] == "quoted #1", params
+    assert recipe.train.epochs == 3 and recipe.task.as_dict()["max_length"] == 8

@@ -138,11 +138,19 @@ def load_yaml_with_lines(text: str, source: str = "<recipe>", collect: bool = Fa
 
 
 def _coerce(value: str) -> Any:
-    """Turn a ``--set`` value into YAML's type: numbers, booleans, null, lists, mappings, or a string."""
+    """Turn a ``--set`` value into YAML's type: numbers, booleans, null, lists, mappings, or a string.
+
+    A value YAML reads as a string is taken as typed, unless it is quoted: YAML would cut
+    ``exp #3`` at its comment and read ``|`` or ``>`` as an empty block of text."""
     try:
-        return yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
     except yaml.YAMLError:
         return value
+    text = value.strip()
+    quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
+    if isinstance(parsed, str) and not quoted and parsed != text:
+        return text
+    return parsed
 
 
 def _index(node: list, part: str, where: str) -> int:
