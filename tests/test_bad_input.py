@@ -109,6 +109,14 @@ RECIPE_CASES = [
      "Input should be a number, not true"),
     ("true for a task parameter (a plugin's model)", ("max_length: 32", "max_length: true"), "task.max_length", 3,
      "Input should be a number, not true"),
+    # a third hostile review: each passed validate, then train wrote its run elsewhere or crashed
+    ("a run name that climbs out of runs_dir", ["tracking.run_name=../../escaped"], "tracking.run_name", None,
+     "is not a folder name"),
+    ("a run name past the file system's limit", ["tracking.run_name=" + "x" * 300], "tracking.run_name", None,
+     "too long for a folder name"),
+    ("a seed past 64 bits (an overflow in the batch plan)", ["train.seed=9223372036854775808"], "train.seed", None,
+     "less than or equal to 4294967295"),
+    ("a negative split seed", ["data.split_seed=-1"], "data.split_seed", None, "greater than or equal to 0"),
 ]
 
 
@@ -653,3 +661,12 @@ def test_set_takes_a_string_as_typed_unless_quoted(tmp_path):
     params = recipe.data.dataset_params()
     assert params["label_separator"] == "|" and params["text_column"] == "quoted #1", params
     assert recipe.train.epochs == 3 and recipe.task.as_dict()["max_length"] == 8
+
+
+def test_resume_with_an_empty_path_is_refused_not_a_new_run(tmp_path, capsys):
+    """``--resume "$RUN"`` with RUN unset started a new run silently."""
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe(tmp_path, epochs=1)))
+    code, out, err = cli(capsys, "train", str(path), "--resume", "")
+    assert code == 2 and "--resume was given an empty path" in err, err
+    assert not (tmp_path / "runs").exists()

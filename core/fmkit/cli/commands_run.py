@@ -29,6 +29,11 @@ def _run_and_print(args, recipe) -> int:
     from ..engine.api import train as run_train
     from ..engine.distributed import world
 
+    if getattr(args, "resume", None) is not None and not args.resume.strip():
+        from ..errors import UsageError
+
+        raise UsageError("--resume was given an empty path (an unset shell variable?): give the run directory to "
+                         "continue, or leave --resume out to start a new run")
     if getattr(args, "resume", None) and getattr(args, "run_dir", None):
         from ..errors import UsageError
 

@@ -104,7 +104,7 @@ class DataSection(_Documented):
     #: share of train held out for validation when the data has no validation split
     validation_split: float = Field(0.1, ge=0.0, lt=1.0)
     #: seed of the validation hold-out (the same seed holds out the same examples)
-    split_seed: int = 0
+    split_seed: int = Field(0, ge=0, le=2**32 - 1)
     #: hold out validation with each class's share kept (classification tasks)
     stratify: bool = True
     #: cache preprocessed examples on disk, keyed by data content and preprocessing parameters
@@ -153,7 +153,7 @@ class TrainSection(Section):
     #: number format of training: fp32, or bf16/fp16 mixed precision on hardware that has it
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     #: seed of every random number (weights, shuffling, dropout): the same seed gives the same run
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1)
     #: use only deterministic kernels (slower on GPUs; identical results on the same machine)
     deterministic: bool = False
     #: "epoch", or evaluate every N optimizer steps
@@ -330,8 +330,23 @@ class TrackingSection(Section):
 
     #: parent folder of run directories
     runs_dir: str = "runs"
-    #: name of the run folder (default: task-model-date-time)
+    #: name of the run folder (default: task-model-date-time): one folder name, no path
     run_name: str | None = None
+
+    @field_validator("run_name")
+    @classmethod
+    def _one_folder_name(cls, v: str | None) -> str | None:
+        """A run's folder lives in ``runs_dir``: a name with a path separator or ``..`` would put it
+        elsewhere (where ``fmkit runs`` does not look), a long one past the file system's limit."""
+        if v is None:
+            return v
+        if not v.strip() or "/" in v or "\\" in v or v.strip(".") == "" or ".." in v.split("/") or "\0" in v:
+            raise ValueError(f"{v!r:.80} is not a folder name: give a name without '/', '\\' or '..' (the run is "
+                             "written in tracking.runs_dir)")
+        if len(v.encode("utf-8")) > 200:
+            raise ValueError(f"a run name of {len(v.encode('utf-8'))} bytes is too long for a folder name (the "
+                             "limit here is 200, to leave room for the time stamp)")
+        return v
     #: write TensorBoard event files in the run folder
     tensorboard: bool = True
     #: write report.html (metrics, curves, plots) at the end of the run
