@@ -670,3 +670,16 @@ def test_resume_with_an_empty_path_is_refused_not_a_new_run(tmp_path, capsys):
     code, out, err = cli(capsys, "train", str(path), "--resume", "")
     assert code == 2 and "--resume was given an empty path" in err, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_new_recipe_refuses_a_fifo_or_a_device_as_data(tmp_path, capsys, no_hang):
+    """``--data /dev/zero`` read until memory ran out; a FIFO blocked forever."""
+    cases = [("/dev/zero", "is a device")] if os.path.exists("/dev/zero") else []
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.csv")
+        cases.append((str(tmp_path / "pipe.csv"), "is a FIFO (named pipe)"))
+    for data, words in cases:
+        code, out, err = cli(capsys, "new", "recipe", "text-classification", "--data", data,
+                             "-o", str(tmp_path / "r.yaml"))
+        assert code == 2 and words in err and "Traceback" not in err, err
+        assert not (tmp_path / "r.yaml").exists()

@@ -79,6 +79,11 @@ def _suggested_data(ds, data: str) -> tuple[dict[str, Any], list[str]]:
     if not Path(data).exists():
         raise UsageError(f"--data {data}: no such file or folder (relative paths are read from the current "
                          f"folder, {Path.cwd()})")
+    from .engine.data import special_data_paths
+
+    special = special_data_paths(data, "--data")  # a FIFO would block the read forever, /dev/zero never end
+    if special:
+        raise UsageError(f"--data: {special[0][1]}")
     suggest = getattr(ds.load_factory(), "suggest_params", None) if ds else None
     if not callable(suggest):
         return {"train": data}, [f"# data.train is {data}; check the other data fields by hand"]
