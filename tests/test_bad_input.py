@@ -318,6 +318,9 @@ DATA_FIELD_CASES = [
 ]
 #: what only a whole read finds: ``train`` refuses it, ``validate`` (a quick look) cannot
 TRAIN_FINDS = [
+    ("a validation share that holds out nothing (every class has one example)",  # it validated on the training data
+     {"train": lambda t: _write(t / "uniq.csv", "text,label\n" + "".join(f"film {i},c{i}\n" for i in range(40))),
+      "test": None}, "data.validation_split 0.2 of 40 training example(s) holds out none (a stratified hold-out"),
     ("a later JSONL line that is not an object",
      {"train": lambda t: _write(t / "late.jsonl", '{"text": "good film", "label": "pos"}\n' * 5 + "5\n")},
      "late.jsonl:6: a record is a JSON object"),

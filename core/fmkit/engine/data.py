@@ -267,8 +267,18 @@ def load_splits(dataset, recipe, task, dropped: dict[str, int], make_clean) -> d
             raise DataError(f"every training example of {_where(recipe, 'train')} was dropped while cleaning "
                             f"({', '.join(f'{k}: {v}' for k, v in sorted(dropped.items()))}); see data.clean")
     if not splits.get("validation") and recipe.data.validation_split > 0:
+        share, total = recipe.data.validation_split, len(splits["train"])
         splits["train"], splits["validation"] = split_validation(
-            splits["train"], recipe.data.validation_split, recipe.data.split_seed, task, recipe.data.stratify)
+            splits["train"], share, recipe.data.split_seed, task, recipe.data.stratify)
+        if not splits["validation"]:
+            per_class = " (a stratified hold-out takes that share of each class, and every class is too small to " \
+                        "give one)" if recipe.data.stratify and getattr(task, "classification", False) else ""
+            raise DataError(f"data.validation_split {share:g} of {total} training example(s) holds out none{per_class}, "
+                            "so there would be nothing to validate on: give a data.validation file, more examples, "
+                            "or a larger share")
+        if not splits["train"]:
+            raise DataError(f"data.validation_split {share:g} holds out all {total} training example(s), leaving "
+                            "none to train on: give a smaller share")
     return splits
 
 

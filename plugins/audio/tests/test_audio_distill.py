@@ -28,7 +28,7 @@ def _recipe(tmp, data: str, channels: list[int], epochs: int, **extra) -> dict:
     return {"task": {"name": "audio-classification", "sample_rate": 8000, "duration": 0.4},
             "model": {"name": "audio-cnn", "channels": channels, "frontend": FRONTEND},
             "data": {"train": str(tmp / data), "label_from": "pattern", "label_pattern": PATTERN,
-                     "test_index": [0, 1], "validation_split": 0.2, "cache_dir": str(tmp / "cache")},
+                     "test_index": [0, 1], "validation_split": 0.0, "cache_dir": str(tmp / "cache")},
             "optimizer": {"name": "adamw", "lr": 0.01},
             "train": {"epochs": epochs, "batch_size": 8, "progress": "off", "log_every": 2, "seed": 2},
             "tracking": {"runs_dir": str(tmp / "runs"), "tensorboard": False}, **extra}
