@@ -313,6 +313,7 @@ DATA_FIELD_CASES = [
     ("a test file without the label column", {"test": lambda t: _write(t / "nl.csv", "text\ngood film\n")},
      "has no column 'label'"),
     ("a CSV read as Parquet", {"format": "parquet"}, "is not a Parquet file"),
+    ("an empty label separator (multi-label silently off)", {"label_separator": ""}, "data.label_separator"),
     ("a JSON key the document lacks", {"train": lambda t: _write(t / "full.json", '{"tr": [["good film", "pos"]]}'),
                                        "json_keys": {"train": "nope"}}, "no key 'nope' (data.json_keys.train)"),
 ]

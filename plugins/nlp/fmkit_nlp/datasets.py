@@ -10,7 +10,9 @@ from typing import Literal
 from fmkit import carve_split
 from fmkit.components import Params
 from fmkit.errors import DataError
-from pydantic import PositiveInt, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
+
+from .cells import _kind, blank as _blank, label_cell as _label_cell, text_cell as _text_cell
 
 log = logging.getLogger("fmkit")
 
@@ -36,7 +38,7 @@ class TextFilesParams(Params):
     #: text encoding of the files (latin-1 for older corpora)
     encoding: str = "utf-8"
     #: multi-label targets: labels separated by this string in the label column
-    label_separator: str | None = None
+    label_separator: str | None = Field(None, min_length=1)
     #: TSV files without quoting (SST-2): quotes are ordinary characters
     quoting: Literal["auto", "minimal", "none"] = "auto"
     #: carve a seeded test split out of train when the data has none
@@ -99,11 +101,6 @@ def _jsonl_record(path: Path, n: int, line: str) -> dict:
         raise DataError(f"{path}:{n}: a record is a JSON object ({{\"text\": ..., \"label\": ...}}), "
                         f"not {type(record).__name__}")
     return record
-
-
-def _blank(value) -> bool:
-    """None, NaN (pandas' missing value) or only whitespace."""
-    return value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not value.strip())
 
 
 class TextFiles:
@@ -352,24 +349,40 @@ class TextFiles:
             if not out:
                 raise DataError(f"data.{split}: {path} has no text (the file is empty or blank)")
             return out
-        rows = self._json_split(path, split) if fmt == "json" else self._table(path, fmt)
+        lines = None  # the line each row starts (CSV: ends) on, where the format has lines
+        if fmt == "json":
+            rows = self._json_split(path, split)
+        else:
+            rows, lines = self._table(path, fmt)
         if not rows:
             what = "only a header" if fmt in ("csv", "tsv") and path.stat().st_size > 0 else "empty"
             raise DataError(f"data.{split}: {path} has no rows (the file is {what}); give a file with examples")
         p = self.p
+
+        def where(i: int) -> str:  # FILE:LINE of row i, else the row by its place
+            if lines is not None:
+                return f"{path}:{lines[i]}"
+            return f"{path}: {p.json_keys[split]}[{i}]" if fmt == "json" else f"{path}: row {i + 1}"
+
+        many = bool(p.label_separator) or bool(getattr(self.task, "multi_label", False))
         out, blank, unlabelled = [], [], []
         for i, row in enumerate(rows):
             if p.text_column not in row:
-                raise DataError(f"{path}: no column {p.text_column!r} (columns: {sorted(row)}); set data.text_column")
-            if _blank(row[p.text_column]):
+                raise DataError(f"{where(i)}: no column {p.text_column!r} (columns: {sorted(row)}); "
+                                "set data.text_column")
+            text = _text_cell(row[p.text_column], where, i, p.text_column, "text_column")
+            if _blank(text):
                 blank.append(i + 1)
                 continue
-            ex = {"text": row[p.text_column]}
+            ex = {"text": text}
             if p.text_pair_column:
-                ex["text_pair"] = row.get(p.text_pair_column)
+                ex["text_pair"] = _text_cell(row.get(p.text_pair_column), where, i, p.text_pair_column,
+                                             "text_pair_column")
             if p.label_column in row:
-                label = row[p.label_column]
-                if p.label_separator:  # multi-label: a blank cell is an example with no labels
+                label = _label_cell(row[p.label_column], where, i, p.label_column, many)
+                if isinstance(label, list):  # multi-label, given as a list: its blank items are left out
+                    ex["label"] = [str(x) for x in label if not _blank(x)]
+                elif p.label_separator:  # multi-label: a blank cell is an example with no labels
                     ex["label"] = [] if _blank(label) else [x for x in str(label).split(p.label_separator) if x.strip()]
                 elif _blank(label) or str(label).strip().lower() == "nan":  # dropped and counted, never a class
                     unlabelled.append(i + 1)
@@ -388,22 +401,30 @@ class TextFiles:
         none = self.p.quoting == "none" or (self.p.quoting == "auto" and fmt == "tsv")
         return csv.QUOTE_NONE if none else csv.QUOTE_MINIMAL
 
-    def _table(self, path: Path, fmt: str) -> list[dict]:
+    def _table(self, path: Path, fmt: str) -> tuple[list[dict], list[int] | None]:
+        """``(rows, lines)``: the file's rows and the line of each (CSV and TSV: the line a row ends on,
+        JSONL: its line), ``None`` for Parquet, which has no lines."""
         enc = self._reading
         try:
             if fmt in ("csv", "tsv"):
                 if csv.field_size_limit() < 2**31 - 1:  # cells past csv's 131,072-character default
                     csv.field_size_limit(2**31 - 1)
                 with open(path, encoding=enc, newline="") as f:
-                    return list(csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=self._quoting(fmt)))
+                    reader = csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=self._quoting(fmt))
+                    rows, lines = [], []
+                    for row in reader:
+                        rows.append(row)
+                        lines.append(reader.line_num)
+                    return rows, lines
             if fmt == "jsonl":
                 with open(path, encoding=enc) as f:
-                    return [_jsonl_record(path, n, line) for n, line in enumerate(f, 1) if line.strip()]
+                    numbered = [(n, _jsonl_record(path, n, line)) for n, line in enumerate(f, 1) if line.strip()]
+                return [r for _, r in numbered], [n for n, _ in numbered]
             if fmt == "parquet":
                 self._check_parquet(path)
             import pandas as pd
 
-            return pd.read_parquet(path).to_dict("records")
+            return pd.read_parquet(path).to_dict("records"), None
         except UnicodeDecodeError as e:
             raise DataError(f"{path} is not {self.p.encoding}: {e}; set data.encoding (for example latin-1)") from None
         except (csv.Error, ValueError) as e:
@@ -438,7 +459,13 @@ class TextFiles:
             keys = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
             raise DataError(f"{path}: no key {key!r} (data.json_keys.{split}); the file has {keys}")
         cols = self.p.list_columns
-        return [dict(zip(cols, row)) if isinstance(row, (list, tuple)) else row for row in doc[key]]
+        rows = doc[key]
+        if not isinstance(rows, list):
+            raise DataError(f"{path}: {key} (data.json_keys.{split}) is a list of records; got {_kind(rows)}")
+        for i, row in enumerate(rows):
+            if not isinstance(row, (dict, list)):
+                raise DataError(f"{path}: {key}[{i}]: a record is a JSON object or a list ({cols}), not {_kind(row)}")
+        return [dict(zip(cols, row)) if isinstance(row, list) else row for row in rows]
 
     def _folder(self, root: Path) -> list[dict]:
         out = []
