@@ -687,3 +687,20 @@ def test_new_recipe_refuses_a_fifo_or_a_device_as_data(tmp_path, capsys, no_hang
                              "-o", str(tmp_path / "r.yaml"))
         assert code == 2 and words in err and "Traceback" not in err, err
         assert not (tmp_path / "r.yaml").exists()
+
+
+@pytest.mark.parametrize("sets,words", [
+    (["model.config.hidden_size=15"], "model.config cannot build a 'bert' model"),
+    (["model.config.model_type=nope"], "model.config cannot build a 'nope' model"),
+    (["task.max_length=64"], "task.max_length 64 is more than the model's 32 positions"),
+], ids=["hidden size not a multiple of the heads", "an unknown model type", "max_length past the positions"])
+def test_a_model_the_recipe_cannot_build_is_one_line_and_leaves_no_run(tmp_path, capsys, sets, words):
+    """Each passed validate, then train crashed with a traceback after its run directory existed
+    (max_length only at the first text that long, in the middle of training)."""
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe(tmp_path, epochs=1)))
+    code, out, err = cli(capsys, "train", str(path), *[x for s in sets for x in ("--set", s)])
+    assert code == 2 and words in err and "Traceback" not in err, err
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not [p for p in runs.iterdir() if not p.name.startswith(".")], \
+        list(runs.iterdir())

@@ -52,10 +52,14 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     session.read_data()  # before the run directory exists: bad data leaves nothing behind
     session.prune(resume)  # so does a refused prune
     session.open_run_dir(resume, run_dir, overwrite)
-    session.prepare(latest)
-    if latest is not None:
-        session.restore(latest, amended)
-    session.fit()
+    try:
+        session.prepare(latest)
+        if latest is not None:
+            session.restore(latest, amended)
+        session.fit()
+    except BaseException as e:  # a new run that holds no checkpoint yet is removed, not left half-made
+        session.discard_if_empty(e)
+        raise
     return session.record(*session.final_evaluation())
 
 

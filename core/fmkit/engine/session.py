@@ -84,6 +84,25 @@ class TrainingSession:
             self.teacher = load_teacher(recipe.distill.teacher)
             self.distill_kind = check_teacher(self.teacher, self.task)
 
+    def discard_if_empty(self, error: BaseException) -> None:
+        """After ``error`` ended a new run before its first checkpoint (a model the recipe cannot
+        build, Ctrl-C during the first step), remove its run directory: it holds nothing to resume,
+        evaluate or export, and would be in the way of running again. A run stopped by
+        :class:`~fmkit.errors.TrainingError` (it diverged) keeps its metrics to be looked at."""
+        import shutil
+
+        rd = getattr(self, "rd", None)
+        if rd is None or self.resume or self.rank != 0 or isinstance(error, TrainingError):
+            return
+        checkpoints = rd / "checkpoints"
+        if checkpoints.is_dir() and any(not p.name.startswith(".") for p in checkpoints.iterdir()):
+            return
+        shutil.rmtree(rd, ignore_errors=True)
+        latest = Path(self.recipe.tracking.runs_dir) / "latest"
+        if latest.is_symlink() and not latest.exists():
+            latest.unlink(missing_ok=True)
+        log.warning("removed %s: the run ended before its first checkpoint, so it held nothing to resume or load", rd)
+
     def prune(self, resume: str | None) -> None:
         """``prune:``: the source run's model with its least important structures removed (a resumed
         pruned run rebuilds its recorded shape in :meth:`prepare` instead)."""

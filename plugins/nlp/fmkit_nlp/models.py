@@ -250,8 +250,21 @@ def _load(auto, params: HFModelParams, context: dict, **kw):
         cfg.setdefault("vocab_size", context.get("vocab_size") or 30522)
         if context.get("pad_token_id") is not None:
             cfg.setdefault("pad_token_id", context["pad_token_id"])
-        return auto.from_config(AutoConfig.for_model(model_type, **cfg, **kw))
+        try:  # an unknown model_type, or sizes that do not fit (hidden_size not a multiple of the heads)
+            return auto.from_config(AutoConfig.for_model(model_type, **cfg, **kw))
+        except (ValueError, KeyError, TypeError) as e:
+            raise UsageError(f"model.config cannot build a {model_type!r} model: {str(e).splitlines()[0]}") from None
     raise UsageError("model: set pretrained (a local folder) or config (an architecture for a from-scratch model)")
+
+
+def _check_positions(model, context: dict) -> None:
+    """``task.max_length`` must fit the model's position embeddings: a longer text would otherwise
+    fail in the middle of training, at the first batch that long."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    wanted = context.get("max_length")
+    if isinstance(limit, int) and isinstance(wanted, int) and wanted > limit:
+        raise UsageError(f"task.max_length {wanted} is more than the model's {limit} positions "
+                         f"(max_position_embeddings): set task.max_length to at most {limit}")
 
 
 def _build(params: HFModelParams, context: dict, task_type: str) -> HFClassifier:
@@ -275,6 +288,7 @@ def _build(params: HFModelParams, context: dict, task_type: str) -> HFClassifier
     else:
         _warn_if_from_scratch(params, context)
         model = _load(auto, params, context, **kw)
+    _check_positions(model, context)
     if context.get("vocab_size") and model.get_input_embeddings().num_embeddings < context["vocab_size"]:
         model.resize_token_embeddings(context["vocab_size"])  # a tokenizer with added tokens
     if params.pooling == "mean":

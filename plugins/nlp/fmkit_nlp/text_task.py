@@ -96,6 +96,8 @@ class TokenizedTextTask(Task):
     def model_context(self):
         ctx = super().model_context()
         ctx["vocab_size"] = len(self.tokenizer) if self.tokenizer else None
+        if isinstance(getattr(self.params, "max_length", None), int):  # checked against the model's positions
+            ctx["max_length"] = self.params.max_length
         return ctx
 
     def fingerprint(self):
