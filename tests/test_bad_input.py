@@ -314,6 +314,8 @@ DATA_FIELD_CASES = [
      "has no column 'label'"),
     ("a CSV read as Parquet", {"format": "parquet"}, "is not a Parquet file"),
     ("an empty label separator (multi-label silently off)", {"label_separator": ""}, "data.label_separator"),
+    ("a ';'-separated file read as CSV", {"train": lambda t: _write(t / "semi.csv", "text;label\ngood film;pos\n")},
+     "the file looks ';'-separated"),
     ("a JSON key the document lacks", {"train": lambda t: _write(t / "full.json", '{"tr": [["good film", "pos"]]}'),
                                        "json_keys": {"train": "nope"}}, "no key 'nope' (data.json_keys.train)"),
 ]

@@ -103,6 +103,18 @@ def _jsonl_record(path: Path, n: int, line: str) -> dict:
     return record
 
 
+def _separator_hint(columns) -> str:
+    """A hint when a header read as one column holds another separator (a ``;``-separated export
+    from a spreadsheet read as CSV)."""
+    if isinstance(columns, (list, tuple)) and len(columns) == 1:
+        found = next((sep for sep in (";", "\t", "|") if sep in str(columns[0])), None)
+        if found:
+            shown = "\\t" if found == "\t" else found
+            return (f" (the header is one column holding {shown!r}: the file looks {shown!r}-separated; fmkit reads "
+                    "comma-separated .csv and tab-separated .tsv files: save it as one of those)")
+    return ""
+
+
 class TextFiles:
     """Loads raw examples ``{"text", "text_pair"?, "label"}`` per split."""
 
@@ -228,8 +240,11 @@ class TextFiles:
                 wanted.append(("label_column", p.label_column))
             for field, column in wanted:
                 if column not in columns:
+                    hint = _separator_hint(columns)
                     problems.append((field, f"{path} (data.{split}) has no column {column!r}; its columns are "
-                                            f"{columns}: set data.{field} to one of them"))
+                                            f"{columns}: set data.{field} to one of them{hint}"))
+                    if hint:
+                        break  # a wrong separator: said once, not for every column
         return problems
 
     def _unlabelled(self, path: Path, split: str) -> str:
