@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..errors import UsageError
+from ..errors import DataError, UsageError
 
 
 @dataclass
@@ -49,35 +47,66 @@ def save_task_artifacts(task, directory: Path) -> None:
         task.save_assets(str(tmp / "assets"))
 
 
+def load_fitted_state(task, directory: Path, hint: str) -> None:
+    """Give ``task`` the state and assets saved in ``directory`` (a run's ``artifacts/``, an export's
+    ``task/``). A missing or damaged ``task.json`` or asset is a :class:`~fmkit.errors.DataError` naming
+    the file, followed by ``hint`` (what may help)."""
+    from ..utils.damaged import damaged, read_task_state, reading
+
+    directory = Path(directory)
+    state = read_task_state(directory / "task.json", hint)
+    try:  # what the task writes: an entry it always writes (labels, even null) may not be missing
+        writes = task.state_dict()
+    except Exception:  # noqa: BLE001 - a task that cannot say so before it is fitted
+        writes = {}
+    if "labels" in writes and "labels" not in state:
+        raise damaged(directory / "task.json", hint, "its labels entry is missing")
+    with reading(directory / "task.json", hint):
+        task.load_state_dict(state)
+    with reading(directory / "assets", hint):
+        task.load_assets(str(directory / "assets"))
+
+
 def restore_fitted_task(task, directory: Path) -> None:
     """A resumed run continues with what its task learnt the first time (``directory``: the run's
     ``artifacts/``), not with what :meth:`~fmkit.Task.setup` fits again: a tokenizer trained on the
-    data comes out different in each process, and the checkpoint's embeddings match the first one."""
-    if not (directory / "task.json").is_file():
-        return
-    task.load_state_dict(json.loads((directory / "task.json").read_text()))
-    task.load_assets(str(directory / "assets"))
+    data comes out different in each process, and the checkpoint's embeddings match the first one.
+    Without ``task.json`` the run cannot be resumed: its labels could not be checked, nor its
+    tokenizer kept (a :class:`~fmkit.errors.DataError`)."""
+    from ..utils.damaged import run_hint
+
+    load_fitted_state(task, directory, run_hint(Path(directory).parent))
 
 
 def load_task(recipe, directory: Path, manager=None):
+    from ..utils.damaged import run_hint
     from .builder import Builder
 
     task = Builder(recipe, manager).task()
-    task.load_state_dict(json.loads((directory / "task.json").read_text()))
-    task.load_assets(str(directory / "assets"))
+    load_fitted_state(task, directory, run_hint(Path(directory).parent))
     return task
 
 
 def run_recipe_dict(run_dir: Path) -> dict:
-    """The run's effective recipe as a dict: ``recipe.yaml`` plus its resume amendments."""
+    """The run's effective recipe as a dict: ``recipe.yaml`` plus its resume amendments. A damaged
+    ``recipe.yaml`` is a :class:`~fmkit.errors.DataError` naming it (read as a recipe file is: no
+    aliases past the limits, UTF-8)."""
+    from ..errors import RecipeError
+    from ..recipe.loader import read_recipe_file
+    from ..utils.damaged import damaged, reading, run_hint
     from .resume import apply_amendments, read_amendments
 
     path = Path(run_dir) / "recipe.yaml"
     if not path.is_file():
         raise UsageError(f"{run_dir} is not an fmkit run directory (no recipe.yaml); pass the folder `fmkit train` printed")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise UsageError(f"{path} is not a recipe (a mapping of sections); was it edited by hand?")
+    try:
+        with reading(path, run_hint(run_dir)):
+            data, _, _ = read_recipe_file(path)
+    except RecipeError as e:
+        why = "; ".join(f"line {i.line}: {i.message}" if i.line else i.message for i in e.issues[:3])
+        raise damaged(path, run_hint(run_dir), why) from None
+    if not data:
+        raise damaged(path, run_hint(run_dir), "it is empty")
     return apply_amendments(data, read_amendments(Path(run_dir)))
 
 
@@ -106,6 +135,7 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best", trust_remote_cod
     What the run directory says never turns on running code: its recipe's ``plugins:`` are not
     imported and its model's ``trust_remote_code`` is replaced by the caller's ``trust_remote_code``."""
     from ..exporting.loading import caller_decides_remote_code
+    from ..utils.damaged import checkpoint_hint, mismatch, missing, run_hint
     from .checkpoint import load_weights
     from .builder import Builder
 
@@ -113,6 +143,8 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best", trust_remote_cod
     recipe = read_run_recipe(run_dir, import_plugins=trust_remote_code)
     weights = run_dir / "checkpoints" / checkpoint / "model.safetensors"
     if not weights.is_file():
+        if weights.parent.is_dir():  # the checkpoint is there, its weights are not
+            raise missing(weights, checkpoint_hint(weights.parent))
         if (run_dir / "export.json").is_file():
             raise UsageError(f"{run_dir} is an export folder, which holds no checkpoints: give the run directory it "
                              "was exported from (fmkit evaluate RUN_DIR), or predict with fmkit predict")
@@ -124,7 +156,12 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best", trust_remote_cod
     from .prune import read_structure, restore_structure
 
     restore_structure(model, read_structure(run_dir), run_dir)  # a pruned run: its smaller shape first
-    load_weights(model, weights)
+    try:
+        load_weights(model, weights)
+    except RuntimeError as e:  # names or shapes: the files the model is built from no longer match
+        raise DataError(f"{weights} does not fit the model that {run_dir / 'recipe.yaml'} and "
+                        f"{run_dir / 'artifacts' / 'task.json'} describe ({mismatch(e)}): one of these files was "
+                        f"edited or damaged; {run_hint(run_dir)}") from None
     model.eval()
     return TrainedModel(recipe, task, model, run_dir)
 

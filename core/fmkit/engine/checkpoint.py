@@ -112,10 +112,26 @@ class CheckpointWriter:
                 self._pool.shutdown(wait=True)
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> None:
+def _file_hint(path: Path) -> str:
+    """What may help when ``path`` (weights, state) is damaged: by where it lies."""
+    from ..utils.damaged import checkpoint_hint
+
+    path = Path(path)
+    if path.parent.parent.name == "checkpoints":
+        return checkpoint_hint(path.parent)
+    return "restore it from a copy, or run again the command that wrote it"
+
+
+def load_weights(model: torch.nn.Module, path: Path, hint: str | None = None) -> None:
+    """Load safetensors weights into ``model``. A missing or damaged file is a :class:`~fmkit.errors.DataError`
+    naming it (followed by ``hint``: what may help); weights of other names or shapes than the model's
+    are a :class:`RuntimeError` (the caller knows which files describe the model)."""
     from safetensors.torch import load_file
 
-    state = load_file(str(path))
+    from ..utils.damaged import reading
+
+    with reading(path, hint or _file_hint(path)):
+        state = load_file(str(path))
     missing, unexpected = model.load_state_dict(state, strict=False)
     aliases = set(model.state_dict()) - set(model_state(model))  # tied weights model_state() left out
     if unexpected or set(missing) - aliases:
@@ -172,7 +188,37 @@ def save_checkpoint(directory: Path, model: torch.nn.Module | dict[str, torch.Te
 
 
 def load_state(directory: Path) -> dict[str, Any]:
-    return torch.load(directory / "state.pt", weights_only=True, map_location="cpu")
+    """A checkpoint's ``state.pt`` (``weights_only``: no pickled code runs). A missing or damaged file
+    (or one that holds no mapping) is a :class:`~fmkit.errors.DataError` naming it."""
+    from ..utils.damaged import damaged, reading
+
+    path = Path(directory) / "state.pt"
+    with reading(path, _file_hint(path)):
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    if not isinstance(state, dict):
+        raise damaged(path, _file_hint(path), f"it holds a {type(state).__name__}, not the saved state")
+    return state
+
+
+def check_checkpoint(directory: Path) -> None:
+    """Refuse a checkpoint whose ``model.safetensors`` or ``state.pt`` is missing or visibly damaged (cut
+    short, not the format written), before a resume writes anything. Cheap: the weights' header and the
+    state's zip directory are read, not the tensors (:func:`load_weights` and :func:`load_state` still
+    turn damage found later into the same error)."""
+    import zipfile
+
+    from safetensors import safe_open
+
+    from ..utils.damaged import reading
+
+    directory = Path(directory)
+    weights, state = directory / "model.safetensors", directory / "state.pt"
+    with reading(weights, _file_hint(weights)):
+        with safe_open(str(weights), framework="pt") as f:  # checks that the header covers the whole file
+            list(f.keys())
+    with reading(state, _file_hint(state)):
+        with zipfile.ZipFile(state) as z:  # torch.save's format: a zip file, whose directory is at its end
+            z.infolist()
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:

@@ -51,12 +51,20 @@ def differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
 
 
 def read_amendments(run_dir: Path) -> list[dict]:
+    """The run's amendments, oldest first; a damaged file is a :class:`~fmkit.errors.DataError` naming it."""
+    from ..utils.damaged import damaged, read_yaml, run_hint
+
     path = Path(run_dir) / AMENDMENTS
-    if not path.is_file():
+    if not path.exists():
         return []
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    if not isinstance(doc, list):
-        raise UsageError(f"{path}: expected a list of amendments; was it edited by hand?")
+    hint = run_hint(run_dir)
+    doc = read_yaml(path, hint, list, empty=[])
+    for i, entry in enumerate(doc, 1):
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or not isinstance(changes, (dict, type(None))) or any(
+                not isinstance(k, str) or not isinstance(v, dict) for k, v in (changes or {}).items()):
+            raise damaged(path, hint, f"entry {i} is not an amendment: a mapping whose changes are "
+                                      "{field: {from: ..., to: ...}}")
     return doc
 
 
@@ -82,6 +90,7 @@ def check_resume(run_dir: Path, effective: dict, new: dict, sections: tuple[str,
     ``sections``: plugin sections (``tune``...), which may change too: they configure a plugin's
     workflow, not the model or the data.
     """
+    check_run_files(run_dir)
     diffs = differences(effective, new)
     refused = [d for d in diffs if not may_change(d[0]) and d[0].split(".")[0] not in sections]
     if refused:
@@ -91,6 +100,42 @@ def check_resume(run_dir: Path, effective: dict, new: dict, sections: tuple[str,
             f"or the data:\n{lines}\nresume with the run's own recipe ({Path(run_dir) / 'recipe.yaml'}), or start a "
             f"new run. Only these may change on resume: {', '.join(MAY_CHANGE)}")
     return {p: {"from": old, "to": now} for p, old, now in diffs}
+
+
+def check_run_files(run_dir: Path) -> None:
+    """Refuse to resume a run whose files a resume reads are missing or damaged, before anything is
+    written: the task's fitted state (``artifacts/task.json``: without it the labels cannot be checked
+    and could be silently re-mapped), ``metrics.jsonl`` (continued from the checkpoint's step) and the
+    checkpoint resumed from. Each is a :class:`~fmkit.errors.DataError` naming the file."""
+    import json
+
+    from ..utils.damaged import damaged, read_task_state, reading, run_hint
+    from .checkpoint import check_checkpoint, latest_checkpoint
+
+    run_dir = Path(run_dir)
+    read_task_state(run_dir / "artifacts" / "task.json", run_hint(run_dir))
+    log_file = run_dir / "metrics.jsonl"
+    if log_file.exists():
+        hint = ("the run's log cannot be continued; restore it from a copy, delete the damaged line, or re-run the "
+                "`fmkit train` that made the run")
+        with reading(log_file, hint):
+            text = log_file.read_bytes().decode("utf-8")
+        lines = text.splitlines()  # as the log reads itself back (fmkit.engine.run.MetricsLog)
+        for i, line in enumerate(lines, 1):
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                if i == len(lines) and not text.endswith("\n"):
+                    continue  # cut short by a kill while it was written: the log drops it on resuming
+                raise damaged(log_file, hint, f"line {i} is not JSON") from None
+            step = record.get("step", 0) if isinstance(record, dict) else None
+            if not isinstance(step, (int, float)) or isinstance(step, bool):
+                raise damaged(log_file, hint, f"line {i} is not a record with a step number")
+    latest = latest_checkpoint(run_dir / "checkpoints")
+    if latest is not None:
+        check_checkpoint(latest)
 
 
 def record_amendment(run_dir: Path, changes: dict[str, dict], step: int) -> None:

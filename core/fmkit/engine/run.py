@@ -223,7 +223,14 @@ class MetricsLog:
         if not enabled:
             return
         if resume_step is not None and self.path.is_file():  # drop lines past the resumed checkpoint
-            keep = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= resume_step]
+            text = self.path.read_text()
+            lines = text.splitlines()
+            if lines and not text.endswith("\n"):  # a line cut short by a kill while it was written
+                try:
+                    json.loads(lines[-1])
+                except ValueError:
+                    lines.pop()
+            keep = [ln for ln in lines if ln and json.loads(ln).get("step", 0) <= resume_step]
             atomic_write_text(self.path, "".join(x + "\n" for x in keep))
         self.file = open(self.path, "a", buffering=1)
         if tensorboard:

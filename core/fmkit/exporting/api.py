@@ -7,6 +7,7 @@ real validation inputs; past the tolerance the export fails and nothing is left 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from ..utils.atomic import atomic_directory
 from .target import export_target
 from .collected_warnings import collected_warnings
 from . import verify
+
+log = logging.getLogger("fmkit")
 
 
 def verification_examples(splits: dict[str, list[dict]]) -> list[dict]:
@@ -128,6 +131,7 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
     verify.check_finite_weights(model, f"{run_dir}/checkpoints/best")
     batches = _batches(task, examples[:256] if examples is not None else _validation_examples(trained))
     eager = lambda b: task.forward(model, b)  # noqa: E731
+    metrics = _run_metrics(run_dir)  # read here: inside the export's block warnings go to its summary
     with atomic_directory(out) as tmp:
         with collected_warnings(f"{format} export") as noted:
             save_weights(model, tmp / "model.safetensors")
@@ -174,8 +178,7 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
                 meta["int8"]["float_model_kept"] = bool(keep) or format != "onnx"
                 if format == "onnx":
                     meta["files"] = [*meta.get("files", []), "model.int8.onnx"]
-            eval_path = run_dir / "eval.json"
-            meta["metrics"] = json.loads(eval_path.read_text()) if eval_path.is_file() else {}
+            meta["metrics"] = metrics
             import yaml
 
             meta["recipe"] = trained.recipe.to_dict()
@@ -185,6 +188,22 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
         meta["warnings"] = noted  # what other libraries warned about, summed up in one log line
         (tmp / "export.json").write_text(json.dumps(meta, indent=2, default=str))
     return out
+
+
+def _run_metrics(run_dir: Path) -> dict:
+    """The run's final metrics (``eval.json``) that the export records; none when the run has none. A
+    damaged ``eval.json`` does not stop the export: it is recorded without metrics, with a warning."""
+    from ..errors import DataError
+    from ..utils.damaged import read_json
+
+    path = run_dir / "eval.json"
+    if not path.exists():
+        return {}
+    try:
+        return read_json(path, "the export records no metrics; `fmkit evaluate` scores the run again")
+    except DataError as e:
+        log.warning("%s", e)
+        return {}
 
 
 def _quantize(trained, exporter, format: str, tmp: Path, float_runner, batches) -> dict[str, Any]:
