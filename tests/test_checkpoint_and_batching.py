@@ -242,3 +242,20 @@ def test_the_heavy_lane_setting_is_checked(monkeypatch):
         monkeypatch.setenv("FMKIT_HEAVY_LANE", bad)
         with pytest.raises(UsageError, match="FMKIT_HEAVY_LANE=.*background, shared"):
             heavy_lane_mode()
+
+
+def test_a_failed_directory_write_leaves_no_folder_it_made(tmp_path):
+    """A failed export left an empty ``exports/`` behind: the folders the write created go too,
+    and a folder that was there before stays."""
+    from fmkit.utils.atomic import atomic_directory
+
+    with pytest.raises(RuntimeError):
+        with atomic_directory(tmp_path / "run" / "exports" / "onnx") as tmp:
+            (tmp / "model.onnx").write_bytes(b"x")
+            raise RuntimeError("verification failed")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(RuntimeError):
+        with atomic_directory(tmp_path / "kept" / "onnx"):
+            raise RuntimeError("verification failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"] and list((tmp_path / "kept").iterdir()) == []

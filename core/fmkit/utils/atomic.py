@@ -161,6 +161,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = True) -> Iterato
     """Yield a temporary directory that replaces ``path`` only if the block succeeds."""
     path = Path(path)
     tmp = None
+    made = [p for p in [path.parent, *path.parent.parents] if not p.exists()]  # folders this call creates
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # the name cut short: with the prefix and suffix a long (valid) name would pass the 255-byte limit
@@ -181,6 +182,11 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = True) -> Iterato
     except BaseException as e:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+        for folder in made:  # innermost first: nothing of a failed write is left, empty folders included
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         if is_disk_full(e) and not isinstance(e, DiskFullError):
             raise disk_full_error(path) from None
         raise
