@@ -235,3 +235,35 @@ def test_a_metrics_line_cut_short_by_a_kill_is_dropped_on_resume(tiny, tmp_path,
     assert rc == 0 and "Traceback" not in output, output
     lines = (copy / "metrics.jsonl").read_text().splitlines()
     assert all(json.loads(line) for line in lines) and '"step": 9' not in "".join(lines)
+
+
+def test_listing_and_comparing_runs_with_damaged_files(tiny, tmp_path, capsys):
+    """``fmkit runs`` and ``fmkit compare`` show what they can of a run whose log or recipe is damaged
+    (compare was a JSONDecodeError or a yaml error)."""
+    run_dir, _, _ = tiny
+    runs = tmp_path / "runs"
+    for name in ("a", "b"):
+        shutil.copytree(run_dir, runs / name)
+    (runs / "a" / "metrics.jsonl").write_text((runs / "a" / "metrics.jsonl").read_text() + "garbage\n")
+    (runs / "b" / "recipe.yaml").write_text("task: [")
+    rc, output = run_cli(capsys, ["runs", str(runs)])
+    assert rc == 0 and "Traceback" not in output, output
+    rc, output = run_cli(capsys, ["compare", str(runs / "a"), str(runs / "b"), "-o", str(tmp_path / "c.html")])
+    assert rc == 0 and "Traceback" not in output and (tmp_path / "c.html").is_file(), output
+
+
+def test_a_damaged_teacher_export_is_named(tiny, tmp_path, capsys):
+    """``distill.teacher`` pointing at an export whose export.json is damaged (a JSONDecodeError)."""
+    import yaml
+    from conftest import tiny_recipe
+
+    _, export, _ = tiny
+    teacher = tmp_path / "teacher"
+    shutil.copytree(export, teacher)
+    (teacher / "export.json").write_text("{")
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    recipe["distill"] = {"teacher": str(teacher)}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    rc, output = run_cli(capsys, ["train", str(tmp_path / "r.yaml"), "--run-dir", str(tmp_path / "student")])
+    check_refused(rc, output, teacher / "export.json", "is damaged")
+    assert not (tmp_path / "student").exists()

@@ -72,7 +72,9 @@ def load_teacher(path: str | Path) -> Teacher:
         if (path / "export.json").is_file():
             from ..exporting.loading import _task_from_export, load_torch_model
 
-            meta = json.loads((path / "export.json").read_text())
+            from ..utils.damaged import export_hint, read_json
+
+            meta = read_json(path / "export.json", export_hint(path))
             task = _task_from_export(meta, path)
             return Teacher(task, load_torch_model(path, task), path, path / "model.safetensors")
         if (path / "recipe.yaml").is_file():

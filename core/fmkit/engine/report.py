@@ -10,8 +10,9 @@ from ..utils.atomic import atomic_write_text
 
 
 def _records(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+    from .runs import read_metrics
+
+    return read_metrics(run_dir)
 
 
 def make_plots(run_dir: Path, artifacts: dict) -> list[Path]:

@@ -36,12 +36,18 @@ def _size(folder: Path) -> int:
     return total
 
 
-def run_summary(run_dir: Path) -> dict[str, Any]:
-    """One run's name, task, model, monitored metric and best value, status, date and size."""
+def _recipe_of(run_dir: Path) -> dict:
+    """A run's recipe, ``{}`` when it is missing or damaged (the listing still shows the run)."""
     try:
         recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        recipe = {}
+        return {}
+    return recipe if isinstance(recipe, dict) else {}
+
+
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    """One run's name, task, model, monitored metric and best value, status, date and size."""
+    recipe = _recipe_of(run_dir)
     section = lambda k: (recipe.get(k) or {}) if isinstance(recipe.get(k), dict) else {"name": recipe.get(k)}  # noqa: E731
     best = _json(run_dir / "checkpoints" / "best" / "meta.json")
     if (run_dir / "eval.json").is_file():
@@ -80,18 +86,27 @@ def format_runs(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line(heads)] + [line(c) for c in cells]) + "\n"
 
 
-def _records(run_dir: Path) -> list[dict]:
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The records of a run's ``metrics.jsonl`` (``[]`` without one); a damaged line is left out."""
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    records = []
+    for line in path.read_text(errors="replace").splitlines():  # a damaged line is left out of the plots
+        try:
+            record = json.loads(line) if line.strip() else None
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def _figure(runs: list[Path], split: str, key: str, plt) -> str | None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     drawn = False
     for r in runs:
-        rows = [x for x in _records(r) if x.get("split") == split and not x.get("final")
+        rows = [x for x in read_metrics(r) if x.get("split") == split and not x.get("final")
                 and isinstance(x.get(key), (int, float))]
         if rows:
             ax.plot([x["step"] for x in rows], [x[key] for x in rows], "o-" if split == "validation" else "-",
@@ -129,12 +144,12 @@ def compare_runs(run_dirs: list[str], output: str) -> Path:
     body = "".join("<tr><td>" + html.escape(k) + "</td>" + "".join(
         f"<td>{f[k]:.4f}</td>" if isinstance(f.get(k), (int, float)) else "<td>-</td>" for f in finals) + "</tr>"
         for k in keys)
-    flat = [_flatten(yaml.safe_load((r / "recipe.yaml").read_text()) or {}) for r in runs]
+    flat = [_flatten(_recipe_of(r)) for r in runs]
     differ = sorted(k for k in set().union(*flat) if len({json.dumps(f.get(k), sort_keys=True, default=str)
                                                                for f in flat}) > 1)
     settings = "".join("<tr><td>" + html.escape(k) + "</td>" + "".join(
         f"<td>{html.escape(str(f.get(k, '-')))}</td>" for f in flat) + "</tr>" for k in differ)
-    val_keys = sorted({k for r in runs for x in _records(r) if x.get("split") == "validation"
+    val_keys = sorted({k for r in runs for x in read_metrics(r) if x.get("split") == "validation"
                        for k, v in x.items() if isinstance(v, (int, float)) and k not in ("step", "epoch")})
     figures = [_figure(runs, "train", "loss", plt)] + [_figure(runs, "validation", k, plt) for k in val_keys]
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>fmkit compare</title>
