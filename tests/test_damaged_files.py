@@ -127,6 +127,7 @@ EXPORT_CASES = [
     ("no-labels-torch", "task/task.json", edit_json(labels=None), "torch", "labels entry is missing"),
     ("task-json-garbage", "task/task.json", text("{"), "torch", "is damaged"),
     ("tokenizer-garbage", "task/assets/tokenizer/tokenizer.json", text("{"), "onnx", "is damaged"),
+    ("export-json-removed", "export.json", remove, "onnx", "looks like an export without its export.json"),
 ]
 
 

@@ -148,6 +148,9 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best", trust_remote_cod
         if (run_dir / "export.json").is_file():
             raise UsageError(f"{run_dir} is an export folder, which holds no checkpoints: give the run directory it "
                              "was exported from (fmkit evaluate RUN_DIR), or predict with fmkit predict")
+        if any((run_dir / name).exists() for name in ("model.onnx", "model.safetensors", "task")):
+            raise missing(run_dir / "export.json", f"{run_dir} looks like an export without its export.json, which "
+                          "says how to load it: restore it from a copy, or export the run again")
         raise UsageError(f"no checkpoint {checkpoint!r} in {run_dir}/checkpoints; did training finish an evaluation?")
     task = load_task(recipe, run_dir / "artifacts")
     override: dict = {k: v for k, v in recipe.model.as_dict().items() if k == "trust_remote_code"}
