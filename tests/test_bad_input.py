@@ -321,6 +321,9 @@ DATA_FIELD_CASES = [
 ]
 #: what only a whole read finds: ``train`` refuses it, ``validate`` (a quick look) cannot
 TRAIN_FINDS = [
+    ("a CSV row with more cells than the header (an unquoted comma)",
+     {"train": lambda t: _write(t / "extra.csv", "text,label\ngood film,pos\ngood, and long film,pos\n")},
+     "extra.csv:3: more cells than the header's 2 columns"),
     ("a validation share that holds out nothing (every class has one example)",  # it validated on the training data
      {"train": lambda t: _write(t / "uniq.csv", "text,label\n" + "".join(f"film {i},c{i}\n" for i in range(40))),
       "test": None}, "data.validation_split 0.2 of 40 training example(s) holds out none (a stratified hold-out"),
@@ -706,3 +709,16 @@ def test_a_model_the_recipe_cannot_build_is_one_line_and_leaves_no_run(tmp_path,
     runs = tmp_path / "runs"
     assert not runs.exists() or not [p for p in runs.iterdir() if not p.name.startswith(".")], \
         list(runs.iterdir())
+
+
+def test_a_test_file_that_is_the_training_file_is_said(tmp_path, capsys, caplog):
+    """``test: *train`` (a YAML alias) scored the model on its own training examples without a word."""
+    import logging
+
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    recipe["data"]["test"] = recipe["data"]["train"]
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with caplog.at_level(logging.WARNING, logger="fmkit"):
+        code, out, err = cli(capsys, "validate", str(path), "--read-data")
+    assert code == 0 and "data.test" in caplog.text and "is the training file itself" in caplog.text, caplog.text

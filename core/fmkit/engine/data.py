@@ -241,6 +241,21 @@ def _where(recipe, split: str) -> str:
     return f"data.{split} ({path})" if isinstance(path, str) else f"the {split} split"
 
 
+def _warn_same_files(params: dict) -> None:
+    """Say so when the test or validation split is the training file itself (a YAML alias, a copy
+    and paste): its scores would measure memorisation, not generalisation."""
+    import os
+
+    train = params.get("train")
+    if not isinstance(train, str) or not os.path.isfile(train):
+        return
+    for name in ("validation", "test"):
+        other = params.get(name)
+        if isinstance(other, str) and os.path.isfile(other) and os.path.samefile(train, other):
+            log.warning("data.%s (%s) is the training file itself: its scores measure how well the model "
+                        "remembers its training examples, not how it does on new ones", name, other)
+
+
 def load_splits(dataset, recipe, task, dropped: dict[str, int], make_clean) -> dict[str, list[dict]]:
     """Load raw splits, clean them (fresh transforms per split), hold out validation when missing."""
     from ..datasets import missing_split_files
@@ -252,6 +267,7 @@ def load_splits(dataset, recipe, task, dropped: dict[str, int], make_clean) -> d
     if missing:  # one message for every modality, saying what relative paths are relative to
         raise DataError("; ".join(f"data.{field}: {msg}" for field, msg in missing)
                         + ". Fix the path in the recipe or with --set data.FIELD=PATH")
+    _warn_same_files(recipe.data.dataset_params())
     splits = dataset.load()
     # a dataset may report files it could not read (corrupt images, empty audio) as {reason: count}
     for reason, count in (getattr(dataset, "dropped", None) or {}).items():

@@ -428,6 +428,10 @@ class TextFiles:
                     reader = csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",", quoting=self._quoting(fmt))
                     rows, lines = [], []
                     for row in reader:
+                        if None in row:  # DictReader's key for cells past the header's
+                            raise DataError(f"{path}:{reader.line_num}: more cells than the header's "
+                                            f"{len(reader.fieldnames or [])} columns (an unquoted "
+                                            f"{'tab' if fmt == 'tsv' else 'comma'} in a cell?); quote that cell")
                         rows.append(row)
                         lines.append(reader.line_num)
                     return rows, lines
