@@ -722,3 +722,37 @@ def test_a_test_file_that_is_the_training_file_is_said(tmp_path, capsys, caplog)
     with caplog.at_level(logging.WARNING, logger="fmkit"):
         code, out, err = cli(capsys, "validate", str(path), "--read-data")
     assert code == 0 and "data.test" in caplog.text and "is the training file itself" in caplog.text, caplog.text
+
+
+def test_overwrite_replaces_runs_only_and_a_failed_run_gives_the_old_one_back(tmp_path, capsys, monkeypatch):
+    """--overwrite deleted any folder holding a file named recipe.yaml (a project, the current folder),
+    and a new run that then failed (a recipe typo) had already deleted the run it was to replace."""
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe(tmp_path, epochs=1)))
+    project = tmp_path / "proj"
+    (project / "src").mkdir(parents=True)
+    (project / "recipe.yaml").write_text("task: x\n")
+    (project / "NOTES.md").write_text("keep")
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", str(project), "--overwrite")
+    assert code == 2 and "not an fmkit run directory" in err, err
+    assert (project / "NOTES.md").read_text() == "keep" and (project / "src").is_dir()
+    old = tmp_path / "old"
+    assert cli(capsys, "train", str(path), "--run-dir", str(old))[0] == 0
+    (old / "NOTES.md").write_text("mine")  # a run folder the user added a file to
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", str(old), "--overwrite")
+    assert code == 2 and "holds files a run does not write (NOTES.md)" in err, err
+    (old / "NOTES.md").unlink()
+    before = sorted(str(p.relative_to(old)) for p in old.rglob("*"))
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", str(old), "--overwrite",
+                         "--set", "model.config.hidden_size=15")
+    assert code == 2 and "model.config cannot build" in err, err
+    assert sorted(str(p.relative_to(old)) for p in old.rglob("*")) == before, "the old run was not given back"
+    assert not [p for p in tmp_path.iterdir() if ".replaced-" in p.name]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", str(empty), "--set", "model.config.hidden_size=15")
+    assert code == 2 and empty.is_dir() and not list(empty.iterdir())  # a folder that was there stays
+    monkeypatch.chdir(old)
+    code, out, err = cli(capsys, "train", str(path), "--run-dir", ".", "--overwrite")
+    assert code == 2 and "is the current folder" in err and "Traceback" not in err, err
+    assert sorted(str(p.relative_to(old)) for p in old.rglob("*")) == before

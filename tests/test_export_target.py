@@ -55,3 +55,23 @@ def test_export_writes_a_new_path_an_empty_folder_an_earlier_export_and_a_long_n
         assert code == 0, (out, err)
         assert (tmp_path / out / "export.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"new", "empty", long_name})
+
+
+def test_an_earlier_export_is_replaced_only_with_what_it_wrote(run, tmp_path, capsys):
+    """A folder holding a file named export.json, or an export the user added files to, was
+    replaced whole, their files with it."""
+    fake = tmp_path / "proj"
+    fake.mkdir()
+    (fake / "export.json").write_text("{}")
+    (fake / "thesis.tex").write_text("keep")
+    code, err = _export(capsys, run, str(fake))
+    assert code == 2 and "is a folder that is not an fmkit export" in err, err
+    assert (fake / "thesis.tex").read_text() == "keep"
+    earlier = tmp_path / "exp1"
+    assert _export(capsys, run, str(earlier))[0] == 0
+    (earlier / "NOTES.md").write_text("mine")
+    code, err = _export(capsys, run, str(earlier))
+    assert code == 2 and "now also holds NOTES.md" in err, err
+    assert (earlier / "NOTES.md").read_text() == "mine"
+    code, err = _export(capsys, run, "")
+    assert code == 2 and "empty path" in err, err

@@ -347,6 +347,18 @@ def test_oversized_headers_and_pipelined_floods_are_cut_off(export):
             s.close()
             assert answer.startswith(b"HTTP/1.1 431") and b"connection: close" in answer, (case, answer[:200])
             assert sent < 64, f"{case}: the server read all 64 MiB of headers"
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)  # a header line that never ends
+        sent = 0
+        try:
+            s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            for _ in range(64):
+                s.sendall(b"a" * (1 << 20))
+                sent += 1
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = _read_until_closed(s)
+        s.close()
+        assert answer.startswith(b"HTTP/1.1 431") and sent < 8, (sent, answer[:100])  # it read ~90 MiB, then reset
         s = socket.create_connection(("127.0.0.1", port), timeout=20)  # a normal 8 KB cookie is fine
         s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nCookie: " + b"a" * 8000 + b"\r\nConnection: close\r\n\r\n")
         assert _read_until_closed(s).startswith(b"HTTP/1.1 200")

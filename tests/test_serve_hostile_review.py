@@ -63,6 +63,22 @@ def test_open_inference_shapes_ids_and_trailing_bytes_are_refused_before_any_wor
         r = _infer(url, {"inputs": [{"name": "i", "shape": [10_000_000, 0], "datatype": "FP32", "data": []}]})
     assert r.status_code == 413 and "10000000 inputs" in r.json()["error"] and "--max-items" in r.json()["error"]
     assert max(health.times, default=0) < 2.0, health.times
+    with _HealthWhile(url) as health:  # [64, 1000000, 0] built 64 million empty rows: 108 s, 5.7 GB
+        r = _infer(url, {"inputs": [{"name": "i", "shape": [64, 1_000_000, 0], "datatype": "FP32", "data": []}]})
+    assert r.status_code == 413 and "spans more than" in r.json()["error"], r.text
+    assert max(health.times, default=0) < 2.0, health.times
+    n = 16 * 2**20 - 4096  # 16 MiB of BOOL sent binary: decoded value by value on the event loop for 16 s
+    header = json.dumps({"inputs": [{"name": "x", "shape": [64, n // 64], "datatype": "BOOL",
+                                     "parameters": {"binary_data_size": n}}]}).encode()
+    with _HealthWhile(url) as health:
+        r = _infer(url, header + b"\1" * n, {"Inference-Header-Content-Length": str(len(header))})
+    assert r.status_code == 413, r.text
+    assert max(health.times, default=0) < 2.0, health.times
+    two = {"inputs": [{"name": "input", "shape": [1], "datatype": "BYTES", "data": ["good film"]}] * 2}
+    r = _infer(url, two)  # the second tensor was decoded, then ignored
+    assert r.status_code == 400 and "takes one input tensor; the request has 2" in r.json()["error"], r.text
+    r = _infer(url, b"{}", {"Inference-Header-Content-Length": "+0"})
+    assert r.status_code == 422 and "digits only" in r.json()["error"], r.text
     r = _infer(url, {"inputs": [{"name": "i", "shape": [1] * 1000, "datatype": "FP32", "data": [1.0]}]})
     assert r.status_code == 422 and "1000 dimensions" in r.json()["error"], r.text  # a RecursionError's 500
     r = _infer(url, {"inputs": [{"name": "i", "shape": [True], "datatype": "BYTES", "data": ["good film"]}]})
@@ -119,6 +135,11 @@ def test_a_large_refused_body_is_not_echoed_and_holds_no_one_up(url):
     assert max(health.times, default=0) < 5.0, health.times
     r = httpx.post(f"{url}/v1/predict", json={"inputs": {"a": 1}}, headers=KEY)  # a small one is echoed
     assert r.status_code == 422 and r.json()["detail"][0]["input"] == {"a": 1}
+    r = httpx.post(f"{url}/v1/predict", json={"inputs": {"k" * 2_000_000: 1}}, headers=KEY)  # a key was echoed whole
+    assert r.status_code == 422 and len(r.content) < 2_000 and "too large to echo" in r.text, len(r.content)
+    deep = b'{"inputs": ' + b'{"a": ' * 980 + b"1" + b"}" * 980 + b"}"  # FastAPI's encoder overflowed: a 500
+    r = httpx.post(f"{url}/v1/predict", content=deep, headers={**KEY, "content-type": "application/json"})
+    assert r.status_code == 422 and "too large to echo" in r.text, (r.status_code, r.text[:200])
 
 
 def test_api_keys_compressed_bodies_pairs_and_documentation_files(url, tmp_path_factory, monkeypatch):
@@ -128,6 +149,10 @@ def test_api_keys_compressed_bodies_pairs_and_documentation_files(url, tmp_path_
     r = httpx.post(f"{url}/v1/predict", content=gzip.compress(b'{"inputs": ["a"]}'),
                    headers={**KEY, "content-type": "application/json", "content-encoding": "gzip"})
     assert r.status_code == 415 and "Content-Encoding 'gzip'" in r.json()["detail"]
+    r = httpx.post(f"{url}/v1/predict", content=gzip.compress(b'{"inputs": ["a"]}'),  # the last header won
+                   headers=[*KEY.items(), ("content-type", "application/json"), ("content-encoding", "gzip"),
+                            ("content-encoding", "identity")])
+    assert r.status_code == 415, r.text
     for pair in (["good film", "bad film"], {"text": "good film", "text_pair": "bad film"}):
         r = httpx.post(f"{url}/v1/predict", json={"inputs": [pair]}, headers=KEY)
         assert r.status_code == 400 and "trained on single texts" in r.json()["detail"], r.text  # dropped unread
@@ -139,3 +164,17 @@ def test_api_keys_compressed_bodies_pairs_and_documentation_files(url, tmp_path_
     monkeypatch.setenv("FMKIT_TEST_KEY", "secret\n")
     with pytest.raises(UsageError, match="white space at an end"):
         serve(str(tiny_export(tmp_path_factory)), api_key_env="FMKIT_TEST_KEY")
+
+
+def test_a_transfer_coding_other_than_chunked_is_refused(url):
+    """``Transfer-Encoding: gzip, chunked`` reached the JSON parser as gzip bytes (a 422)."""
+    import socket
+
+    port = int(url.rsplit(":", 1)[1])
+    body = gzip.compress(b'{"inputs": ["a"]}')
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nX-API-Key: k-1\r\nContent-Type: application/json\r\n"
+              b"Transfer-Encoding: gzip, chunked\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+    answer = s.recv(4096)
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 501") and b"Transfer-Encoding 'gzip'" in answer, answer[:300]

@@ -60,6 +60,7 @@ def train(recipe: Any, overrides: list[str] | None = None, run_dir: str | None =
     except BaseException as e:  # a new run that holds no checkpoint yet is removed, not left half-made
         session.discard_if_empty(e)
         raise
+    session.drop_replaced()
     return session.record(*session.final_evaluation())
 
 

@@ -110,25 +110,53 @@ class Run:
     stopped: dict | None = None
 
 
+#: what a run writes in its folder (plugins' state files are JSON files): ``--overwrite`` replaces a
+#: folder holding nothing else
+RUN_ENTRIES = {"recipe.yaml", "recipe.amendments.yaml", "environment.json", "artifacts", "checkpoints",
+               "metrics.jsonl", "eval.json", "eval_details.json", "report.html", "plots", "exports", "tensorboard",
+               "prune.json"}
+
+
+def replaced_run(path: Path) -> Path:
+    """Where ``--overwrite`` keeps the run it replaces until the new one holds a checkpoint."""
+    return path.with_name(f".{path.name}.replaced-{os.getpid()}")
+
+
+def _check_replaceable_run(path: Path, shown: str) -> None:
+    """``--overwrite`` replaces an fmkit run and nothing else: not the current folder or one above it,
+    not a folder holding files a run does not write (a project with a recipe.yaml in it)."""
+    here = Path.cwd().resolve()
+    if path.resolve() == here or here.is_relative_to(path.resolve()):
+        raise UsageError(f"--run-dir {shown} is {'the current folder' if path.resolve() == here else 'a folder above the current one'}; "
+                         "--overwrite would replace it whole: give the run's own folder")
+    names = sorted(p.name for p in path.iterdir())
+    if "recipe.yaml" not in names or not {"artifacts", "checkpoints", "environment.json"} & set(names):
+        raise UsageError(f"--run-dir {shown} is not an fmkit run directory (no recipe.yaml with artifacts/, "
+                         "checkpoints/ or environment.json); --overwrite replaces runs only: choose an empty or new "
+                         "folder")
+    other = [n for n in names if n not in RUN_ENTRIES and not n.endswith(".json") and not n.startswith(".")]
+    if other:
+        listed = ", ".join(other[:5]) + (" ..." if len(other) > 5 else "")
+        raise UsageError(f"--run-dir {shown} holds files a run does not write ({listed}); --overwrite would delete "
+                         "them with the run: move them out, or choose another folder")
+
+
 def new_run_dir(recipe, explicit: str | None, overwrite: bool = False) -> Path:
     """The folder a new run writes to: ``explicit`` (``--run-dir``), which must be empty or absent
     unless ``overwrite`` replaces the fmkit run in it, or a new ``<runs_dir>/<name>-<time>``, which
     ``<runs_dir>/latest`` then points at."""
     if explicit:
-        path = Path(explicit)
+        path = Path(explicit).absolute()
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             if not path.is_dir():
-                raise UsageError(f"--run-dir {path} is a file; give a folder")
+                raise UsageError(f"--run-dir {explicit} is a file; give a folder")
             if not overwrite:
-                raise UsageError(f"--run-dir {path} already holds files; two runs in one folder would mix their "
-                                 f"metrics and checkpoints. Continue it with --resume {path}, replace it with "
+                raise UsageError(f"--run-dir {explicit} already holds files; two runs in one folder would mix their "
+                                 f"metrics and checkpoints. Continue it with --resume {explicit}, replace it with "
                                  "--overwrite, or choose another folder")
-            if not (path / "recipe.yaml").is_file():
-                raise UsageError(f"--run-dir {path} is not an fmkit run directory (no recipe.yaml); --overwrite "
-                                 "replaces runs only: choose an empty or new folder")
-            trash = path.with_name(f".{path.name}.replaced-{os.getpid()}")
-            path.rename(trash)  # atomic: the old run is gone from its name before anything is written
-            shutil.rmtree(trash, ignore_errors=True)
+            _check_replaceable_run(path, explicit)
+            path.rename(replaced_run(path))  # atomic: the old run is gone from its name before anything is
+            # written; kept aside until the new run holds a checkpoint (TrainingSession restores it on a failure)
         path.mkdir(parents=True, exist_ok=True)
         return path
     name = recipe.tracking.run_name or f"{recipe.task.name}-{recipe.model.name}".replace(":", "_")

@@ -30,7 +30,7 @@ from ..utils.atomic import atomic_write_text
 from . import distributed
 from .artifacts import restore_fitted_task, save_task_artifacts
 from .resume import record_amendment
-from .run import MetricsLog, Run, RunContext, environment, new_run_dir, write_json
+from .run import MetricsLog, Run, RunContext, environment, new_run_dir, replaced_run, write_json
 from .training_data import check_scored_splits
 
 log = logging.getLogger("fmkit")
@@ -49,6 +49,7 @@ class TrainingSession:
 
     def __init__(self, recipe, manager):
         self.recipe, self.pm, self.cfg = recipe, manager, recipe.train
+        self.rd_existed = False  # --run-dir named a folder that was there before (kept if the run fails early)
         self.started_at = time.time()  # RunContext.started_at: before the data is read
 
     # 1 --------------------------------------------------------------------------------------------
@@ -92,16 +93,37 @@ class TrainingSession:
         import shutil
 
         rd = getattr(self, "rd", None)
-        if rd is None or self.resume or self.rank != 0 or isinstance(error, TrainingError):
+        if rd is None or self.resume or self.rank != 0:
             return
         checkpoints = rd / "checkpoints"
-        if checkpoints.is_dir() and any(not p.name.startswith(".") for p in checkpoints.iterdir()):
+        if isinstance(error, TrainingError) or (
+                checkpoints.is_dir() and any(not p.name.startswith(".") for p in checkpoints.iterdir())):
+            self.drop_replaced()  # the new run holds something: the one --overwrite replaced goes
             return
-        shutil.rmtree(rd, ignore_errors=True)
+        if self.rd_existed:  # a folder that was there before (empty, or a replaced run): emptied, kept
+            for p in list(rd.iterdir()):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(rd, ignore_errors=True)
         latest = Path(self.recipe.tracking.runs_dir) / "latest"
         if latest.is_symlink() and not latest.exists():
             latest.unlink(missing_ok=True)
-        log.warning("removed %s: the run ended before its first checkpoint, so it held nothing to resume or load", rd)
+        old = replaced_run(rd)
+        if old.is_dir():  # what --overwrite set aside comes back
+            rd.rmdir()
+            old.rename(rd)
+            log.warning("%s: the new run ended before its first checkpoint; the run it was to replace is back", rd)
+        else:
+            log.warning("%s %s: the run ended before its first checkpoint, so it held nothing to resume or load",
+                        "emptied" if self.rd_existed else "removed", rd)
+
+    def drop_replaced(self) -> None:
+        """Delete the run ``--overwrite`` set aside, once the new run holds a checkpoint or has ended."""
+        import shutil
+
+        rd = getattr(self, "rd", None)
+        if rd is not None and self.rank == 0 and replaced_run(rd).exists():
+            shutil.rmtree(replaced_run(rd), ignore_errors=True)
 
     def prune(self, resume: str | None) -> None:
         """``prune:``: the source run's model with its least important structures removed (a resumed
@@ -129,6 +151,7 @@ class TrainingSession:
             rd = Path(resume)
             restore_fitted_task(task, rd / "artifacts")
         elif rank == 0:
+            self.rd_existed = bool(run_dir) and Path(run_dir).exists()
             rd = new_run_dir(recipe, run_dir, overwrite)
         else:
             rd = None

@@ -127,7 +127,7 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
         raise ExportError(f"model {trained.recipe.model.name!r} cannot be exported as {format!r}; "
                           f"it supports {', '.join(supported)}")
     exporter = registry.build("exporter", {"name": format}, task.model_context())
-    out = export_target(output, run_dir) if output else run_dir / "exports" / (format + (f"-{quantize}" if quantize else ""))
+    out = export_target(output, run_dir) if output is not None else run_dir / "exports" / (format + (f"-{quantize}" if quantize else ""))
     verify.check_finite_weights(model, f"{run_dir}/checkpoints/best")
     batches = _batches(task, examples[:256] if examples is not None else _validation_examples(trained))
     eager = lambda b: task.forward(model, b)  # noqa: E731
@@ -186,6 +186,9 @@ def export(run_dir: str | Path, format: str, output: str | None = None, quantize
             meta["size_bytes"] = _size(tmp)
             (tmp / "recipe.yaml").write_text(yaml.safe_dump(meta["recipe"], sort_keys=False))
         meta["warnings"] = noted  # what other libraries warned about, summed up in one log line
+        # what this export wrote: exporting again to this folder replaces these, and refuses it if it
+        # holds anything else (files of the user's, put there since)
+        meta["written"] = sorted({p.name for p in tmp.iterdir()} | {"export.json"})
         (tmp / "export.json").write_text(json.dumps(meta, indent=2, default=str))
     return out
 

@@ -123,6 +123,16 @@ def model_identity(meta: dict[str, Any], path: str | Path) -> dict[str, str]:
     return {"name": str(name), "version": str(version)}
 
 
+#: a body above this many bytes has its inputs sized on a worker thread (a small one: no hop)
+LARGE_BODY_BYTES = 65_536
+
+
+def _large(request) -> bool:
+    """Whether ``request``'s body is large (by its Content-Length; a chunked body counts as large)."""
+    size = request.headers.get("content-length")
+    return size is None or not size.isdigit() or int(size) > LARGE_BODY_BYTES
+
+
 async def _disconnected(request) -> None:
     """Returns when the client of ``request`` (whose body has been read) goes away."""
     while True:
@@ -177,6 +187,7 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     """
     from fastapi import FastAPI, HTTPException
     from fastapi.responses import JSONResponse, Response
+    from starlette.concurrency import run_in_threadpool
     from ..exporting.loading import load_predictor
     from .batching import MicroBatcher, Overloaded
     from .error_answers import error_answers
@@ -238,7 +249,10 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
     async def predict_list(items: list[Any], what: str, request) -> list[Any] | Response:
         """The answers to ``items`` in order, or the 499 response when the client has left."""
         try:
-            check_inputs(items, what, max_items, max_input_chars, max_request_chars)
+            if _large(request):  # sizing millions of values takes a while: not on the event loop
+                await run_in_threadpool(check_inputs, items, what, max_items, max_input_chars, max_request_chars)
+            else:
+                check_inputs(items, what, max_items, max_input_chars, max_request_chars)
         except InputRejected as e:
             raise HTTPException(e.status, e.detail) from None
         submitted = asyncio.ensure_future(batcher.submit(items, return_exceptions=True))
@@ -275,8 +289,6 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
         an input (in order, file after file); each answer then echoes its input."""
         if not records:
             return await run_items([await f.read() for f in files], "files", request)
-        from starlette.concurrency import run_in_threadpool
-
         from ..errors import DataError
         from ..records import TooManyRecords, decode_upload, echo, inputs_of, is_record_file
 
@@ -337,7 +349,8 @@ def create_app(path: str, backend: str = "torch", max_batch_size: int = 16, max_
 
     from .open_inference import add_routes
 
-    add_routes(app, who["name"], who["version"], task, meta, predict_list, max_items)
+    add_routes(app, who["name"], who["version"], task, meta, predict_list, max_items,
+               max_request_chars if max_request_chars is not None else MAX_REQUEST_CHARS)
     paths.update(route.path for route in app.routes)
     app.state.batcher, app.state.metrics = batcher, served
     app.state.background = background  # the large-input lane's predictor (None: it shares the model's)

@@ -33,29 +33,34 @@ def error_answers(app) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
 
 
-#: the most values (and characters of a string) a 422 echoes of the input it refuses
+#: the most values (and characters of a string or key) a 422 echoes of the input it refuses, and
+#: the deepest nesting it echoes
 ECHO_BUDGET = 1000
+ECHO_DEPTH = 64
 
 
 def short_echo(value: Any) -> Any:
     """The input a validation error names, as FastAPI echoes it when small; a large one is described
     instead (``a list of 5500000 items``), so refusing a 16 MB body takes no longer than reading it."""
-    seen, stack = 0, [value]
+    seen, stack = 0, [(value, 1)]
     while stack and seen <= ECHO_BUDGET:
-        v = stack.pop()
+        v, depth = stack.pop()
         seen += 1
-        if isinstance(v, dict):
-            stack.extend(v.values())
+        if depth > ECHO_DEPTH:  # FastAPI's encoder recurses: 980 levels overflowed it (a 500)
+            seen = ECHO_BUDGET + 1
+        elif isinstance(v, dict):
+            stack.extend((k, depth + 1) for k in v)  # keys count too: a 15 MB key was echoed whole
+            stack.extend((x, depth + 1) for x in v.values())
         elif isinstance(v, (list, tuple)):
-            stack.extend(v)
-        elif isinstance(v, str) and len(v) > ECHO_BUDGET:
+            stack.extend((x, depth + 1) for x in v)
+        elif isinstance(v, (str, bytes)) and len(v) > ECHO_BUDGET:
             seen = ECHO_BUDGET + 1
     if seen <= ECHO_BUDGET:
         return value
     if isinstance(value, str):
         return value[:ECHO_BUDGET] + f"... ({len(value)} characters)"
     if isinstance(value, dict):
-        keys = ", ".join(repr(k)[:40] for k in list(value)[:10])
+        keys = ", ".join(repr(k)[:40] for k in list(value)[:10])  # repr cut short: a key may be megabytes
         return f"an object of {len(value)} key(s) ({keys}{', ...' if len(value) > 10 else ''}), too large to echo"
     if isinstance(value, (list, tuple)):
         return f"a list of {len(value)} items, too large to echo"

@@ -66,10 +66,20 @@ class RequestGuard:
                 return await self._reply(send, scope, 401, "the X-API-Key header is sent more than once; send it once")
             if not keys or not hmac.compare_digest(keys[0], self.api_key):  # constant time
                 return await self._reply(send, scope, 401, "missing or wrong X-API-Key header")
-        encoding = headers.get(b"content-encoding", b"identity").strip().lower()
-        if encoding not in (b"identity", b""):
+        # every Content-Encoding header, every coding in each (a repeated header is not the last one's)
+        codings = [c.strip().lower() for name, value in scope["headers"] if name == b"content-encoding"
+                   for c in value.split(b",")]
+        encoding = next((c for c in codings if c not in (b"identity", b"")), None)
+        if encoding is not None:
             return await self._reply(send, scope, 415, f"Content-Encoding {encoding.decode('latin-1')[:40]!r} is not "
                                                        "supported: send the body uncompressed")
+        transfer = [c.strip().lower() for name, value in scope["headers"] if name == b"transfer-encoding"
+                    for c in value.split(b",")]
+        other = next((c for c in transfer if c not in (b"chunked", b"")), None)
+        if other is not None:  # the server removes chunked framing only: gzip would reach the parser as bytes
+            return await self._reply(send, scope, 501, f"Transfer-Encoding {other.decode('latin-1')[:40]!r} is not "
+                                                       "supported: send the body uncompressed (chunked is fine)",
+                                     close=True)
         size = headers.get(b"content-length")
         if size is not None:
             if not size.isdigit():

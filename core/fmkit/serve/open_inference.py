@@ -78,9 +78,10 @@ def wanted_outputs(body: dict) -> list[str] | None:
 MAX_DIMS = 16
 
 
-def _check_shape(shape: Any, max_items: int | None) -> None:
-    """Refuse a shape that is not a short list of sizes, or whose batch is past ``max_items``, before
-    any element is looked at (``[10000000, 0]`` holds no data yet built ten million rows)."""
+def _check_shape(shape: Any, max_items: int | None, max_values: int | None = None) -> None:
+    """Refuse a shape that is not a short list of sizes, whose batch is past ``max_items``, or whose
+    sizes multiply past ``max_values`` (a zero among them counted as one: ``[64, 1000000, 0]`` holds
+    no data, yet its rows would be built), before any element is looked at."""
     if not (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                                       for d in shape)):
         raise ProtocolError(f"inputs[0].shape must be a list of sizes (whole numbers); got {shape!r:.80}", 422)
@@ -88,18 +89,24 @@ def _check_shape(shape: Any, max_items: int | None) -> None:
         raise ProtocolError(f"inputs[0].shape has {len(shape)} dimensions; the limit is {MAX_DIMS}", 422)
     if max_items is not None and shape[0] > max_items:
         raise ProtocolError(f"{shape[0]} inputs in one request; the limit is {max_items} (--max-items)", 413)
+    if max_values is not None and math.prod(max(d, 1) for d in shape) > max_values:
+        raise ProtocolError(f"inputs[0].shape {shape} spans more than {max_values} values, the most one request "
+                            "may hold (--max-request-chars)", 413)
 
 
-def request_items(body: Any, max_items: int | None = None) -> list[Any]:
-    """The raw inputs of an inference request (its first input tensor, split along the batch);
-    a batch past ``max_items`` is refused (413) from its shape, before its data is read."""
+def request_items(body: Any, max_items: int | None = None, max_values: int | None = None) -> list[Any]:
+    """The raw inputs of an inference request (its one input tensor, split along the batch); a
+    batch past ``max_items``, or a shape spanning more than ``max_values``, is refused (413) from
+    the shape, before its data is read."""
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
         raise ProtocolError('the body must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}', 422)
+    if len(body["inputs"]) > 1:  # the others would be ignored: said, not dropped
+        raise ProtocolError(f"this model takes one input tensor; the request has {len(body['inputs'])}")
     tensor = body["inputs"][0]
     if not isinstance(tensor, dict) or not {"shape", "datatype", "data"} <= set(tensor):
         raise ProtocolError("inputs[0] needs name, shape, datatype and data", 422)
     shape, datatype = tensor["shape"], str(tensor["datatype"]).upper()
-    _check_shape(shape, max_items)
+    _check_shape(shape, max_items, max_values)
     flat = _flatten(tensor["data"])
     if len(flat) != math.prod(shape):
         raise ProtocolError(f"inputs[0] has {len(flat)} elements but its shape {shape} holds {math.prod(shape)}")
@@ -115,14 +122,19 @@ def request_items(body: Any, max_items: int | None = None) -> list[Any]:
     return _reshape(flat, shape) if len(shape) > 1 else flat
 
 
-def _binary_data(chunk: bytes, datatype: str, i: int) -> list:
+def _binary_data(chunk: bytes, datatype: str, i: int, max_items: int | None = None,
+                 max_values: int | None = None) -> list:
     """The elements of input ``i``'s raw bytes (BYTES: each a 4-byte little-endian length, then
-    that many bytes of UTF-8; numeric: the datatype's little-endian values)."""
+    that many bytes of UTF-8; numeric: the datatype's little-endian values). Past ``max_items``
+    BYTES elements, or ``max_values`` numbers, it stops with a 413 before decoding the rest."""
     import numpy as np
 
     if datatype == "BYTES":
         items, pos = [], 0
         while pos < len(chunk):
+            if max_items is not None and len(items) >= max_items:
+                raise ProtocolError(f"inputs[{i}] holds more than {max_items} inputs, the most one request may have "
+                                    "(--max-items)", 413)
             if pos + 4 > len(chunk):
                 raise ProtocolError(f"inputs[{i}]: {len(chunk) - pos} stray byte(s) at the end of its BYTES data")
             length = int.from_bytes(chunk[pos:pos + 4], "little")
@@ -142,6 +154,9 @@ def _binary_data(chunk: bytes, datatype: str, i: int) -> list:
     if len(chunk) % width:
         raise ProtocolError(f"inputs[{i}]: {len(chunk)} bytes of {datatype} data is not a whole number of "
                             f"{width}-byte values")
+    if max_values is not None and len(chunk) // width > max_values:
+        raise ProtocolError(f"inputs[{i}] holds {len(chunk) // width} values; the most one request may hold is "
+                            f"{max_values} (--max-request-chars)", 413)
     return np.frombuffer(chunk, dtype=_DTYPES[datatype]).tolist()
 
 
@@ -149,20 +164,21 @@ _DTYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT6
            "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8"}
 
 
-def parse_body(raw: bytes, header_length: str | None) -> Any:
+def parse_body(raw: bytes, header_length: str | None, max_items: int | None = None,
+               max_values: int | None = None) -> Any:
     """The request as JSON; with the binary tensor extension (``Inference-Header-Content-Length``,
     what tritonclient sends by default) the JSON header is followed by each input's raw bytes,
-    which become its ``data`` (see :func:`_binary_data`)."""
+    which become its ``data`` (see :func:`_binary_data`, which the limits bound)."""
     from .json_bodies import loads
 
     if header_length is None:
         return loads(raw)
-    try:
-        n = int(header_length)
-    except ValueError:
-        raise ProtocolError("Inference-Header-Content-Length must be a number of bytes", 422) from None
-    if n < 0:
-        raise ProtocolError(f"Inference-Header-Content-Length {n} is negative: give the JSON header's size in bytes", 422)
+    if header_length.startswith("-") and header_length[1:].isdigit():
+        raise ProtocolError(f"Inference-Header-Content-Length {header_length} is negative: give the JSON header's "
+                            "size in bytes", 422)
+    if not (header_length.isascii() and header_length.isdigit()):
+        raise ProtocolError("Inference-Header-Content-Length must be a number of bytes (digits only)", 422)
+    n = int(header_length)
     if n > len(raw):
         raise ProtocolError(f"Inference-Header-Content-Length {n} is past the body's {len(raw)} bytes", 422)
     body, offset = loads(raw[:n]), n
@@ -185,7 +201,7 @@ def parse_body(raw: bytes, header_length: str | None) -> Any:
         chunk, offset = raw[offset:offset + size], offset + size
         if len(chunk) != size:
             raise ProtocolError(f"inputs[{i}]: binary_data_size {size} is past the end of the body")
-        tensor["data"] = _binary_data(chunk, str(tensor.get("datatype", "")).upper(), i)
+        tensor["data"] = _binary_data(chunk, str(tensor.get("datatype", "")).upper(), i, max_items, max_values)
     if offset < len(raw):
         raise ProtocolError(f"{len(raw) - offset} byte(s) after the last input's binary data: the inputs' "
                             "binary_data_size values do not add up to the body")
@@ -237,10 +253,11 @@ def request_id(body: Any) -> str | None:
 
 
 def add_routes(app, name: str, version: str, task, meta: dict, predict: Callable[[list, str, Any], Awaitable[Any]],
-               max_items: int | None = None):
+               max_items: int | None = None, max_values: int | None = None):
     """Add the protocol's endpoints to ``app``; ``predict(items, what, request)`` answers raw inputs
     (the /v1 path: same limits, batching and metrics) and returns a list or a Response;
-    ``max_items`` is checked against a tensor's shape before its data is read."""
+    ``max_items`` and ``max_values`` are checked against a tensor's shape and binary size before
+    its data is read. A body is parsed on a worker thread, never on the event loop."""
     from fastapi import HTTPException
     from fastapi.responses import JSONResponse, Response
 
@@ -290,14 +307,18 @@ def add_routes(app, name: str, version: str, task, meta: dict, predict: Callable
         wrong = check_model(model, model_version)
         if wrong:
             return wrong
+        from starlette.concurrency import run_in_threadpool
+
+        raw = await request.body()
         try:
-            body = parse_body(await request.body(), request.headers.get("inference-header-content-length"))
+            body = await run_in_threadpool(parse_body, raw, request.headers.get("inference-header-content-length"),
+                                           max_items, max_values)
         except ProtocolError as e:
             return error(e.status, str(e))
         except ValueError as e:  # json.JSONDecodeError
             return error(422, f"the body is not JSON: {e}")
         try:
-            items = request_items(body, max_items)
+            items = await run_in_threadpool(request_items, body, max_items, max_values)
             wanted = wanted_outputs(body)
             asked_id = request_id(body)
             answer = await predict(items, "inputs", request)

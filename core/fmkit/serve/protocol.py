@@ -20,6 +20,9 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 256
 #: the most requests of one connection parsed ahead of their answers; past it the connection is closed
 MAX_PIPELINED = 64
+#: the most bytes received outside a body before a request head is complete: the head's limit plus
+#: room for the start of a body arriving in the same read
+MAX_RAW_HEAD_BYTES = MAX_HEADER_BYTES + 1024 * 1024
 
 _TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
               b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
@@ -72,21 +75,37 @@ def header_timeout_protocol(header_timeout: float):
         # -- limits on what one connection may make the server hold (httptools only: h11 has its own)
         _fmkit_head_bytes = 0
         _fmkit_head_lines = 0
+        _fmkit_raw_head = 0  # bytes received since the last complete head, outside any body
+        _fmkit_in_body = False
+
+        def data_received(self, data: bytes) -> None:
+            # counted before parsing: httptools hands a header over only once its line ends, and grows
+            # an unfinished one by copying (a 64 MiB line that never ends stalled every client)
+            if not self._fmkit_in_body:
+                self._fmkit_raw_head += len(data)
+                if self._fmkit_raw_head > MAX_RAW_HEAD_BYTES:
+                    self._fmkit_too_large()
+                    return
+            super().data_received(data)
 
         def on_message_begin(self) -> None:
             self._fmkit_head_bytes = self._fmkit_head_lines = 0
             super().on_message_begin()
 
+        def _fmkit_too_large(self) -> None:
+            detail = (f"request headers over the server's limit of {MAX_HEADER_BYTES} bytes or {MAX_HEADERS} "
+                      "lines").encode()
+            body = b'{"detail": "' + detail + b'"}'
+            if not self.transport.is_closing():
+                self.transport.write(_TOO_LARGE % (len(body), body))
+                self._fmkit_drop_all()
+                self.transport.close()
+
         def _fmkit_count(self, size: int, lines: int = 0) -> None:
             self._fmkit_head_bytes += size
             self._fmkit_head_lines += lines
             if self._fmkit_head_bytes > MAX_HEADER_BYTES or self._fmkit_head_lines > MAX_HEADERS:
-                detail = (f"request headers over the server's limit of {MAX_HEADER_BYTES} bytes or {MAX_HEADERS} "
-                          "lines").encode()
-                body = b'{"detail": "' + detail + b'"}'
-                if not self.transport.is_closing():
-                    self.transport.write(_TOO_LARGE % (len(body), body))
-                    self.transport.close()
+                self._fmkit_too_large()
                 raise _HeadTooLarge()  # stops the parser: nothing more of this connection is read
 
         def on_url(self, url: bytes) -> None:
@@ -102,10 +121,15 @@ def header_timeout_protocol(header_timeout: float):
                 super().send_400_response(msg)
 
         def on_headers_complete(self) -> None:
+            self._fmkit_raw_head, self._fmkit_in_body = 0, True
             super().on_headers_complete()
             if len(getattr(self, "pipeline", ())) > MAX_PIPELINED and not self.transport.is_closing():
                 self._fmkit_drop_all()  # a client sending requests far ahead of reading its answers
                 self.transport.close()
+
+        def on_message_complete(self) -> None:
+            self._fmkit_in_body = False
+            super().on_message_complete()
 
         _fmkit_running = None
 
@@ -129,7 +153,7 @@ def header_timeout_protocol(header_timeout: float):
 
     if not hasattr(AutoHTTPProtocol, "on_header"):  # h11: its own limits; keep only the deadline
         for name in ("on_message_begin", "on_url", "on_header", "send_400_response", "on_headers_complete",
-                     "_start_asgi_task"):
+                     "_start_asgi_task", "data_received", "on_message_complete"):
             delattr(HeaderTimeoutProtocol, name)
     return HeaderTimeoutProtocol
 
