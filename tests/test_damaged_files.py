@@ -247,6 +247,7 @@ def test_listing_and_comparing_runs_with_damaged_files(tiny, tmp_path, capsys):
         shutil.copytree(run_dir, runs / name)
     (runs / "a" / "metrics.jsonl").write_text((runs / "a" / "metrics.jsonl").read_text() + "garbage\n")
     (runs / "b" / "recipe.yaml").write_text("task: [")
+    (runs / "b" / "eval.json").write_text("[1, 2]")  # JSON, but not a mapping
     rc, output = run_cli(capsys, ["runs", str(runs)])
     assert rc == 0 and "Traceback" not in output, output
     rc, output = run_cli(capsys, ["compare", str(runs / "a"), str(runs / "b"), "-o", str(tmp_path / "c.html")])

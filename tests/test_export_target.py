@@ -75,3 +75,22 @@ def test_an_earlier_export_is_replaced_only_with_what_it_wrote(run, tmp_path, ca
     assert (earlier / "NOTES.md").read_text() == "mine"
     code, err = _export(capsys, run, "")
     assert code == 2 and "empty path" in err, err
+
+
+def test_a_recipe_export_output_that_would_be_refused_is_refused_before_training(tmp_path, capsys):
+    """It was found only after the whole training had run."""
+    import yaml
+    from conftest import tiny_recipe
+
+    from fmkit.cli.main import main
+
+    taken = tmp_path / "eo" / "safetensors"
+    taken.mkdir(parents=True)
+    (taken / "notes.txt").write_text("mine")
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    recipe["export"] = {"formats": ["safetensors"], "output": str(tmp_path / "eo")}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    code = main(["train", str(tmp_path / "r.yaml"), "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "export.output" in err and "not an fmkit export" in err, err
+    assert not (tmp_path / "run").exists() and (taken / "notes.txt").read_text() == "mine"

@@ -19,10 +19,12 @@ from ..utils.atomic import atomic_write_text
 
 
 def _json(path: Path) -> dict:
+    """A run's JSON file as a mapping; ``{}`` when it is missing, damaged or not a mapping."""
     try:
-        return json.loads(path.read_text()) if path.is_file() else {}
+        data = json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _size(folder: Path) -> int:

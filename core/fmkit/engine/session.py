@@ -147,6 +147,12 @@ class TrainingSession:
         if resume:  # first: a resumed run whose labels changed is told so, not that its test set is odd
             _check_same_labels(Path(resume), task)
         check_scored_splits(recipe, task, self.splits)  # a split given as its own file: labels training learnt
+        if recipe.export.output and rank == 0:  # found now, not after the whole training has run
+            from ..exporting.target import export_target
+
+            for fmt in recipe.export.formats:
+                export_target(Path(recipe.export.output) / fmt, run_dir or recipe.tracking.runs_dir,
+                              f"export.output ({recipe.export.output}):")
         if resume:
             rd = Path(resume)
             restore_fitted_task(task, rd / "artifacts")

@@ -8,30 +8,31 @@ from pathlib import Path
 from ..errors import UsageError
 
 
-def export_target(output: str | Path, run_dir: str | Path) -> Path:
+def export_target(output: str | Path, run_dir: str | Path, flag: str = "-o") -> Path:
     """``output`` made absolute, after refusing a path that holds anything but an earlier export:
     a file, a folder with other files (an earlier export's folder holding files it did not write
-    included), the run directory or a folder above it, the current folder or a folder above it."""
+    included), the run directory or a folder above it, the current folder or a folder above it.
+    ``flag`` names where the path came from in the messages (``export.output`` in a recipe)."""
     if not str(output).strip():
-        raise UsageError("-o was given an empty path (an unset shell variable?): give the export's folder, or leave "
-                         "-o out for RUN/exports/FORMAT")
+        raise UsageError(f"{flag} was given an empty path (an unset shell variable?): give the export's folder, or leave "
+                         "it out for RUN/exports/FORMAT")
     out = Path(output).expanduser().absolute()
     resolved = out.resolve()
     shown = str(output)
     if resolved == Path(resolved.anchor):
-        raise UsageError(f"-o {shown} is the file system's root: give a new folder for the export")
+        raise UsageError(f"{flag} {shown} is the file system's root: give a new folder for the export")
     for what, inside in (("the run directory being exported", Path(run_dir).resolve()),
                          ("the current folder", Path.cwd().resolve())):
         if inside == resolved or inside.is_relative_to(resolved):
-            raise UsageError(f"-o {shown} is {'' if inside == resolved else 'a folder holding '}{what}; an export "
+            raise UsageError(f"{flag} {shown} is {'' if inside == resolved else 'a folder holding '}{what}; an export "
                              "replaces its folder whole: give a new folder for the export")
     if not out.exists() and not out.is_symlink():
         return out
     if out.is_symlink():
-        raise UsageError(f"-o {shown} is a symbolic link; an export replaces its folder whole, link included: give "
+        raise UsageError(f"{flag} {shown} is a symbolic link; an export replaces its folder whole, link included: give "
                          "the folder it points to, or a new path")
     if not out.is_dir():
-        raise UsageError(f"-o {shown} exists and is not a folder; an export is a folder: give a new path, or remove "
+        raise UsageError(f"{flag} {shown} exists and is not a folder; an export is a folder: give a new path, or remove "
                          "the file first")
     entries = sorted(p.name for p in out.iterdir())
     if not entries:
@@ -39,12 +40,12 @@ def export_target(output: str | Path, run_dir: str | Path) -> Path:
     written = _written_by_an_export(out)
     if written is None:
         listed = ", ".join(entries[:5]) + (" ..." if len(entries) > 5 else "")
-        raise UsageError(f"-o {shown} is a folder that is not an fmkit export (it holds {listed}); an export replaces "
+        raise UsageError(f"{flag} {shown} is a folder that is not an fmkit export (it holds {listed}); an export replaces "
                          "its folder whole: give a new or empty folder, or remove this one first")
     extra = [name for name in entries if not written(name)]
     if extra:
         listed = ", ".join(extra[:5]) + (" ..." if len(extra) > 5 else "")
-        raise UsageError(f"-o {shown} is an earlier export that now also holds {listed}, which exporting again would "
+        raise UsageError(f"{flag} {shown} is an earlier export that now also holds {listed}, which exporting again would "
                          "delete: move them out, or give another folder")
     return out
 
