@@ -756,3 +756,17 @@ def test_overwrite_replaces_runs_only_and_a_failed_run_gives_the_old_one_back(tm
     code, out, err = cli(capsys, "train", str(path), "--run-dir", ".", "--overwrite")
     assert code == 2 and "is the current folder" in err and "Traceback" not in err, err
     assert sorted(str(p.relative_to(old)) for p in old.rglob("*")) == before
+
+
+def test_validate_checks_prune_source_as_train_does(tmp_path, capsys):
+    """validate said valid for a prune.source that does not exist or is not a run; train refused it."""
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    (tmp_path / "notarun").mkdir()
+    for source, words in ((str(tmp_path / "nope"), "is not a run directory"),
+                          (str(tmp_path / "notarun"), "is not a run directory")):
+        recipe["prune"] = {"source": source, "heads": 0.5}
+        path = tmp_path / "r.yaml"
+        path.write_text(yaml.safe_dump(recipe))
+        code, out, err = cli(capsys, "validate", str(path), "--json")
+        errors = json.loads(out)["errors"]
+        assert code == 2 and any(e["path"] == "prune.source" and words in e["message"] for e in errors), errors

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,10 @@ RUN_CASES = [
     ("best-truncated-predict", "checkpoints/best/model.safetensors", truncate, PREDICT, "is damaged"),
     ("best-truncated-export", "checkpoints/best/model.safetensors", truncate, EXPORT, "is damaged"),
     ("best-removed-evaluate", "checkpoints/best/model.safetensors", remove, EVALUATE, "is missing"),
+    ("best-a-file-predict", "checkpoints/best", lambda p: (shutil.rmtree(p), p.write_text("x")), PREDICT,
+     "is damaged (it is not a folder"),
+    ("best-a-link-loop-evaluate", "checkpoints/best", lambda p: (shutil.rmtree(p), p.symlink_to("best")), EVALUATE,
+     "is damaged (it is not a folder"),
     ("tokenizer-garbage-evaluate", "artifacts/assets/tokenizer/tokenizer.json", text("{"), EVALUATE, "is damaged"),
     ("tokenizer-garbage-predict", "artifacts/assets/tokenizer/tokenizer.json", text("{"), PREDICT, "is damaged"),
     ("tokenizer-garbage-export", "artifacts/assets/tokenizer/tokenizer.json", text("{"), EXPORT, "is damaged"),
@@ -137,8 +142,8 @@ def manifest(root: Path) -> dict[str, tuple[int, int]]:
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = Path(dirpath) / name
-            st = p.stat()
-            out[str(p.relative_to(root))] = (st.st_size if p.is_file() else 0, st.st_mtime_ns)
+            st = p.lstat()  # a link as it is (a link loop cannot be followed)
+            out[str(p.relative_to(root))] = (st.st_size if stat.S_ISREG(st.st_mode) else 0, st.st_mtime_ns)
     return out
 
 

@@ -176,6 +176,13 @@ def _check_data(recipe, source: str) -> None:
         problems = [("", f"the data cannot be checked: {e}")]
     problems = [(("data", *field.split(".")) if field else ("data",), message) for field, message in problems]
     problems = [(tuple(where.split(".")), message) for where, message in special] + problems
+    if recipe.prune is not None and recipe.prune.source:  # the run to prune: there, a run, the same model
+        from ..engine.prune import _check_source
+
+        try:
+            _check_source(recipe, None)
+        except FmkitError as e:
+            problems.append((("prune", "source"), str(e).removeprefix("prune.source: ")))
     if recipe.distill is not None:  # the teacher is read like the data: it must be there
         from ..utils.paths import teacher_problem
 

@@ -135,7 +135,7 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best", trust_remote_cod
     What the run directory says never turns on running code: its recipe's ``plugins:`` are not
     imported and its model's ``trust_remote_code`` is replaced by the caller's ``trust_remote_code``."""
     from ..exporting.loading import caller_decides_remote_code
-    from ..utils.damaged import checkpoint_hint, mismatch, missing, run_hint
+    from ..utils.damaged import checkpoint_hint, damaged, mismatch, missing, run_hint
     from .checkpoint import load_weights
     from .builder import Builder
 
@@ -145,6 +145,9 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best", trust_remote_cod
     if not weights.is_file():
         if weights.parent.is_dir():  # the checkpoint is there, its weights are not
             raise missing(weights, checkpoint_hint(weights.parent))
+        if weights.parent.exists() or weights.parent.is_symlink():  # a file, a dangling link, a link loop
+            raise damaged(weights.parent, checkpoint_hint(weights.parent),
+                          "it is not a folder: a file, or a link that leads nowhere")
         if (run_dir / "export.json").is_file():
             raise UsageError(f"{run_dir} is an export folder, which holds no checkpoints: give the run directory it "
                              "was exported from (fmkit evaluate RUN_DIR), or predict with fmkit predict")
