@@ -14,6 +14,8 @@ from typing import Literal
 from fmkit.components import Params
 from fmkit.errors import DataError, UsageError
 
+from .cells import text_cell
+
 
 class HFDatasetParams(Params):
     #: a folder written by Dataset(Dict).save_to_disk, or a load_dataset source (hub name or data folder)
@@ -96,10 +98,13 @@ class HFDataset:
         limit = p.limits.get(name)
         rows = split.select(range(min(limit, len(split)))) if limit else split
         out = []
-        for row in rows:
-            ex = {"text": row[p.text_column]}
+        where = lambda i: f"{p.path} (split {name!r}, row {i + 1})"  # noqa: E731
+        for i, row in enumerate(rows):  # texts are strings of valid Unicode, as from files (fmkit_nlp.cells)
+            ex = {"text": text_cell(row[p.text_column], where, i, p.text_column, "text_column")}
+            if ex["text"] is None:
+                continue  # a blank text, dropped as the file readers drop it
             if p.text_pair_column:
-                ex["text_pair"] = row[p.text_pair_column]
+                ex["text_pair"] = text_cell(row[p.text_pair_column], where, i, p.text_pair_column, "text_pair_column")
             if has_label and row[p.label_column] is not None and row[p.label_column] != -1:  # -1: GLUE's hidden test labels
                 label = row[p.label_column]
                 ex["label"] = names[label] if names and isinstance(label, int) else str(label)

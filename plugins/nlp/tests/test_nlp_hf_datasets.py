@@ -47,3 +47,12 @@ def test_training_from_a_saved_dataset_end_to_end(tmp_path):
     assert "accuracy" in run.results and (tmp_path / "run" / "eval.json").is_file()
     predictions = fmkit.predict(str(run.run_dir), ["a great warm funny film"])
     assert predictions[0]["label"] in {"negative", "positive"}  # class names, not ClassLabel ids
+
+
+def test_a_text_column_of_numbers_is_named_not_a_traceback(tmp_path):
+    """A saved data set whose text column holds integers crashed in tokenizer training."""
+    folder = tmp_path / "numtext"
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": [1, 2, 3], "label": [0, 1, 0]})}) \
+        .save_to_disk(str(folder))
+    with pytest.raises(DataError, match=r"split 'train', row 1\): the 'text' value must be a string; got a number"):
+        HFDataset(HFDatasetParams(path=str(folder))).load()
