@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-data", action="store_true",
                    help="also read the whole data set as training's first step does (cleaning, blank labels, "
                         "a single class, labels the test file has that training lacks, every line's format) "
-                        "and print examples per split; slower, writes nothing")
+                        "and print examples per split; slower; writes no run and no feature cache")
     p.set_defaults(func=core.validate)
 
     p = sub.add_parser("schema", help="print the JSON Schema of recipes with every installed component")
