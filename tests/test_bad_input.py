@@ -664,6 +664,8 @@ def test_set_takes_a_string_as_typed_unless_quoted(tmp_path):
 
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(tiny_recipe(tmp_path)))
+    assert load_recipe(str(path), ["tracking.run_name=2024-01-01"]).tracking.run_name == "2024-01-01"  # not a date
+    assert load_recipe(str(path), ["tracking.run_name=1:30"]).tracking.run_name == "1:30"  # not 90 (base 60)
     recipe = load_recipe(str(path), ["tracking.run_name=exp #3", "data.label_separator=|", "train.epochs=3",
                                      "data.text_column='quoted #1'", "task.max_length= 8 "])
     assert recipe.tracking.run_name == "exp #3"

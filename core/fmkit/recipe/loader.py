@@ -141,7 +141,8 @@ def _coerce(value: str) -> Any:
     """Turn a ``--set`` value into YAML's type: numbers, booleans, null, lists, mappings, or a string.
 
     A value YAML reads as a string is taken as typed, unless it is quoted: YAML would cut
-    ``exp #3`` at its comment and read ``|`` or ``>`` as an empty block of text."""
+    ``exp #3`` at its comment and read ``|`` or ``>`` as an empty block of text. So are a date
+    (``2024-01-01``) and a time-like ``1:30``, which YAML 1.1 reads as a date and as 90."""
     try:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError:
@@ -150,6 +151,11 @@ def _coerce(value: str) -> Any:
     quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
     if isinstance(parsed, str) and not quoted and parsed != text:
         return text
+    import datetime
+
+    if isinstance(parsed, (datetime.date, datetime.datetime)) or (
+            isinstance(parsed, (int, float)) and not isinstance(parsed, bool) and ":" in text):
+        return text  # YAML 1.1 reads 2024-01-01 as a date and 1:30 as 90 (base 60): no field takes those
     return parsed
 
 
