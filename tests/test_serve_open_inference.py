@@ -43,6 +43,9 @@ def test_a_kserve_v2_client_gets_the_same_answers_as_v1(app):
         assert np.allclose(result.as_numpy("score"), [p["score"] for p in v1], atol=1e-6)
         scores = result.as_numpy("scores")  # per-label scores in the model's label order
         assert scores.shape == (3, 2) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-4)
+        # a copy of the headers: tritonclient adds Content-Encoding to the dict it is given
+        packed = client.infer("sentiment", [tensor], headers=dict(key), request_compression_algorithm="gzip")
+        assert packed.as_numpy("label").tolist() == result.as_numpy("label").tolist()  # request compression
         only = client.infer("sentiment", [tensor], outputs=[triton.InferRequestedOutput("label")], headers=key)
         assert only.as_numpy("score") is None and only.as_numpy("label") is not None
         with pytest.raises(Exception, match="no model named 'other'"):

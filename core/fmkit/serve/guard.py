@@ -1,4 +1,5 @@
-"""The request guard: API key, body-size limit and body-read deadline, as plain ASGI middleware.
+"""The request guard: API key, body-size limit, body-read deadline and compressed bodies, as plain
+ASGI middleware.
 
 Plain ASGI rather than Starlette's ``BaseHTTPMiddleware``, which wraps every request in extra
 tasks and streams and costs a measurable share of a small model's request time.
@@ -20,6 +21,46 @@ PUBLIC_ASSETS = frozenset(ASSETS_PREFIX + name for name in ("swagger-ui-bundle.j
                                                             "favicon-32x32.png"))
 #: always public: load balancers and Kubernetes probe it without a key
 HEALTH_PATH = "/v1/health"
+
+
+class BodyRefused(ValueError):
+    """A compressed body that cannot be decompressed (400) or decompresses past the limit (413)."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status = status
+
+
+class BodyDecoder:
+    """Decompresses a ``Content-Encoding: gzip`` or ``deflate`` body as it arrives (what tritonclient
+    sends with request compression on), never past ``limit`` bytes: a small body that would
+    decompress to gigabytes stops at the limit with a 413."""
+
+    #: zlib's window bits for each coding: gzip's header, and deflate as HTTP means it (zlib-wrapped)
+    WBITS = {b"gzip": 31, b"x-gzip": 31, b"deflate": 15}
+
+    def __init__(self, coding: bytes, limit: int):
+        import zlib
+
+        self.coding, self.limit, self.size = coding.decode(), limit, 0
+        self.zlib = zlib
+        self.inflate = zlib.decompressobj(self.WBITS[coding])
+
+    def feed(self, chunk: bytes, last: bool) -> bytes:
+        try:
+            out = self.inflate.decompress(chunk, self.limit - self.size + 1)
+            self.size += len(out)
+            if self.size > self.limit or self.inflate.unconsumed_tail:
+                raise BodyRefused(413, f"the {self.coding} body decompresses past the limit of {self.limit} bytes")
+            if last:
+                out += self.inflate.flush()
+                if not self.inflate.eof:
+                    raise BodyRefused(400, f"the {self.coding} body is cut short: it ends before its compressed "
+                                           "stream does")
+        except self.zlib.error as e:
+            raise BodyRefused(400, f"the body is not valid {self.coding} data ({e}); send it uncompressed, or "
+                                   "compressed as Content-Encoding says") from None
+        return out
 
 
 class RequestGuard:
@@ -69,10 +110,17 @@ class RequestGuard:
         # every Content-Encoding header, every coding in each (a repeated header is not the last one's)
         codings = [c.strip().lower() for name, value in scope["headers"] if name == b"content-encoding"
                    for c in value.split(b",")]
-        encoding = next((c for c in codings if c not in (b"identity", b"")), None)
-        if encoding is not None:
-            return await self._reply(send, scope, 415, f"Content-Encoding {encoding.decode('latin-1')[:40]!r} is not "
-                                                       "supported: send the body uncompressed")
+        codings = [c for c in codings if c not in (b"identity", b"")]
+        decoder = None
+        if codings:
+            if len(codings) > 1 or codings[0] not in BodyDecoder.WBITS:
+                return await self._reply(send, scope, 415, f"Content-Encoding {b', '.join(codings).decode('latin-1')[:60]!r} "
+                                                           "is not supported: send the body uncompressed, or as gzip "
+                                                           "or deflate")
+            decoder = BodyDecoder(codings[0], self.max_body_bytes)
+            # the application reads the body decompressed: without the coding, or the compressed length
+            scope = {**scope, "headers": [(n, v) for n, v in scope["headers"]
+                                          if n not in (b"content-encoding", b"content-length")]}
         transfer = [c.strip().lower() for name, value in scope["headers"] if name == b"transfer-encoding"
                     for c in value.split(b",")]
         other = next((c for c in transfer if c not in (b"chunked", b"")), None)
@@ -87,11 +135,12 @@ class RequestGuard:
             if int(size) > self.max_body_bytes:
                 return await self._reply(send, scope, 413, f"request body of {int(size)} bytes exceeds the limit "
                                                            f"of {self.max_body_bytes}")
-        return await self._guarded(scope, receive, send, counted=size is None)
+        return await self._guarded(scope, receive, send, counted=size is None, decoder=decoder)
 
-    async def _guarded(self, scope, receive, send, counted: bool) -> None:
-        """Read the body against its deadline (and, without Content-Length, count it as it arrives);
-        once refused, the application reads a disconnect and its answer is dropped."""
+    async def _guarded(self, scope, receive, send, counted: bool, decoder: BodyDecoder | None = None) -> None:
+        """Read the body against its deadline (and, without Content-Length, count it as it arrives;
+        with a ``decoder``, decompress it, the decompressed size held to the same limit); once
+        refused, the application reads a disconnect and its answer is dropped."""
         state = {"read": 0, "refused": False, "complete": False}
         deadline = time.monotonic() + self.body_timeout if self.body_timeout else None
 
@@ -118,11 +167,25 @@ class RequestGuard:
                         await self._reply(send, scope, 413,
                                           f"request body exceeds the limit of {self.max_body_bytes} bytes")
                         return {"type": "http.disconnect"}
+                if decoder is not None:
+                    try:
+                        message = {**message, "body": decoder.feed(message.get("body", b""), state["complete"])}
+                    except BodyRefused as e:
+                        state["refused"] = True
+                        await self._reply(send, scope, e.status, str(e))
+                        return {"type": "http.disconnect"}
             return message
 
         async def guarded_send(message):
             if not state["refused"]:
                 await send(message)
 
-        await self.app(scope, guarded_receive, guarded_send)
+        from starlette.requests import ClientDisconnect
+
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        except ClientDisconnect:
+            if not state["refused"]:
+                raise
+            # the body was refused (answered above): the application's "client left" is no error to log
 
