@@ -163,8 +163,7 @@ def _check_data(recipe, source: str) -> None:
     from ..datasets import missing_split_files
     from ..engine.builder import Builder
     from ..engine.data import special_data_paths
-    from ..errors import FmkitError, RecipeError, RecipeIssue
-    from ..recipe.loader import read_recipe_file
+    from ..errors import FmkitError
 
     special = special_data_paths(recipe.data.dataset_params())  # FIFOs and devices: never opened
     try:
@@ -189,8 +188,16 @@ def _check_data(recipe, source: str) -> None:
         wrong = teacher_problem(recipe.distill.teacher)
         if wrong:
             problems.append((("distill", "teacher"), wrong))
-    if not problems:
-        return
+    if problems:
+        raise _located(problems, source, " (fmkit validate --skip-data checks the recipe alone)")
+
+
+def _located(problems: list[tuple[tuple, str]], source: str, note: str):
+    """A :class:`RecipeError` of ``(field path, message)`` problems, each at the line of its field (or
+    of the nearest section above it) in the recipe file ``source``, ``note`` after each message."""
+    from ..errors import FmkitError, RecipeError, RecipeIssue
+    from ..recipe.loader import read_recipe_file
+
     lines: dict = {}
     try:
         lines = read_recipe_file(Path(source))[1]
@@ -199,29 +206,21 @@ def _check_data(recipe, source: str) -> None:
     issues = []
     for loc, message in problems:
         line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
-        issues.append(RecipeIssue(".".join(loc), message + " (fmkit validate --skip-data checks the recipe alone)",
-                                  line, source))
-    raise RecipeError(issues, source)
+        issues.append(RecipeIssue(".".join(loc), message + note, line, source))
+    return RecipeError(issues, source)
 
 
 def _read_data(recipe, source: str) -> dict:
     """``--read-data``: the whole data set read, cleaned and checked, and the task fitted, by the same
     function as training's first step (nothing is written); a problem becomes a ``data`` issue."""
-    from ..errors import DataError, RecipeError, RecipeIssue
+    from ..errors import DataError
     from ..engine.training_data import check_scored_splits, read_training_data
-    from ..recipe.loader import read_recipe_file
 
     try:
         found = read_training_data(recipe)
         check_scored_splits(recipe, found.task, found.splits)
     except DataError as e:
-        line = None
-        try:
-            line = read_recipe_file(Path(source))[1].get(("data",))
-        except Exception:
-            pass
-        raise RecipeError([RecipeIssue("data", f"{e} (read with --read-data, as training reads it)", line, source)],
-                          source) from None
+        raise _located([(("data",), str(e))], source, " (read with --read-data, as training reads it)") from None
     return found.summary()
 
 

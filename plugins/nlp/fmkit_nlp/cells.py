@@ -11,13 +11,16 @@ def blank(value) -> bool:
     return value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not value.strip())
 
 
+def kind_of(value) -> str:
+    """A JSON-ish name of ``value``'s type, for error messages (``a number``, ``an object``, ``null``)."""
+    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", tuple: "a list", dict: "an object",
+            type(None): "null", str: "a string", bytes: "bytes"}.get(type(value), type(value).__name__)
+
+
 def _kind(value) -> str:
-    """A JSON-ish name of ``value``'s type, for error messages."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return f"a number ({value!r})"
-    return {list: "a list", tuple: "a list", dict: "an object", bytes: "bytes"}.get(type(value), type(value).__name__)
+    """:func:`kind_of`, with a number's value (``a number (5)``): a file's cell is found by it."""
+    kind = kind_of(value)
+    return f"{kind} ({value!r})" if kind == "a number" else kind
 
 
 def _native(value):

@@ -8,6 +8,7 @@ from fmkit.components import Params
 from fmkit.errors import DataError
 from pydantic import Field
 
+from .cells import kind_of as _kind
 from .long_text import encode_heads
 from .text_task import TokenizedTextTask, pad
 from .tokenization import TokenizerParams
@@ -126,9 +127,3 @@ def _head_tail(ids: list[int], n: int) -> list[int]:
     room = n - 2
     head = room // 4
     return ids[:1 + head] + ids[len(ids) - 1 - (room - head):]
-
-
-def _kind(value) -> str:
-    """A JSON-ish name of ``value``'s type, for error messages."""
-    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object",
-            type(None): "null", str: "a string"}.get(type(value), type(value).__name__)
